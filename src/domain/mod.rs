@@ -1,0 +1,10 @@
+//! The pure core: the rules of the product, free of HTTP, Redis and sockets.
+
+pub mod failover;
+pub mod health;
+pub mod model;
+pub mod ports;
+pub mod provider;
+pub mod routing;
+pub mod service;
+pub mod session;

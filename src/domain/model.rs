@@ -1,0 +1,260 @@
+//! Models: what providers offer (Model), one upstream of a public name (PhysicalModel), and the
+//! public name clients ask for (LogicalModel).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use validator::Validate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelCapability {
+    Chat,
+    Completion,
+    Embedding,
+    Vision,
+    Audio,
+    FunctionCalling,
+}
+
+impl ModelCapability {
+    fn parse(text: &str) -> Option<ModelCapability> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "chat" => Some(Self::Chat),
+            "completion" => Some(Self::Completion),
+            "embedding" => Some(Self::Embedding),
+            "vision" => Some(Self::Vision),
+            "audio" => Some(Self::Audio),
+            "function_calling" => Some(Self::FunctionCalling),
+            _ => None,
+        }
+    }
+}
+
+/// Context length assumed when a provider does not say (the original's default).
+pub const DEFAULT_CONTEXT_LENGTH: u32 = 8192;
+
+/// One model as a provider lists it, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub model_id: String,
+    pub provider_id: String,
+    pub family: String,
+    pub display_name: String,
+    pub context_length: u32,
+    pub capabilities: Vec<ModelCapability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<BTreeMap<String, f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub meta_hash: Option<String>,
+}
+
+impl Model {
+    /// Normalises one raw entry of a provider's list: a bare string id, or an object with `id`
+    /// (or `model_id`, or Gemini's `name: "models/x"`). Entries without an id are not models.
+    pub fn from_entry(provider_id: &str, entry: &Value) -> Option<Model> {
+        let id = match entry {
+            Value::String(id) => id.clone(),
+            Value::Object(obj) => {
+                let raw = ["id", "model_id", "name"]
+                    .iter()
+                    .find_map(|key| obj.get(*key).and_then(Value::as_str))?;
+                raw.strip_prefix("models/").unwrap_or(raw).to_string()
+            }
+            _ => return None,
+        };
+        if id.trim().is_empty() {
+            return None;
+        }
+        let field = |key: &str| entry.get(key);
+        let text = |key: &str| field(key).and_then(Value::as_str).map(str::to_string);
+        let context_length = [
+            "context_length",
+            "max_context",
+            "context_window",
+            "inputTokenLimit",
+        ]
+        .iter()
+        .find_map(|key| field(key).and_then(Value::as_u64))
+        .filter(|n| *n > 0)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        .unwrap_or(DEFAULT_CONTEXT_LENGTH);
+        let capabilities = match field("capabilities").or_else(|| field("capability")) {
+            Some(Value::String(one)) => ModelCapability::parse(one).into_iter().collect(),
+            Some(Value::Array(many)) => many
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(ModelCapability::parse)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let pricing = field("pricing").and_then(Value::as_object).map(|prices| {
+            prices
+                .iter()
+                .filter_map(|(k, v)| {
+                    let number = v.as_f64().or_else(|| v.as_str()?.parse().ok())?;
+                    Some((k.clone(), number))
+                })
+                .collect()
+        });
+        Some(Model {
+            family: text("family").unwrap_or_else(|| id.clone()),
+            display_name: text("display_name")
+                .or_else(|| text("displayName"))
+                .unwrap_or_else(|| id.clone()),
+            model_id: id,
+            provider_id: provider_id.to_string(),
+            context_length,
+            capabilities: if capabilities.is_empty() {
+                vec![ModelCapability::Chat]
+            } else {
+                capabilities
+            },
+            pricing,
+            metadata: entry.is_object().then(|| entry.clone()),
+            meta_hash: None,
+        })
+    }
+}
+
+/// One upstream of a logical model: a provider and the model id it knows the model by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct PhysicalModel {
+    #[validate(length(min = 1, max = 128, message = "must be a configured provider id"))]
+    pub provider_id: String,
+    #[validate(length(min = 1, max = 256, message = "must not be empty"))]
+    pub model_id: String,
+    /// Derived from the provider's base URL and chat path, shown for information only: an
+    /// upstream URL is never taken from input (the provider's key would follow it).
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default = "default_weight")]
+    #[validate(range(
+        exclusive_min = 0.0,
+        max = 1000000.0,
+        message = "must be greater than 0"
+    ))]
+    pub base_weight: f64,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub max_qps: Option<u32>,
+    #[serde(default)]
+    pub meta_hash: Option<String>,
+    #[serde(default)]
+    pub updated_at: f64,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The public model name clients ask for, mapped to one or more upstreams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct LogicalModel {
+    #[validate(length(min = 1, max = 256, message = "must not be empty"))]
+    pub logical_id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_capabilities")]
+    pub capabilities: Vec<ModelCapability>,
+    #[validate(nested)]
+    pub upstreams: Vec<PhysicalModel>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub updated_at: f64,
+}
+
+fn default_capabilities() -> Vec<ModelCapability> {
+    vec![ModelCapability::Chat]
+}
+
+impl LogicalModel {
+    /// A logical model built on the fly for a name that providers list (SPEC 4.2).
+    pub fn dynamic(logical_id: &str, upstreams: Vec<PhysicalModel>, now: f64) -> LogicalModel {
+        LogicalModel {
+            logical_id: logical_id.to_string(),
+            display_name: logical_id.to_string(),
+            description: format!("Dynamic logical model for '{logical_id}'"),
+            capabilities: default_capabilities(),
+            upstreams,
+            enabled: true,
+            updated_at: now,
+        }
+    }
+}
+
+/// Strips a `group/` prefix the way the original matched dynamic models.
+pub fn strip_group(name: &str) -> &str {
+    name.split_once('/').map_or(name, |(_, rest)| rest)
+}
+
+/// Whether a provider's model id answers to the requested name (the original's three rules).
+pub fn model_matches(requested: &str, listed: &str) -> bool {
+    requested == listed
+        || strip_group(requested) == listed
+        || strip_group(requested) == strip_group(listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn entries_normalise_from_strings_objects_and_gemini_names() {
+        let plain = Model::from_entry("p", &json!("gpt-4o")).unwrap();
+        assert_eq!(
+            (plain.model_id.as_str(), plain.context_length),
+            ("gpt-4o", DEFAULT_CONTEXT_LENGTH)
+        );
+        assert_eq!(plain.capabilities, vec![ModelCapability::Chat]);
+        let rich = Model::from_entry(
+            "p",
+            &json!({"id":"b","context_length":16384,"capabilities":["Vision","nope"]}),
+        )
+        .unwrap();
+        assert_eq!(
+            (rich.context_length, rich.capabilities.clone()),
+            (16384, vec![ModelCapability::Vision])
+        );
+        let gemini = Model::from_entry(
+            "g",
+            &json!({"name":"models/gemini-2.0-flash","inputTokenLimit":1048576}),
+        )
+        .unwrap();
+        assert_eq!(gemini.model_id, "gemini-2.0-flash");
+        assert!(Model::from_entry("p", &json!({"object":"model"})).is_none());
+        assert!(Model::from_entry("p", &json!(42)).is_none());
+    }
+
+    #[test]
+    fn dynamic_matching_ignores_group_prefixes() {
+        assert!(model_matches("gpt-4o", "gpt-4o"));
+        assert!(model_matches("group/gpt-4o", "gpt-4o"));
+        assert!(model_matches("a/gpt-4o", "openai/gpt-4o"));
+        assert!(!model_matches("gpt-4", "gpt-4o"));
+    }
+
+    #[test]
+    fn logical_models_validate_weights_and_ids() {
+        let mut model: LogicalModel = serde_json::from_value(json!({
+            "logical_id": "m", "upstreams": [{"provider_id": "p", "model_id": "x", "base_weight": 0.0}]
+        }))
+        .unwrap();
+        let errors = model.validate().unwrap_err().to_string();
+        assert!(errors.contains("base_weight"), "{errors}");
+        model.upstreams[0].base_weight = 0.1;
+        assert!(model.validate().is_ok());
+    }
+}

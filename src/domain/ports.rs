@@ -1,0 +1,139 @@
+//! Ports: what the domain needs from the outside world, as traits. Adapters implement them; tests
+//! use the mockall fakes (`MockUpstreamClient`, ...), also exported to `tests/` by the `mock` feature.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use super::model::{LogicalModel, Model};
+use super::provider::ProviderConfig;
+use super::session::Session;
+
+/// A storage backend failed (unreachable, timed out, corrupt value).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("store error: {0}")]
+pub struct StoreError(pub String);
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait LogicalModelStore: Send + Sync {
+    async fn get(&self, logical_id: &str) -> StoreResult<Option<LogicalModel>>;
+    async fn list(&self) -> StoreResult<Vec<LogicalModel>>;
+    async fn put(&self, model: LogicalModel) -> StoreResult<()>;
+    async fn delete(&self, logical_id: &str) -> StoreResult<bool>;
+}
+
+/// A provider's model list as cached: the models, or the reason the last fetch failed (so a broken
+/// provider is not asked again on every call).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CachedModelList {
+    Models { models: Vec<Model> },
+    Failed { reason: String },
+}
+
+/// One entry of the aggregated `/models` answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelListEntry {
+    pub id: String,
+    pub object: String,
+    pub created: i64,
+    pub owned_by: String,
+}
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ModelCacheStore: Send + Sync {
+    async fn provider_models(&self, provider_id: &str) -> StoreResult<Option<CachedModelList>>;
+    async fn put_provider_models(
+        &self,
+        provider_id: &str,
+        list: CachedModelList,
+        ttl: Duration,
+    ) -> StoreResult<()>;
+    async fn aggregate(&self) -> StoreResult<Option<Vec<ModelListEntry>>>;
+    async fn put_aggregate(&self, entries: Vec<ModelListEntry>, ttl: Duration) -> StoreResult<()>;
+}
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn get(&self, conversation_id: &str) -> StoreResult<Option<Session>>;
+    /// Stores the binding; it lives for `ttl` after this write.
+    async fn put(&self, session: Session, ttl: Duration) -> StoreResult<()>;
+    async fn delete(&self, conversation_id: &str) -> StoreResult<bool>;
+}
+
+/// Failure to reach an upstream or read its answer: always retryable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+pub type ByteStream = BoxStream<'static, Result<Bytes, TransportError>>;
+
+/// A chat request ready for one upstream: the body already in the upstream's format.
+#[derive(Debug, Clone)]
+pub struct UpstreamChatRequest {
+    pub model_id: String,
+    pub body: Bytes,
+    pub stream: bool,
+}
+
+/// The upstream's answer once its headers arrived; the body is read by the caller.
+pub struct UpstreamReply {
+    pub status: u16,
+    /// Seconds from a `Retry-After` header, when the upstream sent one.
+    pub retry_after: Option<u64>,
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for UpstreamReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamReply")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Talks to upstream providers in their own protocol.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait UpstreamClient: Send + Sync {
+    /// Sends a chat request; resolves when the response headers arrive.
+    async fn chat(
+        &self,
+        provider: &ProviderConfig,
+        request: UpstreamChatRequest,
+    ) -> Result<UpstreamReply, TransportError>;
+
+    /// Fetches the provider's model list from its models path.
+    async fn list_models(&self, provider: &ProviderConfig) -> Result<Vec<Model>, ListModelsError>;
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ListModelsError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("unreadable model list: {0}")]
+    Malformed(String),
+}
+
+/// Wall-clock time, injectable so TTLs and timestamps can be tested.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> f64;
+}
+
+/// Randomness for the weighted pick, injectable so routing tests are deterministic.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait RandomSource: Send + Sync {
+    /// A uniform number in [0, 1).
+    fn unit(&self) -> f64;
+}

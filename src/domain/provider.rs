@@ -1,0 +1,328 @@
+//! Providers as the domain sees them: identity, vendor protocol, routing weight and retry policy.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::model::Model;
+
+/// The wire protocol an upstream speaks (SPEC 2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Vendor {
+    /// Infers the vendor from a provider id: `claude`/`anthropic` and `gemini`/`google` are native
+    /// vendors, anything else is OpenAI-compatible.
+    pub fn infer_from_id(id: &str) -> Vendor {
+        let id = id.to_ascii_lowercase();
+        if id.contains("claude") || id.contains("anthropic") {
+            Vendor::Anthropic
+        } else if id.contains("gemini") || id.contains("google") {
+            Vendor::Gemini
+        } else {
+            Vendor::OpenAi
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Vendor> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "openai" => Some(Vendor::OpenAi),
+            "anthropic" | "claude" => Some(Vendor::Anthropic),
+            "gemini" | "google" => Some(Vendor::Gemini),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::OpenAi => "openai",
+            Vendor::Anthropic => "anthropic",
+            Vendor::Gemini => "gemini",
+        }
+    }
+
+    pub fn default_models_path(self) -> &'static str {
+        match self {
+            Vendor::Gemini => "/v1beta/models",
+            _ => "/v1/models",
+        }
+    }
+
+    pub fn default_chat_path(self) -> &'static str {
+        match self {
+            Vendor::OpenAi => "/v1/chat/completions",
+            Vendor::Anthropic => "/v1/messages",
+            Vendor::Gemini => "/v1beta/models/{model}:generateContent",
+        }
+    }
+}
+
+impl fmt::Display for Vendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which upstream HTTP statuses are worth trying the next candidate for (SPEC 5.1).
+/// Transport errors are always retryable and are not part of this policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// 429 and every 5xx: the rule for providers with no explicit list and no well-known id.
+    Generic,
+    /// Exactly these statuses (possibly none: `"none"` disables status retries).
+    Codes(BTreeSet<u16>),
+}
+
+/// The list well-known vendors get when nothing is configured.
+const WELL_KNOWN_DEFAULT: [u16; 5] = [429, 500, 502, 503, 504];
+
+impl RetryPolicy {
+    /// The policy a provider gets when `RETRYABLE_STATUS_CODES` is not set.
+    pub fn default_for(provider_id: &str) -> RetryPolicy {
+        match provider_id.to_ascii_lowercase().as_str() {
+            "openai" | "gemini" | "claude" | "anthropic" => {
+                RetryPolicy::Codes(WELL_KNOWN_DEFAULT.into_iter().collect())
+            }
+            _ => RetryPolicy::Generic,
+        }
+    }
+
+    /// Parses `429,500,502-504` (whitespace ignored, inclusive ranges, duplicates dropped) or
+    /// `none`. Any bad part is an error naming that part: a typo must not silently change failover.
+    pub fn parse(value: &str) -> Result<RetryPolicy, String> {
+        let trimmed = value.trim();
+        if trimmed.eq_ignore_ascii_case("none") {
+            return Ok(RetryPolicy::Codes(BTreeSet::new()));
+        }
+        let mut codes = BTreeSet::new();
+        for raw in trimmed.split(',') {
+            let part: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+            if part.is_empty() {
+                continue;
+            }
+            match part.split_once('-') {
+                Some((start, end)) => {
+                    let (start, end) = (parse_status(start, &part)?, parse_status(end, &part)?);
+                    if start > end {
+                        return Err(format!("range '{part}' runs backwards"));
+                    }
+                    codes.extend(start..=end);
+                }
+                None => {
+                    codes.insert(parse_status(&part, &part)?);
+                }
+            }
+        }
+        if codes.is_empty() {
+            return Err("no status codes given (use 'none' to disable status retries)".into());
+        }
+        Ok(RetryPolicy::Codes(codes))
+    }
+
+    pub fn is_retryable_status(&self, status: u16) -> bool {
+        match self {
+            RetryPolicy::Generic => status == 429 || (500..=599).contains(&status),
+            RetryPolicy::Codes(codes) => codes.contains(&status),
+        }
+    }
+}
+
+fn parse_status(text: &str, part: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(code) if (100..=599).contains(&code) => Ok(code),
+        _ => Err(format!(
+            "'{part}' is not an HTTP status code or an inclusive range such as 502-504"
+        )),
+    }
+}
+
+/// One configured upstream provider. Built once at start-up from the environment; immutable after.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub name: String,
+    /// API base without a trailing slash.
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub vendor: Vendor,
+    pub models_path: String,
+    pub chat_path: String,
+    pub weight: f64,
+    pub region: Option<String>,
+    pub max_qps: Option<u32>,
+    pub retry: RetryPolicy,
+    pub cost_input: Option<f64>,
+    pub cost_output: Option<f64>,
+    /// A fixed model list that replaces the call to the models path.
+    pub static_models: Option<Vec<Model>>,
+    pub custom_headers: Vec<(String, String)>,
+}
+
+impl ProviderConfig {
+    /// `base_url` joined with `path`, without doubling a version segment the base already ends with
+    /// (`https://api.openai.com/v1` + `/v1/models` gives `.../v1/models`, not `.../v1/v1/models`).
+    pub fn url_for(&self, path: &str) -> String {
+        join_url(&self.base_url, path)
+    }
+
+    /// The chat URL for one physical model (Gemini puts the model in the path).
+    pub fn chat_url(&self, model_id: &str) -> String {
+        self.url_for(&self.chat_path.replace("{model}", model_id))
+    }
+
+    /// `****abcd`: enough for an operator to tell keys apart, never enough to use one.
+    pub fn masked_key(&self) -> String {
+        mask_secret(self.api_key.expose_secret())
+    }
+}
+
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_string();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("****{tail}")
+}
+
+pub fn join_url(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let first_segment = path[1..].split(['/', '?']).next().unwrap_or("");
+    if !first_segment.is_empty() && base.ends_with(&format!("/{first_segment}")) {
+        return format!("{base}{}", &path[1 + first_segment.len()..]);
+    }
+    format!("{base}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(list: &[u16]) -> RetryPolicy {
+        RetryPolicy::Codes(list.iter().copied().collect())
+    }
+
+    #[test]
+    fn status_lists_and_ranges_parse() {
+        assert_eq!(
+            RetryPolicy::parse("429,500,502-504").unwrap(),
+            codes(&[429, 500, 502, 503, 504])
+        );
+    }
+
+    #[test]
+    fn whitespace_is_ignored_everywhere() {
+        assert_eq!(
+            RetryPolicy::parse(" 429 , 502 - 503 ,").unwrap(),
+            codes(&[429, 502, 503])
+        );
+    }
+
+    #[test]
+    fn duplicates_are_dropped() {
+        assert_eq!(
+            RetryPolicy::parse("500,500,499-501").unwrap(),
+            codes(&[499, 500, 501])
+        );
+    }
+
+    #[test]
+    fn none_disables_status_retries() {
+        let policy = RetryPolicy::parse("None").unwrap();
+        assert_eq!(policy, codes(&[]));
+        assert!(!policy.is_retryable_status(500));
+    }
+
+    #[test]
+    fn bad_parts_are_rejected_with_the_part_named() {
+        for bad in ["abc", "429,x", "504-502", "-5", "700", "500-", "", " , "] {
+            let err = RetryPolicy::parse(bad).unwrap_err();
+            assert!(!err.is_empty(), "{bad} gave an empty message");
+        }
+        assert!(RetryPolicy::parse("429,5o0").unwrap_err().contains("5o0"));
+    }
+
+    #[test]
+    fn well_known_ids_default_to_the_short_list_and_others_to_every_5xx() {
+        let openai = RetryPolicy::default_for("OpenAI");
+        assert!(openai.is_retryable_status(503) && !openai.is_retryable_status(501));
+        let other = RetryPolicy::default_for("a4f");
+        assert!(other.is_retryable_status(501) && other.is_retryable_status(429));
+        assert!(!other.is_retryable_status(404));
+    }
+
+    #[test]
+    fn vendor_is_inferred_from_the_id() {
+        assert_eq!(Vendor::infer_from_id("my-claude"), Vendor::Anthropic);
+        assert_eq!(Vendor::infer_from_id("Google-AI"), Vendor::Gemini);
+        assert_eq!(Vendor::infer_from_id("deepseek"), Vendor::OpenAi);
+    }
+
+    #[test]
+    fn urls_never_double_the_version_segment() {
+        assert_eq!(
+            join_url("https://api.openai.com/v1/", "/v1/models"),
+            "https://api.openai.com/v1/models"
+        );
+        assert_eq!(
+            join_url("https://api.openai.com", "v1/models"),
+            "https://api.openai.com/v1/models"
+        );
+        assert_eq!(
+            join_url("https://x.test/v1beta", "/v1beta/models/m:generateContent"),
+            "https://x.test/v1beta/models/m:generateContent"
+        );
+        assert_eq!(
+            join_url("https://x.test/api", "/v1/models"),
+            "https://x.test/api/v1/models"
+        );
+    }
+
+    #[test]
+    fn keys_are_masked_to_their_last_four_characters() {
+        assert_eq!(mask_secret("sk-1234567890abcd"), "****abcd");
+        assert_eq!(mask_secret("short"), "****");
+    }
+}
+
+/// Every configured provider, in `LLM_PROVIDERS` order, looked up by id.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderRegistry {
+    ordered: Vec<std::sync::Arc<ProviderConfig>>,
+}
+
+impl ProviderRegistry {
+    pub fn new(providers: Vec<ProviderConfig>) -> Self {
+        ProviderRegistry {
+            ordered: providers.into_iter().map(std::sync::Arc::new).collect(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&std::sync::Arc<ProviderConfig>> {
+        // A handful of providers: a linear scan beats hashing here.
+        self.ordered.iter().find(|p| p.id == id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &std::sync::Arc<ProviderConfig>> {
+        self.ordered.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ordered.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ordered.is_empty()
+    }
+}

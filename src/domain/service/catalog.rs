@@ -1,0 +1,219 @@
+//! The model catalog: every provider's model list (cached, failures remembered for the TTL), the
+//! aggregated `/models` answer, and resolving a requested model name to a logical model (SPEC 4.1, 4.2).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::domain::model::{LogicalModel, Model, PhysicalModel, model_matches};
+use crate::domain::ports::{
+    CachedModelList, Clock, LogicalModelStore, ModelCacheStore, ModelListEntry, UpstreamClient,
+};
+use crate::domain::provider::{ProviderConfig, ProviderRegistry};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("provider '{0}' is not configured")]
+    UnknownProvider(String),
+    #[error("model list of provider '{provider}' is unavailable: {reason}")]
+    Unavailable { provider: String, reason: String },
+}
+
+/// How a requested name resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    Found(LogicalModel),
+    Disabled(String),
+    NotFound,
+}
+
+pub struct Catalog {
+    providers: Arc<ProviderRegistry>,
+    logical: Arc<dyn LogicalModelStore>,
+    cache: Arc<dyn ModelCacheStore>,
+    upstream: Arc<dyn UpstreamClient>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+}
+
+impl Catalog {
+    pub fn new(
+        providers: Arc<ProviderRegistry>,
+        logical: Arc<dyn LogicalModelStore>,
+        cache: Arc<dyn ModelCacheStore>,
+        upstream: Arc<dyn UpstreamClient>,
+        clock: Arc<dyn Clock>,
+        ttl: Duration,
+    ) -> Self {
+        Catalog {
+            providers,
+            logical,
+            cache,
+            upstream,
+            clock,
+            ttl,
+        }
+    }
+
+    pub fn providers(&self) -> &ProviderRegistry {
+        &self.providers
+    }
+
+    /// One provider's models: static ones, else the cached list, else a fetch whose result (models
+    /// or failure) is cached for the TTL. A store failure only costs the cache, never the answer.
+    pub async fn provider_models(
+        &self,
+        provider_id: &str,
+    ) -> Result<Arc<Vec<Model>>, CatalogError> {
+        let provider = self
+            .providers
+            .get(provider_id)
+            .ok_or_else(|| CatalogError::UnknownProvider(provider_id.to_string()))?;
+        if let Some(models) = &provider.static_models {
+            return Ok(Arc::new(models.clone()));
+        }
+        match self.cache.provider_models(provider_id).await {
+            Ok(Some(cached)) => return into_result(provider_id, cached),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(provider = provider_id, error = %e, "model cache unreadable"),
+        }
+        let fetched = match self.upstream.list_models(provider).await {
+            Ok(models) => CachedModelList::Models { models },
+            Err(e) => {
+                tracing::warn!(provider = provider_id, error = %e, "model list fetch failed");
+                CachedModelList::Failed {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        if let Err(e) = self
+            .cache
+            .put_provider_models(provider_id, fetched.clone(), self.ttl)
+            .await
+        {
+            tracing::warn!(provider = provider_id, error = %e, "model cache not written");
+        }
+        into_result(provider_id, fetched)
+    }
+
+    /// The `/models` answer: enabled logical models, then every provider's models, de-duplicated.
+    pub async fn all_models(&self) -> Vec<ModelListEntry> {
+        if let Ok(Some(entries)) = self.cache.aggregate().await {
+            return entries;
+        }
+        let created = self.clock.now() as i64;
+        let mut entries: Vec<ModelListEntry> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut push = |id: &str, owner: &str, entries: &mut Vec<ModelListEntry>| {
+            if seen.insert(id.to_string()) {
+                entries.push(ModelListEntry {
+                    id: id.to_string(),
+                    object: "model".into(),
+                    created,
+                    owned_by: owner.to_string(),
+                });
+            }
+        };
+        match self.logical.list().await {
+            Ok(mut models) => {
+                models.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
+                for model in models.iter().filter(|m| m.enabled) {
+                    push(&model.logical_id, "apiproxy", &mut entries);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "logical models unreadable for /models"),
+        }
+        let ids: Vec<&str> = self.providers.iter().map(|p| p.id.as_str()).collect();
+        let lists = join_all(ids.iter().map(|id| self.provider_models(id))).await;
+        for (id, list) in ids.iter().zip(lists) {
+            if let Ok(models) = list {
+                for model in models.iter() {
+                    push(&model.model_id, id, &mut entries);
+                }
+            }
+        }
+        if let Err(e) = self.cache.put_aggregate(entries.clone(), self.ttl).await {
+            tracing::warn!(error = %e, "aggregated model list not cached");
+        }
+        entries
+    }
+
+    /// Resolves a requested name (SPEC 4.2): a logical model; else `provider/model` pinned to a
+    /// configured provider; else a dynamic logical model over every provider listing the name.
+    pub async fn resolve(&self, requested: &str) -> Resolution {
+        match self.logical.get(requested).await {
+            Ok(Some(model)) if model.enabled => {
+                return Resolution::Found(self.with_endpoints(model));
+            }
+            Ok(Some(_)) => return Resolution::Disabled(requested.to_string()),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "logical model store unreadable; trying providers")
+            }
+        }
+        let now = self.clock.now();
+        if let Some((prefix, model_id)) = requested.split_once('/')
+            && let Some(provider) = self.providers.get(prefix)
+            && !model_id.is_empty()
+        {
+            let upstream = physical(provider, model_id, now);
+            return Resolution::Found(LogicalModel::dynamic(requested, vec![upstream], now));
+        }
+        let lists = join_all(self.providers.iter().map(|p| self.provider_models(&p.id))).await;
+        let upstreams: Vec<PhysicalModel> = self
+            .providers
+            .iter()
+            .zip(lists)
+            .filter_map(|(provider, list)| {
+                let models = list.ok()?;
+                let listed = models
+                    .iter()
+                    .find(|m| model_matches(requested, &m.model_id))?;
+                Some(physical(provider, &listed.model_id, now))
+            })
+            .collect();
+        if upstreams.is_empty() {
+            Resolution::NotFound
+        } else {
+            Resolution::Found(LogicalModel::dynamic(requested, upstreams, now))
+        }
+    }
+
+    /// Fills in each upstream's informational endpoint from its provider.
+    pub fn with_endpoints(&self, mut model: LogicalModel) -> LogicalModel {
+        for upstream in &mut model.upstreams {
+            if let Some(provider) = self.providers.get(&upstream.provider_id) {
+                upstream.endpoint = provider.chat_url(&upstream.model_id);
+            }
+        }
+        model
+    }
+}
+
+fn into_result(
+    provider_id: &str,
+    cached: CachedModelList,
+) -> Result<Arc<Vec<Model>>, CatalogError> {
+    match cached {
+        CachedModelList::Models { models } => Ok(Arc::new(models)),
+        CachedModelList::Failed { reason } => Err(CatalogError::Unavailable {
+            provider: provider_id.to_string(),
+            reason,
+        }),
+    }
+}
+
+/// A provider's model as an upstream of a dynamic logical model.
+pub fn physical(provider: &ProviderConfig, model_id: &str, now: f64) -> PhysicalModel {
+    PhysicalModel {
+        provider_id: provider.id.clone(),
+        model_id: model_id.to_string(),
+        endpoint: provider.chat_url(model_id),
+        base_weight: provider.weight,
+        region: provider.region.clone(),
+        max_qps: provider.max_qps,
+        meta_hash: None,
+        updated_at: now,
+    }
+}

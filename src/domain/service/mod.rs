@@ -1,0 +1,4 @@
+//! Use cases that orchestrate the domain rules through the ports.
+
+pub mod catalog;
+pub mod chat;

@@ -1,0 +1,191 @@
+//! `POST /v1/chat/completions` (SPEC 4.2): read and check the body, detect streaming, call the chat
+//! service, and write its answer or error.
+
+use std::convert::Infallible;
+
+use futures_util::StreamExt;
+use salvo::http::errors::ParseError;
+use salvo::http::{HeaderValue, StatusCode};
+use salvo::prelude::*;
+
+use crate::domain::failover::{AllFailed, upstream_message};
+use crate::domain::service::chat::{ChatError, ChatReply, ChatRequest, ServedBy};
+use crate::inbound::http::{ApiError, AppState};
+use crate::protocol::openai::ChatBody;
+
+/// Longest `X-Session-Id` accepted: it becomes a store key.
+const MAX_SESSION_ID_LEN: usize = 256;
+
+#[handler]
+pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = AppState::from_depot(depot) else {
+        return ApiError::internal().write(res);
+    };
+    let request = match read_request(req, state.max_body_bytes).await {
+        Ok(request) => request,
+        Err(error) => return error.write(res),
+    };
+    match state.chat.chat(request).await {
+        Ok(ChatReply::Complete {
+            served,
+            status,
+            body,
+        }) => {
+            served_headers(res, &served);
+            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
+            res.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            res.body(body);
+        }
+        Ok(ChatReply::Stream { served, events }) => {
+            served_headers(res, &served);
+            let headers = res.headers_mut();
+            headers.insert(
+                "content-type",
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            res.stream(events.map(Ok::<_, Infallible>));
+        }
+        Err(error) => write_chat_error(res, error),
+    }
+}
+
+async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRequest, ApiError> {
+    let session_id = match req.headers().get("x-session-id") {
+        None => None,
+        Some(value) => match value.to_str().map(str::trim) {
+            Ok(id) if !id.is_empty() && id.len() <= MAX_SESSION_ID_LEN => Some(id.to_string()),
+            _ => {
+                return Err(ApiError::bad_request(
+                    format!(
+                        "X-Session-Id must be 1 to {MAX_SESSION_ID_LEN} visible ASCII characters"
+                    ),
+                    None,
+                ));
+            }
+        },
+    };
+    let wants_sse = req.headers().get_all("accept").iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+    });
+    let bytes = req
+        .payload_with_max_size(max_body_bytes)
+        .await
+        .map_err(|e| match e {
+            ParseError::PayloadTooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                format!(
+                    "request body is larger than {max_body_bytes} bytes (MAX_REQUEST_BODY_BYTES)"
+                ),
+            ),
+            other => {
+                ApiError::bad_request(format!("request body could not be read: {other}"), None)
+            }
+        })?;
+    let mut body = ChatBody::parse(bytes).map_err(|e| ApiError::bad_request(e.message, e.param))?;
+    // Explicit `"stream": false` wins; an SSE Accept header turns streaming on otherwise.
+    let stream = match body.stream_flag() {
+        Some(flag) => flag,
+        None if wants_sse => {
+            body.set_stream(true);
+            true
+        }
+        None => false,
+    };
+    Ok(ChatRequest {
+        body,
+        stream,
+        session_id,
+    })
+}
+
+fn served_headers(res: &mut Response, served: &ServedBy) {
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&served.provider_id) {
+        headers.insert("x-apiproxy-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&served.model_id) {
+        headers.insert("x-apiproxy-model", v);
+    }
+    headers.insert("x-apiproxy-attempts", served.attempts.into());
+}
+
+fn write_chat_error(res: &mut Response, error: ChatError) {
+    let api_error = match error {
+        ChatError::ModelNotFound(model) => ApiError {
+            param: Some("model"),
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("the model '{model}' does not exist or no provider offers it"),
+            )
+        },
+        ChatError::ModelDisabled(model) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "model_disabled",
+            format!("the logical model '{model}' is disabled"),
+        ),
+        ChatError::NoCandidates(model) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "no_available_upstream",
+            format!("no configured upstream is available for the logical model '{model}'"),
+        ),
+        ChatError::UpstreamRejected {
+            served,
+            status,
+            body,
+        } => {
+            served_headers(res, &served);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            // An OpenAI-shaped error body is relayed as it is; anything else is wrapped.
+            let relayable = serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v.get("error").is_some_and(|e| e.is_object()));
+            if relayable {
+                res.status_code(status);
+                res.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                res.body(body);
+                return;
+            }
+            ApiError::new(
+                status,
+                "upstream_error",
+                "upstream_rejected",
+                upstream_message(&body),
+            )
+        }
+        ChatError::AllFailed { attempts, verdict } => {
+            res.headers_mut()
+                .insert("x-apiproxy-attempts", attempts.into());
+            match verdict {
+                AllFailed::RateLimited {
+                    retry_after,
+                    message,
+                } => ApiError {
+                    retry_after: Some(retry_after),
+                    ..ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        "rate_limit_exceeded",
+                        message,
+                    )
+                },
+                AllFailed::Upstream { message, .. } => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "all_upstreams_failed",
+                    message,
+                ),
+            }
+        }
+    };
+    api_error.write(res);
+}

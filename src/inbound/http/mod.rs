@@ -1,0 +1,57 @@
+//! The salvo HTTP adapter: routes, the auth hoop, handlers and the error shape.
+
+mod auth;
+mod error;
+mod handlers;
+mod request_id;
+mod state;
+
+pub use auth::TokenCheck;
+pub use error::ApiError;
+pub use state::AppState;
+
+use std::sync::Arc;
+
+use salvo::catcher::Catcher;
+use salvo::prelude::*;
+
+/// Puts the shared state into every request's depot.
+struct InjectState(Arc<AppState>);
+
+#[async_trait]
+impl Handler for InjectState {
+    async fn handle(
+        &self,
+        _req: &mut Request,
+        depot: &mut Depot,
+        _res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
+        depot.insert_typed(self.0.clone());
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let open = Router::new().push(Router::with_path("health").get(handlers::health::health));
+    let authed = Router::new()
+        .hoop(auth::require_token)
+        .push(Router::with_path("models").get(handlers::models::list))
+        .push(
+            Router::with_path("v1")
+                .push(Router::with_path("models").get(handlers::models::list))
+                .push(Router::with_path("models/{**id}").get(handlers::models::get_one))
+                .push(Router::with_path("chat/completions").post(handlers::chat::completions)),
+        );
+    Router::new()
+        .hoop(InjectState(state))
+        .hoop(request_id::request_id)
+        .hoop(salvo::catch_panic::CatchPanic::new())
+        .push(open)
+        .push(authed)
+}
+
+/// The service: routes plus a catcher that gives every error without a body (unknown route, wrong
+/// method, a panic) the gateway's JSON error shape.
+pub fn service(state: Arc<AppState>) -> Service {
+    Service::new(router(state)).catcher(Catcher::new(error::CatchAll))
+}

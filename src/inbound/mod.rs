@@ -1,0 +1,3 @@
+//! Inbound adapters: how clients reach the domain.
+
+pub mod http;

@@ -1,0 +1,8 @@
+//! APIProxy: an AI gateway in front of many LLM providers.
+
+pub mod config;
+pub mod domain;
+pub mod inbound;
+pub mod mock;
+pub mod outbound;
+pub mod protocol;

@@ -1,0 +1,361 @@
+//! The composition root: reads the configuration, picks and wires the adapters, runs the server.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use apiproxy::config::{LogFormat, Settings};
+use apiproxy::domain::model::{LogicalModel, PhysicalModel};
+use apiproxy::domain::ports::{Clock, LogicalModelStore};
+use apiproxy::domain::provider::ProviderRegistry;
+use apiproxy::domain::service::catalog::Catalog;
+use apiproxy::domain::service::chat::{ChatService, ChatSettings, Timeouts};
+use apiproxy::inbound::http::{AppState, TokenCheck};
+use apiproxy::outbound::memory::{MemoryLogicalModelStore, MemoryModelCache, MemorySessionStore};
+use apiproxy::outbound::system::{SystemClock, ThreadRandom};
+use apiproxy::outbound::upstream::{HttpUpstream, HttpUpstreamSettings, MaskHeaders};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use salvo::conn::{Acceptor, Listener, TcpListener};
+use salvo::server::Server;
+use secrecy::ExposeSecret;
+
+#[derive(Parser)]
+#[command(
+    name = "apiproxy",
+    version,
+    about = "An AI gateway: one OpenAI- and Anthropic-compatible endpoint in front of many LLM providers"
+)]
+struct Cli {
+    /// Bind address (overrides HOST).
+    #[arg(long, global = true)]
+    host: Option<String>,
+    /// Port (overrides PORT; 0 picks a free one).
+    #[arg(long, global = true)]
+    port: Option<u16>,
+    /// The .env file to load (overrides APIPROXY_ENV_FILE; default .env).
+    #[arg(long, global = true)]
+    env_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Run the gateway with two built-in mock providers and a logical model `demo`: no account needed.
+    Demo,
+    /// Print the Base64 form of a gateway token and the header to send.
+    EncodeToken { token: String },
+    /// Validate the configuration, print the resolved providers (keys masked) and logical models.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::EncodeToken { ref token }) => encode_token(token),
+        Some(Command::CheckConfig) => match load_settings(&cli) {
+            Ok((settings, warnings)) => check_config(&settings, &warnings),
+            Err(message) => fail(&message),
+        },
+        Some(Command::Demo) => run(&cli, true),
+        Some(Command::Serve) | None => run(&cli, false),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("apiproxy: {message}");
+    ExitCode::FAILURE
+}
+
+fn encode_token(token: &str) -> ExitCode {
+    if token.is_empty() {
+        return fail("the token must not be empty");
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(token.as_bytes());
+    println!("Base64: {encoded}\n\nSend it as:\nAuthorization: Bearer {encoded}");
+    ExitCode::SUCCESS
+}
+
+/// `.env` first (never overriding the real environment), then the environment, then the flags.
+fn load_settings(cli: &Cli) -> Result<(Settings, Vec<String>), String> {
+    let env_file = cli
+        .env_file
+        .clone()
+        .or_else(|| std::env::var_os("APIPROXY_ENV_FILE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".env"));
+    match dotenvy::from_path(&env_file) {
+        Ok(()) => {}
+        Err(dotenvy::Error::Io(e))
+            if e.kind() == std::io::ErrorKind::NotFound && cli.env_file.is_none() => {}
+        Err(e) => return Err(format!("cannot load {}: {e}", env_file.display())),
+    }
+    let vars: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let (mut settings, warnings) = Settings::from_vars(&vars).map_err(|e| e.to_string())?;
+    if let Some(host) = &cli.host {
+        settings.host = host.clone();
+    }
+    if let Some(port) = cli.port {
+        settings.port = port;
+    }
+    Ok((settings, warnings))
+}
+
+fn check_config(settings: &Settings, warnings: &[String]) -> ExitCode {
+    for warning in warnings {
+        println!("warning: {warning}");
+    }
+    let models = match settings.load_logical_models() {
+        Ok(models) => models,
+        Err(e) => return fail(&e.to_string()),
+    };
+    println!("listen: {}:{}", settings.host, settings.port);
+    println!(
+        "store: {}",
+        if settings.redis_url.is_some() {
+            "redis (REDIS_URL)"
+        } else {
+            "in-memory"
+        }
+    );
+    println!("providers ({}):", settings.providers.len());
+    for p in &settings.providers {
+        println!(
+            "  {} ({}) vendor={} base_url={} chat={} models={} weight={} key={}",
+            p.id,
+            p.name,
+            p.vendor,
+            p.base_url,
+            p.chat_path,
+            p.models_path,
+            p.weight,
+            p.masked_key()
+        );
+    }
+    println!("logical models ({}):", models.len());
+    for m in &models {
+        let upstreams: Vec<String> = m
+            .upstreams
+            .iter()
+            .map(|u| format!("{}/{}@{}", u.provider_id, u.model_id, u.base_weight))
+            .collect();
+        println!("  {} -> {}", m.logical_id, upstreams.join(", "));
+    }
+    println!("configuration OK");
+    ExitCode::SUCCESS
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "apiproxy={0},mock_upstream={0},warn",
+            settings.log_level
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(cli: &Cli, demo: bool) -> ExitCode {
+    let (settings, warnings) = match load_settings(cli) {
+        Ok(loaded) => loaded,
+        Err(message) => return fail(&message),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    init_logging(&settings);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    match runtime.block_on(serve(settings, demo)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+/// Demo mode: two mock providers on free ports and a logical model over both.
+async fn add_demo_providers(settings: &mut Settings) -> Result<Vec<LogicalModel>, String> {
+    let mut upstreams = Vec::new();
+    for (id, weight) in [("mock-a", "3"), ("mock-b", "1")] {
+        let config = apiproxy::mock::MockConfig {
+            name: id.into(),
+            models: vec!["demo-model".into()],
+            reply_words: 12,
+        };
+        let addr = apiproxy::mock::spawn("127.0.0.1:0", config).await?;
+        let vars: BTreeMap<String, String> = [
+            ("LLM_PROVIDERS".to_string(), id.to_string()),
+            (format!("LLM_PROVIDER_{id}_NAME"), format!("Demo {id}")),
+            (
+                format!("LLM_PROVIDER_{id}_BASE_URL"),
+                format!("http://{addr}"),
+            ),
+            (format!("LLM_PROVIDER_{id}_API_KEY"), "demo-key".to_string()),
+            (format!("LLM_PROVIDER_{id}_WEIGHT"), weight.to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let (demo, _) = Settings::from_vars(&vars).map_err(|e| e.to_string())?;
+        settings.providers.extend(demo.providers);
+        upstreams.push(PhysicalModel {
+            provider_id: id.into(),
+            model_id: "demo-model".into(),
+            endpoint: String::new(),
+            base_weight: weight.parse().unwrap_or(1.0),
+            region: None,
+            max_qps: None,
+            meta_hash: None,
+            updated_at: 0.0,
+        });
+    }
+    let mut demo = LogicalModel::dynamic("demo", upstreams, 0.0);
+    demo.description = "Demo logical model over two built-in mock providers (weights 3:1)".into();
+    Ok(vec![demo])
+}
+
+async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
+    let mut logical_models = settings.load_logical_models().map_err(|e| e.to_string())?;
+    if demo {
+        logical_models.extend(add_demo_providers(&mut settings).await?);
+    }
+    if settings.redis_url.is_some() {
+        tracing::warn!(
+            "REDIS_URL is set, but this build keeps state in memory; the Redis store is not available yet"
+        );
+    }
+    if settings.providers.is_empty() {
+        tracing::warn!(
+            "no providers are configured (LLM_PROVIDERS); chat requests will answer 404 until one is"
+        );
+    }
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let providers = Arc::new(ProviderRegistry::new(settings.providers.clone()));
+    let mask = settings.mask_as_browser.then(|| MaskHeaders {
+        user_agent: settings.mask_user_agent.clone(),
+        origin: settings.mask_origin.clone(),
+        referer: settings.mask_referer.clone(),
+    });
+    let upstream = Arc::new(HttpUpstream::new(
+        &HttpUpstreamSettings {
+            connect_timeout: settings.upstream_connect_timeout,
+            mask,
+        },
+        &providers,
+    )?);
+    let logical_store = Arc::new(MemoryLogicalModelStore::default());
+    for mut model in logical_models {
+        model.updated_at = clock.now();
+        logical_store.put(model).await.map_err(|e| e.to_string())?;
+    }
+    let catalog = Arc::new(Catalog::new(
+        providers.clone(),
+        logical_store,
+        Arc::new(MemoryModelCache::new(clock.clone())),
+        upstream.clone(),
+        clock.clone(),
+        settings.models_cache_ttl,
+    ));
+    let chat_settings = ChatSettings {
+        timeouts: Timeouts {
+            first_byte: settings.upstream_first_byte_timeout,
+            idle: settings.upstream_idle_timeout,
+            total: settings.upstream_timeout,
+        },
+        session_ttl: settings.session_ttl,
+        ..ChatSettings::default()
+    };
+    let chat = Arc::new(ChatService::new(
+        catalog.clone(),
+        Arc::new(MemorySessionStore::new(clock.clone())),
+        upstream,
+        clock,
+        Arc::new(ThreadRandom),
+        chat_settings,
+    ));
+    let state = Arc::new(AppState {
+        catalog,
+        chat,
+        tokens: TokenCheck::new(settings.auth_token.clone()),
+        max_body_bytes: settings.max_request_body_bytes,
+    });
+
+    let addr = format!("{}:{}", settings.host, settings.port);
+    let acceptor = TcpListener::new(addr.clone())
+        .try_bind()
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound: Option<SocketAddr> = acceptor
+        .holdings()
+        .first()
+        .and_then(|h| h.local_addr.clone().into_std());
+    let shown = bound.map_or(addr, |a| a.to_string());
+    tracing::info!(
+        providers = providers.len(),
+        "apiproxy listening on http://{shown}"
+    );
+    if demo {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(settings.auth_token.expose_secret().as_bytes());
+        let token = if settings.auth_token_is_default {
+            token
+        } else {
+            "<base64 of your APIPROXY_AUTH_TOKEN>".into()
+        };
+        println!(
+            "\nAPIProxy demo is running on http://{shown} with mock providers mock-a (weight 3) and mock-b (weight 1).\nTry:\n\n  curl http://{shown}/v1/chat/completions -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'\n\nPress Ctrl-C to stop.\n"
+        );
+    }
+
+    let server = Server::new(acceptor);
+    let handle = server.handle();
+    let grace = settings.shutdown_grace;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            grace_seconds = grace.as_secs_f64(),
+            "shutting down: no new connections, finishing in-flight requests"
+        );
+        handle.stop_graceful(Some(grace));
+    });
+    server.serve(apiproxy::inbound::http::service(state)).await;
+    tracing::info!("apiproxy stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

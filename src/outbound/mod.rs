@@ -1,0 +1,5 @@
+//! Adapters the domain's ports plug into: stores and upstream clients.
+
+pub mod memory;
+pub mod system;
+pub mod upstream;

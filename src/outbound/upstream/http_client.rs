@@ -1,0 +1,305 @@
+//! The upstream port over one shared, pooled reqwest client. Each provider's headers (auth the
+//! vendor's way, browser mask, custom headers) are built once at start-up, not per request.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use secrecy::ExposeSecret;
+
+use crate::domain::model::Model;
+use crate::domain::ports::{
+    ListModelsError, TransportError, UpstreamChatRequest, UpstreamClient, UpstreamReply,
+};
+use crate::domain::provider::{ProviderConfig, ProviderRegistry, Vendor};
+
+/// Browser-like headers added to chat requests when `MASK_AS_BROWSER` is on.
+#[derive(Debug, Clone, Default)]
+pub struct MaskHeaders {
+    pub user_agent: String,
+    pub origin: Option<String>,
+    pub referer: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpUpstreamSettings {
+    pub connect_timeout: Duration,
+    pub mask: Option<MaskHeaders>,
+}
+
+/// Largest model list body the gateway reads.
+const MAX_MODEL_LIST_BYTES: usize = 16 * 1024 * 1024;
+/// Bound on a models-path call, which has no per-request deadline of its own.
+const MODEL_LIST_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct ProviderHeaders {
+    chat: HeaderMap,
+    plain: HeaderMap,
+}
+
+pub struct HttpUpstream {
+    client: reqwest::Client,
+    headers: HashMap<String, ProviderHeaders>,
+}
+
+impl HttpUpstream {
+    pub fn new(
+        settings: &HttpUpstreamSettings,
+        providers: &ProviderRegistry,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let mut headers = HashMap::new();
+        for provider in providers.iter() {
+            headers.insert(
+                provider.id.clone(),
+                provider_headers(provider, settings.mask.as_ref())?,
+            );
+        }
+        Ok(HttpUpstream { client, headers })
+    }
+
+    fn headers_for(
+        &self,
+        provider: &ProviderConfig,
+    ) -> Result<std::borrow::Cow<'_, ProviderHeaders>, TransportError> {
+        match self.headers.get(&provider.id) {
+            Some(headers) => Ok(std::borrow::Cow::Borrowed(headers)),
+            None => provider_headers(provider, None)
+                .map(std::borrow::Cow::Owned)
+                .map_err(TransportError),
+        }
+    }
+}
+
+impl Clone for ProviderHeaders {
+    fn clone(&self) -> Self {
+        ProviderHeaders {
+            chat: self.chat.clone(),
+            plain: self.plain.clone(),
+        }
+    }
+}
+
+fn header_value(value: &str, what: &str, provider: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(value)
+        .map_err(|_| format!("provider '{provider}': {what} is not a valid HTTP header value"))
+}
+
+fn provider_headers(
+    provider: &ProviderConfig,
+    mask: Option<&MaskHeaders>,
+) -> Result<ProviderHeaders, String> {
+    let mut plain = HeaderMap::new();
+    let key = provider.api_key.expose_secret();
+    match provider.vendor {
+        Vendor::OpenAi => {
+            let mut value = header_value(&format!("Bearer {key}"), "the API key", &provider.id)?;
+            value.set_sensitive(true);
+            plain.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Vendor::Anthropic => {
+            let mut value = header_value(key, "the API key", &provider.id)?;
+            value.set_sensitive(true);
+            plain.insert("x-api-key", value);
+            plain.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        }
+        Vendor::Gemini => {
+            let mut value = header_value(key, "the API key", &provider.id)?;
+            value.set_sensitive(true);
+            plain.insert("x-goog-api-key", value);
+        }
+    }
+    let mut chat = plain.clone();
+    chat.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(mask) = mask {
+        chat.insert(
+            reqwest::header::USER_AGENT,
+            header_value(&mask.user_agent, "MASK_USER_AGENT", &provider.id)?,
+        );
+        if let Some(origin) = &mask.origin {
+            chat.insert(
+                reqwest::header::ORIGIN,
+                header_value(origin, "MASK_ORIGIN", &provider.id)?,
+            );
+        }
+        if let Some(referer) = &mask.referer {
+            chat.insert(
+                reqwest::header::REFERER,
+                header_value(referer, "MASK_REFERER", &provider.id)?,
+            );
+        }
+    }
+    // Custom headers come last and win, for chat and model-list calls alike.
+    for (name, value) in &provider.custom_headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            format!(
+                "provider '{}': custom header name '{name}' is invalid",
+                provider.id
+            )
+        })?;
+        let value = header_value(value, "a custom header value", &provider.id)?;
+        chat.insert(name.clone(), value.clone());
+        plain.insert(name, value);
+    }
+    Ok(ProviderHeaders { chat, plain })
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+}
+
+/// A transport error described without the URL's query string (it could carry a key).
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_connect() {
+        "connection to upstream failed"
+    } else if error.is_timeout() {
+        "upstream timed out"
+    } else if error.is_body() || error.is_decode() {
+        "upstream body was cut off"
+    } else {
+        "upstream request failed"
+    };
+    let mut source = std::error::Error::source(error);
+    let mut detail = String::new();
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[async_trait]
+impl UpstreamClient for HttpUpstream {
+    async fn chat(
+        &self,
+        provider: &ProviderConfig,
+        request: UpstreamChatRequest,
+    ) -> Result<UpstreamReply, TransportError> {
+        let headers = self.headers_for(provider)?;
+        let accept = if request.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let response = self
+            .client
+            .post(provider.chat_url(&request.model_id))
+            .headers(headers.chat.clone())
+            .header(ACCEPT, accept)
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|e| TransportError(describe(&e)))?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| TransportError(describe(&e))))
+            .boxed();
+        Ok(UpstreamReply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    async fn list_models(&self, provider: &ProviderConfig) -> Result<Vec<Model>, ListModelsError> {
+        let headers = self
+            .headers_for(provider)
+            .map_err(|e| ListModelsError::Transport(e.0))?;
+        let fetch = async {
+            let response = self
+                .client
+                .get(provider.url_for(&provider.models_path))
+                .headers(headers.plain.clone())
+                .header(ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| ListModelsError::Transport(describe(&e)))?;
+            let status = response.status().as_u16();
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| ListModelsError::Transport(describe(&e)))?;
+                if body.len() + chunk.len() > MAX_MODEL_LIST_BYTES {
+                    return Err(ListModelsError::Malformed("model list is too large".into()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if status >= 400 {
+                let message = crate::domain::failover::upstream_message(&body);
+                return Err(ListModelsError::Status { status, message });
+            }
+            parse_model_list(&provider.id, &body)
+        };
+        tokio::time::timeout(MODEL_LIST_TIMEOUT, fetch)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ListModelsError::Transport(
+                    "model list request timed out".into(),
+                ))
+            })
+    }
+}
+
+/// Accepts OpenAI's `{"data":[...]}`, Gemini's `{"models":[...]}` or a bare list.
+pub fn parse_model_list(provider_id: &str, body: &[u8]) -> Result<Vec<Model>, ListModelsError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ListModelsError::Malformed(e.to_string()))?;
+    let entries = match &value {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Object(obj) => match obj.get("data").or_else(|| obj.get("models")) {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => {
+                return Err(ListModelsError::Malformed(
+                    "no 'data' or 'models' list".into(),
+                ));
+            }
+        },
+        _ => {
+            return Err(ListModelsError::Malformed(
+                "not a JSON list or object".into(),
+            ));
+        }
+    };
+    Ok(entries
+        .iter()
+        .filter_map(|entry| Model::from_entry(provider_id, entry))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_lists_of_every_shape_parse() {
+        let openai =
+            parse_model_list("p", br#"{"object":"list","data":[{"id":"a"},{"id":"b"}]}"#).unwrap();
+        assert_eq!(openai.len(), 2);
+        let gemini =
+            parse_model_list("g", br#"{"models":[{"name":"models/gemini-2.0-flash"}]}"#).unwrap();
+        assert_eq!(gemini[0].model_id, "gemini-2.0-flash");
+        assert_eq!(parse_model_list("p", br#"["x"]"#).unwrap()[0].model_id, "x");
+        assert!(parse_model_list("p", b"<html>").is_err());
+        assert!(parse_model_list("p", br#"{"nothing":1}"#).is_err());
+    }
+}

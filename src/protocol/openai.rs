@@ -1,0 +1,341 @@
+//! The OpenAI Chat Completions wire format: the request body as the gateway needs it (only `model`,
+//! `stream` and the shape checked; everything else kept as raw JSON and passed on untouched), stream
+//! chunk classification for the commit rule, and the gateway's own error event.
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+
+use crate::domain::failover::StreamEventKind;
+use crate::protocol::sse;
+
+/// A request body whose fields stay raw JSON: rewriting `model` does not re-model the messages.
+#[derive(Debug, Clone)]
+pub struct ChatBody {
+    fields: IndexMap<String, Box<RawValue>>,
+    model: String,
+}
+
+/// Why a chat body cannot be accepted, with the field at fault when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError {
+    pub message: String,
+    pub param: Option<&'static str>,
+}
+
+impl BodyError {
+    fn new(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        BodyError {
+            message: message.into(),
+            param,
+        }
+    }
+}
+
+impl ChatBody {
+    pub fn parse(bytes: &[u8]) -> Result<ChatBody, BodyError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(BodyError::new(
+                "request body is empty; expected a JSON object",
+                None,
+            ));
+        }
+        if nesting_exceeds(bytes, MAX_NESTING) {
+            return Err(BodyError::new(
+                format!("request body nests deeper than {MAX_NESTING} levels"),
+                None,
+            ));
+        }
+        let fields: IndexMap<String, Box<RawValue>> =
+            serde_json::from_slice(bytes).map_err(|e| {
+                if e.is_data() {
+                    BodyError::new("request body must be a JSON object", None)
+                } else {
+                    BodyError::new(format!("request body is not valid JSON: {e}"), None)
+                }
+            })?;
+        let model = match fields.get("model") {
+            None => return Err(BodyError::new("'model' is required", Some("model"))),
+            Some(raw) => match serde_json::from_str::<String>(raw.get()) {
+                Ok(model) if !model.trim().is_empty() => model,
+                Ok(_) => return Err(BodyError::new("'model' must not be empty", Some("model"))),
+                Err(_) => return Err(BodyError::new("'model' must be a string", Some("model"))),
+            },
+        };
+        match fields
+            .get("messages")
+            .map(|raw| raw.get().trim_start().as_bytes().first().copied())
+        {
+            None => return Err(BodyError::new("'messages' is required", Some("messages"))),
+            Some(Some(b'[')) => {}
+            Some(_) => {
+                return Err(BodyError::new(
+                    "'messages' must be an array",
+                    Some("messages"),
+                ));
+            }
+        }
+        if let Some(raw) = fields.get("stream")
+            && !matches!(raw.get(), "true" | "false" | "null")
+        {
+            return Err(BodyError::new("'stream' must be a boolean", Some("stream")));
+        }
+        Ok(ChatBody { fields, model })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// `Some(true/false)` when the body says, `None` when it does not (or says null).
+    pub fn stream_flag(&self) -> Option<bool> {
+        match self.fields.get("stream").map(|raw| raw.get()) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        }
+    }
+
+    pub fn set_stream(&mut self, stream: bool) {
+        let raw = if stream { "true" } else { "false" };
+        self.fields.insert("stream".into(), raw_json(raw));
+    }
+
+    /// The body for one upstream: the same fields in the same order, `model` replaced.
+    pub fn to_upstream(&self, model_id: &str) -> Bytes {
+        let mut out = Vec::with_capacity(self.encoded_len_hint() + model_id.len());
+        out.push(b'{');
+        for (index, (key, value)) in self.fields.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            write_json_string(&mut out, key);
+            out.push(b':');
+            if key == "model" {
+                write_json_string(&mut out, model_id);
+            } else {
+                out.extend_from_slice(value.get().as_bytes());
+            }
+        }
+        out.push(b'}');
+        Bytes::from(out)
+    }
+
+    fn encoded_len_hint(&self) -> usize {
+        self.fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>()
+            + 2
+    }
+}
+
+/// The deepest nesting a request body may have (serde_json's own default limit). Raw values are
+/// not parsed deeply, so the gateway checks depth itself before passing a body on.
+pub const MAX_NESTING: usize = 128;
+
+/// Whether JSON text nests arrays and objects deeper than `limit`, in one pass without parsing.
+fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn raw_json(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_string()).unwrap_or_else(|_| unreachable_raw())
+}
+
+#[cold]
+fn unreachable_raw() -> Box<RawValue> {
+    // Only reached if a literal above were not JSON; `null` keeps the body valid regardless.
+    RawValue::from_string("null".into()).unwrap_or_default()
+}
+
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    // serde_json's string escaping cannot fail on a Vec.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// What one upstream chunk means for the commit rule (SPEC 5.5).
+pub fn classify_event(event: &[u8]) -> StreamEventKind {
+    let Some(data) = sse::event_data(event) else {
+        return StreamEventKind::Preamble;
+    };
+    let data = data.trim();
+    if data == "[DONE]" {
+        return StreamEventKind::End;
+    }
+    let Ok(chunk) = serde_json::from_str::<serde_json::Value>(data) else {
+        // Garbage lines carry nothing a client needs; they do not commit the stream.
+        return StreamEventKind::Preamble;
+    };
+    if chunk.get("error").is_some_and(|e| !e.is_null()) {
+        return StreamEventKind::Error;
+    }
+    let carries_content = chunk
+        .get("choices")
+        .and_then(|c| c.as_array())
+        .is_some_and(|choices| choices.iter().any(choice_has_content));
+    if carries_content {
+        StreamEventKind::Content
+    } else {
+        StreamEventKind::Preamble
+    }
+}
+
+fn choice_has_content(choice: &serde_json::Value) -> bool {
+    if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
+        return true;
+    }
+    let Some(delta) = choice.get("delta") else {
+        return false;
+    };
+    let non_empty = |key: &str| match delta.get(key) {
+        Some(serde_json::Value::String(s)) => !s.is_empty(),
+        Some(serde_json::Value::Array(a)) => !a.is_empty(),
+        Some(serde_json::Value::Null) | None => false,
+        Some(_) => true,
+    };
+    non_empty("content")
+        || non_empty("tool_calls")
+        || non_empty("function_call")
+        || non_empty("refusal")
+        || non_empty("reasoning_content")
+}
+
+/// The seed's mid-stream error event, in OpenAI format (the OpenAI SDK raises on it).
+pub fn error_event(status: Option<u16>, message: &str) -> Bytes {
+    let payload = serde_json::json!({
+        "error": {"type": "upstream_error", "status": status, "message": message}
+    });
+    Bytes::from(format!("data: {payload}\n\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_model_changes_and_unknown_fields_pass_through_in_order() {
+        let body = br#"{"model":"gpt","messages":[{"role":"user","content":"hi \u00e9"}],"x_custom":{"a":[1,2.50]},"stream":false}"#;
+        let parsed = ChatBody::parse(body).unwrap();
+        assert_eq!(parsed.model(), "gpt");
+        let out = parsed.to_upstream("gpt-4o-\"2024\"");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"model":"gpt-4o-\"2024\"","messages":[{"role":"user","content":"hi \u00e9"}],"x_custom":{"a":[1,2.50]},"stream":false}"#
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_named() {
+        let cases: [(&[u8], Option<&str>); 8] = [
+            (b"", None),
+            (b"[1,2]", None),
+            (b"{\"model\":", None),
+            (b"{\"messages\":[]}", Some("model")),
+            (b"{\"model\":5,\"messages\":[]}", Some("model")),
+            (b"{\"model\":\"  \",\"messages\":[]}", Some("model")),
+            (b"{\"model\":\"m\",\"messages\":\"hi\"}", Some("messages")),
+            (
+                b"{\"model\":\"m\",\"messages\":[],\"stream\":\"yes\"}",
+                Some("stream"),
+            ),
+        ];
+        for (body, param) in cases {
+            let err = ChatBody::parse(body).unwrap_err();
+            assert_eq!(err.param, param, "{}", String::from_utf8_lossy(body));
+            assert!(!err.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut body = String::from("{\"model\":\"m\",\"messages\":[],\"x\":");
+        body.push_str(&"[".repeat(10_000));
+        body.push_str(&"]".repeat(10_000));
+        body.push('}');
+        assert!(
+            ChatBody::parse(body.as_bytes())
+                .unwrap_err()
+                .message
+                .contains("nests deeper")
+        );
+        let strings = format!(
+            "{{\"model\":\"m\",\"messages\":[\"{}\\\"[\"]}}",
+            "[".repeat(500)
+        );
+        assert!(
+            ChatBody::parse(strings.as_bytes()).is_ok(),
+            "brackets inside strings do not count"
+        );
+    }
+
+    #[test]
+    fn stream_flag_can_be_set() {
+        let mut body = ChatBody::parse(br#"{"model":"m","messages":[]}"#).unwrap();
+        assert_eq!(body.stream_flag(), None);
+        body.set_stream(true);
+        assert_eq!(body.stream_flag(), Some(true));
+        assert!(
+            std::str::from_utf8(&body.to_upstream("x"))
+                .unwrap()
+                .ends_with("\"stream\":true}")
+        );
+    }
+
+    #[test]
+    fn chunks_are_classified_for_the_commit_rule() {
+        let role = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        let text = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+        let tool =
+            b"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\"}]}}]}\n\n";
+        let finish = b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let error = b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n";
+        assert_eq!(classify_event(role), StreamEventKind::Preamble);
+        assert_eq!(
+            classify_event(b": keep-alive\n\n"),
+            StreamEventKind::Preamble
+        );
+        assert_eq!(
+            classify_event(b"data: not json\n\n"),
+            StreamEventKind::Preamble
+        );
+        assert_eq!(classify_event(text), StreamEventKind::Content);
+        assert_eq!(classify_event(tool), StreamEventKind::Content);
+        assert_eq!(classify_event(finish), StreamEventKind::Content);
+        assert_eq!(classify_event(error), StreamEventKind::Error);
+        assert_eq!(classify_event(b"data: [DONE]\n\n"), StreamEventKind::End);
+    }
+
+    #[test]
+    fn the_error_event_has_the_seed_shape() {
+        let event = error_event(Some(502), "boom");
+        let data = sse::event_data(&event).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(value["error"]["type"], "upstream_error");
+        assert_eq!(value["error"]["status"], 502);
+        assert_eq!(value["error"]["message"], "boom");
+    }
+}
