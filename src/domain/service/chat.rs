@@ -499,3 +499,448 @@ impl RestOfStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The chat use case against mockall fakes of every port: no sockets.
+
+    use super::*;
+    use crate::domain::model::PhysicalModel;
+    use crate::domain::ports::{
+        MockClock, MockLogicalModelStore, MockModelCacheStore, MockRandomSource, MockSessionStore,
+        MockUpstreamClient, TransportError, UpstreamReply,
+    };
+    use crate::domain::provider::{ProviderRegistry, RetryPolicy, Vendor};
+    use secrecy::SecretString;
+
+    fn provider(id: &str) -> ProviderConfig {
+        ProviderConfig {
+            id: id.into(),
+            name: id.into(),
+            base_url: format!("http://{id}.test"),
+            api_key: SecretString::from("k".to_string()),
+            vendor: Vendor::OpenAi,
+            models_path: "/v1/models".into(),
+            chat_path: "/v1/chat/completions".into(),
+            weight: 1.0,
+            region: None,
+            max_qps: None,
+            retry: RetryPolicy::Generic,
+            cost_input: None,
+            cost_output: None,
+            static_models: None,
+            custom_headers: Vec::new(),
+        }
+    }
+
+    fn physical(provider_id: &str) -> PhysicalModel {
+        PhysicalModel {
+            provider_id: provider_id.into(),
+            model_id: format!("{provider_id}-model"),
+            endpoint: String::new(),
+            base_weight: 1.0,
+            region: None,
+            max_qps: None,
+            meta_hash: None,
+            updated_at: 0.0,
+        }
+    }
+
+    fn reply(status: u16, chunks: Vec<Result<&'static [u8], &'static str>>) -> UpstreamReply {
+        let body = stream::iter(chunks.into_iter().map(|c| {
+            c.map(Bytes::from_static)
+                .map_err(|e| TransportError(e.into()))
+        }))
+        .boxed();
+        UpstreamReply {
+            status,
+            retry_after: None,
+            body,
+        }
+    }
+
+    const ROLE: &[u8] = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n";
+    const TEXT_A: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"from a\"}}]}\n\n";
+    const TEXT_B: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"from b\"}}]}\n\n";
+    const DONE: &[u8] = b"data: [DONE]\n\n";
+
+    /// A service over providers `a` and `b` and a logical model `m` whose pick is always `a` first.
+    fn service(upstream: MockUpstreamClient, sessions: MockSessionStore) -> ChatService {
+        let mut logical = MockLogicalModelStore::new();
+        logical.expect_get().returning(|id| {
+            Ok((id == "m")
+                .then(|| LogicalModel::dynamic("m", vec![physical("a"), physical("b")], 0.0)))
+        });
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(1000.0);
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let mut random = MockRandomSource::new();
+        random.expect_unit().return_const(0.0);
+        let upstream: Arc<dyn UpstreamClient> = Arc::new(upstream);
+        let catalog = Catalog::new(
+            Arc::new(ProviderRegistry::new(vec![provider("a"), provider("b")])),
+            Arc::new(logical),
+            Arc::new(MockModelCacheStore::new()),
+            upstream.clone(),
+            clock.clone(),
+            Duration::from_secs(300),
+        );
+        ChatService::new(
+            Arc::new(catalog),
+            Arc::new(sessions),
+            upstream,
+            clock,
+            Arc::new(random),
+            ChatSettings::default(),
+        )
+    }
+
+    fn request(stream: bool, session_id: Option<&str>) -> ChatRequest {
+        let body = ChatBody::parse(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .unwrap();
+        ChatRequest {
+            body,
+            stream,
+            session_id: session_id.map(str::to_string),
+        }
+    }
+
+    fn expect_chat(
+        upstream: &mut MockUpstreamClient,
+        provider_id: &'static str,
+        times: usize,
+        make: fn() -> UpstreamReply,
+    ) {
+        upstream
+            .expect_chat()
+            .withf(move |p, _| p.id == provider_id)
+            .times(times)
+            .returning(move |_, _| Ok(make()));
+    }
+
+    async fn collect(events: BoxStream<'static, Bytes>) -> String {
+        let all: Vec<Bytes> = events.collect().await;
+        all.iter()
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_healthy_first_candidate_answers_and_the_model_is_rewritten() {
+        let mut upstream = MockUpstreamClient::new();
+        upstream
+            .expect_chat()
+            .withf(|p, r| {
+                p.id == "a"
+                    && r.model_id == "a-model"
+                    && std::str::from_utf8(&r.body)
+                        .unwrap()
+                        .contains("\"model\":\"a-model\"")
+            })
+            .times(1)
+            .returning(|_, _| Ok(reply(200, vec![Ok(b"{\"ok\":true}")])));
+        let outcome = service(upstream, MockSessionStore::new())
+            .chat(request(false, None))
+            .await;
+        match outcome {
+            Ok(ChatReply::Complete {
+                served,
+                status,
+                body,
+            }) => {
+                assert_eq!(
+                    (served.provider_id.as_str(), served.attempts, status),
+                    ("a", 1, 200)
+                );
+                assert_eq!(&body[..], b"{\"ok\":true}");
+            }
+            _ => panic!("expected a complete answer"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retryable_status_fails_over_and_rebinds_the_session() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 1, || {
+            reply(503, vec![Ok(b"{\"error\":{\"message\":\"busy\"}}")])
+        });
+        expect_chat(&mut upstream, "b", 1, || {
+            reply(200, vec![Ok(b"{\"ok\":1}")])
+        });
+        let mut sessions = MockSessionStore::new();
+        sessions.expect_get().times(1).returning(|_| Ok(None));
+        sessions
+            .expect_put()
+            .withf(|s, ttl| {
+                s.provider_id == "b"
+                    && s.model_id == "b-model"
+                    && s.conversation_id == "c1"
+                    && *ttl == Duration::from_secs(7200)
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let outcome = service(upstream, sessions)
+            .chat(request(false, Some("c1")))
+            .await;
+        match outcome {
+            Ok(ChatReply::Complete { served, .. }) => {
+                assert_eq!((served.provider_id.as_str(), served.attempts), ("b", 2))
+            }
+            _ => panic!("expected b to answer"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transport_error_and_a_200_that_is_not_json_both_fail_over() {
+        let mut upstream = MockUpstreamClient::new();
+        upstream
+            .expect_chat()
+            .withf(|p, _| p.id == "a")
+            .times(1)
+            .returning(|_, _| Err(TransportError("connection refused".into())));
+        expect_chat(&mut upstream, "b", 1, || reply(200, vec![Ok(b"<html>")]));
+        match service(upstream, MockSessionStore::new())
+            .chat(request(false, None))
+            .await
+        {
+            Err(ChatError::AllFailed {
+                attempts,
+                verdict: AllFailed::Upstream { message, .. },
+            }) => {
+                assert_eq!(attempts, 2);
+                assert!(message.contains("not JSON"), "{message}");
+            }
+            _ => panic!("expected every candidate to fail"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_fails_before_its_first_content_fails_over() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 1, || {
+            reply(200, vec![Ok(ROLE), Err("reset")])
+        });
+        expect_chat(&mut upstream, "b", 1, || {
+            reply(200, vec![Ok(ROLE), Ok(TEXT_B), Ok(DONE)])
+        });
+        match service(upstream, MockSessionStore::new())
+            .chat(request(true, None))
+            .await
+        {
+            Ok(ChatReply::Stream { served, events }) => {
+                assert_eq!((served.provider_id.as_str(), served.attempts), ("b", 2));
+                let text = collect(events).await;
+                assert!(
+                    text.contains("from b") && text.ends_with("data: [DONE]\n\n"),
+                    "{text}"
+                );
+                assert!(!text.contains("upstream_error"));
+            }
+            _ => panic!("expected b's stream"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_event_before_content_fails_over_too() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 1, || {
+            reply(
+                200,
+                vec![Ok(b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n")],
+            )
+        });
+        expect_chat(&mut upstream, "b", 1, || {
+            reply(200, vec![Ok(TEXT_B), Ok(DONE)])
+        });
+        let outcome = service(upstream, MockSessionStore::new())
+            .chat(request(true, None))
+            .await;
+        assert!(
+            matches!(outcome, Ok(ChatReply::Stream { served, .. }) if served.provider_id == "b")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_content_ends_with_an_error_event_and_no_second_attempt() {
+        let mut upstream = MockUpstreamClient::new();
+        // Events split across chunks arrive whole; then the upstream dies.
+        expect_chat(&mut upstream, "a", 1, || {
+            reply(
+                200,
+                vec![
+                    Ok(ROLE),
+                    Ok(&TEXT_A[..20]),
+                    Ok(&TEXT_A[20..]),
+                    Err("reset by peer"),
+                ],
+            )
+        });
+        expect_chat(&mut upstream, "b", 0, || reply(200, vec![]));
+        match service(upstream, MockSessionStore::new())
+            .chat(request(true, None))
+            .await
+        {
+            Ok(ChatReply::Stream { served, events }) => {
+                assert_eq!(served.provider_id, "a");
+                let text = collect(events).await;
+                let expected_start = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(ROLE),
+                    String::from_utf8_lossy(TEXT_A)
+                );
+                assert!(text.starts_with(&expected_start), "{text}");
+                let last = text.trim_end().rsplit("data: ").next().unwrap_or_default();
+                let error: serde_json::Value =
+                    serde_json::from_str(last).expect("last event is JSON");
+                assert_eq!(error["error"]["type"], "upstream_error");
+                assert_eq!(error["error"]["message"], "reset by peer");
+                assert!(error["error"]["status"].is_null());
+                assert!(!text.contains("[DONE]"));
+            }
+            _ => panic!("expected a's stream"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_non_retryable_4xx_is_relayed_without_trying_anyone_else() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 1, || {
+            reply(
+                400,
+                vec![Ok(b"{\"error\":{\"message\":\"bad temperature\"}}")],
+            )
+        });
+        expect_chat(&mut upstream, "b", 0, || reply(200, vec![]));
+        match service(upstream, MockSessionStore::new())
+            .chat(request(true, None))
+            .await
+        {
+            Err(ChatError::UpstreamRejected {
+                status,
+                body,
+                served,
+            }) => {
+                assert_eq!((status, served.provider_id.as_str()), (400, "a"));
+                assert!(String::from_utf8_lossy(&body).contains("bad temperature"));
+            }
+            _ => panic!("expected the 400 to be relayed"),
+        }
+    }
+
+    #[tokio::test]
+    async fn when_everyone_fails_the_verdict_names_the_model_and_last_error() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 1, || {
+            reply(500, vec![Ok(b"{\"error\":{\"message\":\"a down\"}}")])
+        });
+        expect_chat(&mut upstream, "b", 1, || {
+            reply(502, vec![Ok(b"{\"error\":{\"message\":\"b down\"}}")])
+        });
+        match service(upstream, MockSessionStore::new())
+            .chat(request(false, None))
+            .await
+        {
+            Err(ChatError::AllFailed {
+                attempts: 2,
+                verdict:
+                    AllFailed::Upstream {
+                        last_status,
+                        message,
+                    },
+            }) => {
+                assert_eq!(last_status, Some(502));
+                assert!(
+                    message.contains("'m'") && message.contains("b down"),
+                    "{message}"
+                );
+            }
+            _ => panic!("expected all to fail"),
+        }
+    }
+
+    #[tokio::test]
+    async fn when_everyone_answers_429_the_client_gets_rate_limited() {
+        let mut upstream = MockUpstreamClient::new();
+        upstream.expect_chat().times(2).returning(|_, _| {
+            let mut r = reply(429, vec![Ok(b"{}")]);
+            r.retry_after = Some(4);
+            Ok(r)
+        });
+        let outcome = service(upstream, MockSessionStore::new())
+            .chat(request(false, None))
+            .await;
+        assert!(matches!(
+            outcome,
+            Err(ChatError::AllFailed {
+                verdict: AllFailed::RateLimited { retry_after: 4, .. },
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_model_is_not_found_without_calling_upstreams_for_chat() {
+        let mut upstream = MockUpstreamClient::new();
+        upstream.expect_chat().times(0);
+        upstream.expect_list_models().returning(|_| Ok(Vec::new()));
+        let svc = {
+            let mut logical = MockLogicalModelStore::new();
+            logical.expect_get().returning(|_| Ok(None));
+            let mut cache = MockModelCacheStore::new();
+            cache.expect_provider_models().returning(|_| Ok(None));
+            cache
+                .expect_put_provider_models()
+                .returning(|_, _, _| Ok(()));
+            let mut clock = MockClock::new();
+            clock.expect_now().return_const(0.0);
+            let clock: Arc<dyn Clock> = Arc::new(clock);
+            let upstream: Arc<dyn UpstreamClient> = Arc::new(upstream);
+            let catalog = Catalog::new(
+                Arc::new(ProviderRegistry::new(vec![provider("a")])),
+                Arc::new(logical),
+                Arc::new(cache),
+                upstream.clone(),
+                clock.clone(),
+                Duration::from_secs(300),
+            );
+            let mut random = MockRandomSource::new();
+            random.expect_unit().return_const(0.5);
+            ChatService::new(
+                Arc::new(catalog),
+                Arc::new(MockSessionStore::new()),
+                upstream,
+                clock,
+                Arc::new(random),
+                ChatSettings::default(),
+            )
+        };
+        let body = ChatBody::parse(br#"{"model":"nope","messages":[]}"#).unwrap();
+        let outcome = svc
+            .chat(ChatRequest {
+                body,
+                stream: false,
+                session_id: None,
+            })
+            .await;
+        assert_eq!(outcome.err(), Some(ChatError::ModelNotFound("nope".into())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_silent_past_the_first_byte_timeout_fails_over() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 1, || UpstreamReply {
+            status: 200,
+            retry_after: None,
+            body: stream::pending().boxed(),
+        });
+        expect_chat(&mut upstream, "b", 1, || {
+            reply(200, vec![Ok(TEXT_B), Ok(DONE)])
+        });
+        let outcome = service(upstream, MockSessionStore::new())
+            .chat(request(true, None))
+            .await;
+        assert!(
+            matches!(outcome, Ok(ChatReply::Stream { served, .. }) if served.provider_id == "b" && served.attempts == 2)
+        );
+    }
+}

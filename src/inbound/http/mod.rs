@@ -5,6 +5,8 @@ mod error;
 mod handlers;
 mod request_id;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use auth::TokenCheck;
 pub use error::ApiError;

@@ -1,0 +1,296 @@
+//! Handler tests through salvo's TestClient: auth, error shapes and stream detection, over a chat
+//! service whose upstream is a mockall fake.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use salvo::test::{ResponseExt, TestClient};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::{AppState, TokenCheck, service};
+use crate::domain::model::{LogicalModel, PhysicalModel};
+use crate::domain::ports::{LogicalModelStore, MockUpstreamClient, UpstreamClient, UpstreamReply};
+use crate::domain::provider::{ProviderConfig, ProviderRegistry, RetryPolicy, Vendor};
+use crate::domain::service::catalog::Catalog;
+use crate::domain::service::chat::{ChatService, ChatSettings};
+use crate::outbound::memory::{MemoryLogicalModelStore, MemoryModelCache, MemorySessionStore};
+use crate::outbound::system::{SystemClock, ThreadRandom};
+
+const URL: &str = "http://127.0.0.1:8000";
+const TOKEN: &str = "Bearer dGltZWxpbmU=";
+
+fn provider() -> ProviderConfig {
+    ProviderConfig {
+        id: "p".into(),
+        name: "P".into(),
+        base_url: "http://p.test".into(),
+        api_key: SecretString::from("sk-test".to_string()),
+        vendor: Vendor::OpenAi,
+        models_path: "/v1/models".into(),
+        chat_path: "/v1/chat/completions".into(),
+        weight: 1.0,
+        region: None,
+        max_qps: None,
+        retry: RetryPolicy::Generic,
+        cost_input: None,
+        cost_output: None,
+        static_models: Some(vec![]),
+        custom_headers: vec![],
+    }
+}
+
+/// The upstream fake answers like OpenAI would, streaming when asked to; it records nothing.
+fn fake_upstream() -> MockUpstreamClient {
+    let mut upstream = MockUpstreamClient::new();
+    upstream.expect_chat().returning(|_, request| {
+        let chunks: Vec<Bytes> = if request.stream {
+            vec![
+                Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"),
+                Bytes::from_static(b"data: [DONE]\n\n"),
+            ]
+        } else {
+            vec![Bytes::from_static(
+                b"{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}",
+            )]
+        };
+        let body = futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed();
+        Ok(UpstreamReply {
+            status: 200,
+            retry_after: None,
+            body,
+        })
+    });
+    upstream
+}
+
+async fn app(max_body_bytes: usize) -> Service {
+    let clock = Arc::new(SystemClock);
+    let logical = Arc::new(MemoryLogicalModelStore::default());
+    let upstream = PhysicalModel {
+        provider_id: "p".into(),
+        model_id: "up".into(),
+        endpoint: String::new(),
+        base_weight: 1.0,
+        region: None,
+        max_qps: None,
+        meta_hash: None,
+        updated_at: 0.0,
+    };
+    logical
+        .put(LogicalModel::dynamic("m", vec![upstream], 0.0))
+        .await
+        .unwrap();
+    let upstream: Arc<dyn UpstreamClient> = Arc::new(fake_upstream());
+    let catalog = Arc::new(Catalog::new(
+        Arc::new(ProviderRegistry::new(vec![provider()])),
+        logical,
+        Arc::new(MemoryModelCache::new(clock.clone())),
+        upstream.clone(),
+        clock.clone(),
+        Duration::from_secs(60),
+    ));
+    let chat = Arc::new(ChatService::new(
+        catalog.clone(),
+        Arc::new(MemorySessionStore::new(clock.clone())),
+        upstream,
+        clock,
+        Arc::new(ThreadRandom),
+        ChatSettings::default(),
+    ));
+    let tokens = TokenCheck::new(SecretString::from("timeline".to_string()));
+    service(Arc::new(AppState {
+        catalog,
+        chat,
+        tokens,
+        max_body_bytes,
+    }))
+}
+
+async fn error_of(response: &mut salvo::Response) -> Value {
+    let body: Value = response.take_json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"]["type"].is_string() && body["error"]["code"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+fn chat_post() -> salvo::test::RequestBuilder {
+    TestClient::post(format!("{URL}/v1/chat/completions"))
+}
+
+#[tokio::test]
+async fn health_is_open_and_everything_else_needs_the_token() {
+    let app = app(1 << 20).await;
+    let mut res = TestClient::get(format!("{URL}/health")).send(&app).await;
+    assert_eq!(res.status_code, Some(StatusCode::OK));
+    assert_eq!(
+        res.take_json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+
+    for (header, value) in [
+        (None, ""),
+        (Some("authorization"), "Bearer wrong"),
+        (Some("authorization"), "Token dGltZWxpbmU="),
+    ] {
+        let mut request = TestClient::get(format!("{URL}/v1/models"));
+        if let Some(name) = header {
+            request = request.add_header(name, value, true);
+        }
+        let mut res = request.send(&app).await;
+        assert_eq!(res.status_code, Some(StatusCode::UNAUTHORIZED), "{value}");
+        assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
+        assert_eq!(
+            error_of(&mut res).await["error"]["type"],
+            "authentication_error"
+        );
+    }
+    for (name, value) in [
+        ("authorization", TOKEN),
+        ("authorization", "Bearer timeline"),
+        ("x-api-key", "dGltZWxpbmU="),
+    ] {
+        let res = TestClient::get(format!("{URL}/v1/models"))
+            .add_header(name, value, true)
+            .send(&app)
+            .await;
+        assert_eq!(res.status_code, Some(StatusCode::OK), "{name}: {value}");
+    }
+}
+
+#[tokio::test]
+async fn bad_bodies_get_400_with_the_field_named() {
+    let app = app(1 << 20).await;
+    for (body, param) in [
+        ("{not json", Value::Null),
+        ("[]", Value::Null),
+        (r#"{"messages":[]}"#, json!("model")),
+        (r#"{"model":"m","messages":{}}"#, json!("messages")),
+    ] {
+        let mut res = chat_post()
+            .add_header("authorization", TOKEN, true)
+            .raw_json(body)
+            .send(&app)
+            .await;
+        assert_eq!(res.status_code, Some(StatusCode::BAD_REQUEST), "{body}");
+        let error = error_of(&mut res).await;
+        assert_eq!(error["error"]["param"], param, "{body}");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_an_unknown_model_404() {
+    let app = app(200).await;
+    let big = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(500)}]});
+    let mut res = chat_post()
+        .add_header("authorization", TOKEN, true)
+        .json(&big)
+        .send(&app)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::PAYLOAD_TOO_LARGE));
+    assert_eq!(
+        error_of(&mut res).await["error"]["code"],
+        "request_too_large"
+    );
+    let mut res = chat_post()
+        .add_header("authorization", TOKEN, true)
+        .json(&json!({"model": "ghost", "messages": []}))
+        .send(&app)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::NOT_FOUND));
+    assert_eq!(error_of(&mut res).await["error"]["code"], "model_not_found");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_the_error_shape() {
+    let app = app(1 << 20).await;
+    let mut res = TestClient::get(format!("{URL}/v2/nothing"))
+        .add_header("authorization", TOKEN, true)
+        .send(&app)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::NOT_FOUND));
+    assert_eq!(error_of(&mut res).await["error"]["code"], "not_found");
+}
+
+async fn chat(app: &Service, body: Value, accept: Option<&str>) -> salvo::Response {
+    let mut request = chat_post()
+        .add_header("authorization", TOKEN, true)
+        .json(&body);
+    if let Some(accept) = accept {
+        request = request.add_header("accept", accept, true);
+    }
+    request.send(app).await
+}
+
+fn content_type(res: &salvo::Response) -> String {
+    res.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn streaming_follows_the_flag_then_the_accept_header() {
+    let app = app(1 << 20).await;
+    let plain = json!({"model": "m", "messages": []});
+    let mut res = chat(&app, plain.clone(), None).await;
+    assert_eq!(content_type(&res), "application/json");
+    assert!(res.take_string().await.unwrap().contains("\"hi\""));
+
+    let mut res = chat(&app, plain.clone(), Some("text/event-stream")).await;
+    assert_eq!(content_type(&res), "text/event-stream");
+    assert!(
+        res.take_string()
+            .await
+            .unwrap()
+            .ends_with("data: [DONE]\n\n")
+    );
+
+    let explicit_false = json!({"model": "m", "messages": [], "stream": false});
+    let res = chat(&app, explicit_false, Some("text/event-stream")).await;
+    assert_eq!(
+        content_type(&res),
+        "application/json",
+        "an explicit false wins over Accept"
+    );
+
+    let explicit_true = json!({"model": "m", "messages": [], "stream": true});
+    let res = chat(&app, explicit_true, None).await;
+    assert_eq!(content_type(&res), "text/event-stream");
+    assert_eq!(res.headers().get("x-apiproxy-provider").unwrap(), "p");
+    assert_eq!(res.headers().get("x-apiproxy-model").unwrap(), "up");
+    assert_eq!(res.headers().get("x-apiproxy-attempts").unwrap(), "1");
+}
+
+#[tokio::test]
+async fn a_client_request_id_is_kept_and_one_is_made_otherwise() {
+    let app = app(1 << 20).await;
+    let res = TestClient::get(format!("{URL}/health"))
+        .add_header("x-request-id", "abc-123", true)
+        .send(&app)
+        .await;
+    assert_eq!(res.headers().get("x-request-id").unwrap(), "abc-123");
+    let res = TestClient::get(format!("{URL}/health")).send(&app).await;
+    assert!(
+        res.headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+}
