@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use apiproxy::config::{LogFormat, Settings};
+use apiproxy::domain::health::BreakerPolicy;
 use apiproxy::domain::model::{LogicalModel, PhysicalModel};
 use apiproxy::domain::ports::{Clock, LogicalModelStore};
 use apiproxy::domain::provider::ProviderRegistry;
 use apiproxy::domain::service::catalog::Catalog;
-use apiproxy::domain::service::chat::{ChatService, ChatSettings, Timeouts};
+use apiproxy::domain::service::chat::{ChatService, ChatSettings, ChatStores, Timeouts};
+use apiproxy::domain::service::routing::Planner;
 use apiproxy::inbound::http::{AppState, TokenCheck};
-use apiproxy::outbound::memory::{MemoryLogicalModelStore, MemoryModelCache, MemorySessionStore};
+use apiproxy::outbound::memory::MemoryStores;
 use apiproxy::outbound::system::{SystemClock, ThreadRandom};
 use apiproxy::outbound::upstream::{HttpUpstream, HttpUpstreamSettings, MaskHeaders};
 use base64::Engine;
@@ -259,18 +261,36 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         },
         &providers,
     )?);
-    let logical_store = Arc::new(MemoryLogicalModelStore::default());
+    let stores = MemoryStores::new(clock.clone());
     for mut model in logical_models {
         model.updated_at = clock.now();
-        logical_store.put(model).await.map_err(|e| e.to_string())?;
+        stores
+            .logical_models
+            .put(model)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let catalog = Arc::new(Catalog::new(
         providers.clone(),
-        logical_store,
-        Arc::new(MemoryModelCache::new(clock.clone())),
+        stores.logical_models.clone(),
+        stores.model_cache.clone(),
         upstream.clone(),
         clock.clone(),
         settings.models_cache_ttl,
+    ));
+    let breaker = BreakerPolicy {
+        failure_threshold: settings.provider_failure_threshold,
+        cooldown_seconds: settings.provider_cooldown.as_secs_f64(),
+        probe_lease_seconds: settings.upstream_timeout.as_secs_f64(),
+    };
+    let planner = Arc::new(Planner::new(
+        catalog.clone(),
+        stores.sessions.clone(),
+        stores.metrics.clone(),
+        stores.circuits.clone(),
+        clock.clone(),
+        Arc::new(ThreadRandom),
+        breaker,
     ));
     let chat_settings = ChatSettings {
         timeouts: Timeouts {
@@ -279,19 +299,33 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
             total: settings.upstream_timeout,
         },
         session_ttl: settings.session_ttl,
+        context_max_entries: settings.context_max_entries,
+        context_ttl: settings.context_ttl,
         ..ChatSettings::default()
     };
+    let chat_stores = ChatStores {
+        sessions: stores.sessions.clone(),
+        metrics: stores.metrics.clone(),
+        circuits: stores.circuits.clone(),
+        qps: stores.qps.clone(),
+        context: stores.context.clone(),
+    };
     let chat = Arc::new(ChatService::new(
-        catalog.clone(),
-        Arc::new(MemorySessionStore::new(clock.clone())),
+        planner.clone(),
         upstream,
-        clock,
-        Arc::new(ThreadRandom),
+        chat_stores,
+        clock.clone(),
         chat_settings,
     ));
     let state = Arc::new(AppState {
         catalog,
+        planner,
         chat,
+        sessions: stores.sessions.clone(),
+        context: stores.context.clone(),
+        metrics: stores.metrics.clone(),
+        clock,
+        session_ttl: settings.session_ttl,
         tokens: TokenCheck::new(settings.auth_token.clone()),
         max_body_bytes: settings.max_request_body_bytes,
     });

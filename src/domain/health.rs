@@ -1,4 +1,6 @@
-//! Health as routing sees it: a provider's recent latency and error figures and the status they imply.
+//! Health as routing sees it: each (logical model, provider) pair's recent attempts, aggregated over a
+//! sliding window of a minute into RoutingMetrics, and each provider's circuit (cool-down and
+//! half-open probe, SPEC 5.4).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +25,7 @@ impl ProviderStatus {
     }
 }
 
-/// Recent figures for one (logical model, provider) pair over a window of about a minute.
+/// Recent figures for one (logical model, provider) pair over the last minute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutingMetrics {
     pub logical_model: String,
@@ -37,9 +39,276 @@ pub struct RoutingMetrics {
     pub status: ProviderStatus,
 }
 
+/// One finished upstream attempt, as the metrics see it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AttemptSample {
+    /// Epoch seconds when the attempt ended.
+    pub at: f64,
+    /// How long the client waited for the answer to begin: time to the first content event for a
+    /// stream, the whole exchange otherwise. Only successes feed the latency percentiles, so a
+    /// timeout does not pass for a slow answer.
+    pub latency_ms: f64,
+    /// Time until the upstream's response headers.
+    pub ttfb_ms: f64,
+    pub success: bool,
+}
+
+/// The window's length: figures describe the last minute.
+pub const WINDOW_SECONDS: u64 = 60;
+
+/// Upper bounds (ms) of the latency histogram's buckets; the last one is open-ended. Log-like
+/// spacing keeps percentiles within about a quarter of the true value at a fixed cost per sample.
+pub const LATENCY_BOUNDS_MS: [f64; 27] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 750.0, 1000.0,
+    1500.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0, 12000.0, 16000.0, 25000.0, 40000.0, 60000.0,
+    120000.0, 300000.0,
+];
+const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// One second of attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondBucket {
+    pub second: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub latency_counts: Vec<u64>,
+}
+
+impl SecondBucket {
+    fn empty(second: u64) -> Self {
+        SecondBucket {
+            second,
+            successes: 0,
+            failures: 0,
+            latency_counts: vec![0; BUCKETS],
+        }
+    }
+}
+
+pub fn latency_bucket(latency_ms: f64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|bound| latency_ms <= *bound)
+        .unwrap_or(BUCKETS - 1)
+}
+
+/// A minute of attempts in per-second buckets: recording and aggregating cost the same however
+/// busy the provider is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsWindow {
+    buckets: Vec<SecondBucket>,
+}
+
+impl MetricsWindow {
+    pub fn from_buckets(buckets: Vec<SecondBucket>) -> Self {
+        MetricsWindow { buckets }
+    }
+
+    pub fn buckets(&self) -> &[SecondBucket] {
+        &self.buckets
+    }
+
+    pub fn record(&mut self, sample: AttemptSample) {
+        let second = sample.at.max(0.0) as u64;
+        let slot = (second % WINDOW_SECONDS) as usize;
+        if self.buckets.len() < WINDOW_SECONDS as usize {
+            self.buckets
+                .resize_with(WINDOW_SECONDS as usize, || SecondBucket::empty(u64::MAX));
+        }
+        let bucket = &mut self.buckets[slot];
+        if bucket.second != second {
+            *bucket = SecondBucket::empty(second);
+        }
+        if sample.success {
+            bucket.successes += 1;
+            bucket.latency_counts[latency_bucket(sample.latency_ms)] += 1;
+        } else {
+            bucket.failures += 1;
+        }
+    }
+
+    /// The figures over the minute before `now`, or `None` when nothing happened in it.
+    pub fn aggregate(
+        &self,
+        logical_model: &str,
+        provider_id: &str,
+        now: f64,
+    ) -> Option<RoutingMetrics> {
+        let now_second = now.max(0.0) as u64;
+        let oldest = now_second.saturating_sub(WINDOW_SECONDS - 1);
+        let mut successes = 0u64;
+        let mut failures = 0u64;
+        let mut counts = [0u64; BUCKETS];
+        let mut last_second = 0u64;
+        for bucket in self
+            .buckets
+            .iter()
+            .filter(|b| b.second >= oldest && b.second <= now_second)
+        {
+            successes += bucket.successes;
+            failures += bucket.failures;
+            for (total, count) in counts.iter_mut().zip(&bucket.latency_counts) {
+                *total += count;
+            }
+            last_second = last_second.max(bucket.second);
+        }
+        let total = successes + failures;
+        if total == 0 {
+            return None;
+        }
+        let error_rate = failures as f64 / total as f64;
+        let p95 = percentile(&counts, 0.95);
+        Some(RoutingMetrics {
+            logical_model: logical_model.to_string(),
+            provider_id: provider_id.to_string(),
+            latency_p95_ms: p95,
+            latency_p99_ms: percentile(&counts, 0.99),
+            error_rate,
+            success_qps_1m: successes as f64 / WINDOW_SECONDS as f64,
+            total_requests_1m: total,
+            last_updated: last_second as f64,
+            status: ProviderStatus::from_figures(error_rate, p95),
+        })
+    }
+}
+
+/// The `q` quantile of a bucketed distribution, interpolated linearly inside its bucket.
+fn percentile(counts: &[u64], q: f64) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    // Nearest rank: the smallest value with at least q of the samples at or below it.
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let mut seen = 0u64;
+    for (index, count) in counts.iter().enumerate() {
+        if *count == 0 {
+            continue;
+        }
+        if seen + count >= rank {
+            let lower = if index == 0 {
+                0.0
+            } else {
+                LATENCY_BOUNDS_MS[index - 1]
+            };
+            let upper = LATENCY_BOUNDS_MS.get(index).copied().unwrap_or(lower * 2.0);
+            let within = (rank - seen) as f64 / *count as f64;
+            return lower + (upper - lower) * within;
+        }
+        seen += count;
+    }
+    LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1]
+}
+
+/// Cool-down settings (`PROVIDER_FAILURE_THRESHOLD`, `PROVIDER_COOLDOWN_SECONDS`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerPolicy {
+    pub failure_threshold: u32,
+    pub cooldown_seconds: f64,
+    /// How long a probe may stay unanswered before another request may probe instead (the probe's
+    /// client may have gone away). Set to the upstream's total timeout.
+    pub probe_lease_seconds: f64,
+}
+
+/// A provider's circuit (SPEC 5.4), the state machine of specs/001-model-routing/routing.md:
+///
+/// ```text
+/// Closed(n) --failure, n+1 < threshold--> Closed(n+1)
+/// Closed(n) --failure, n+1 = threshold--> Open(until = now + cooldown)
+/// Closed(n) --success--> Closed(0)
+/// Open(until) --a request claims the probe, now >= until--> HalfOpen(probe started now)
+/// HalfOpen --success--> Closed(0)
+/// HalfOpen --failure--> Open(until = now + cooldown)
+/// HalfOpen(started) --probe lease expired, a request claims it--> HalfOpen(started = now)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Circuit {
+    Closed { consecutive_failures: u32 },
+    Open { until: f64 },
+    HalfOpen { probe_started: f64 },
+}
+
+impl Default for Circuit {
+    fn default() -> Self {
+        Circuit::Closed {
+            consecutive_failures: 0,
+        }
+    }
+}
+
+/// What a circuit means for the next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    /// Cooled down: the next request may try it as the one probe.
+    ProbeAllowed,
+    /// Pass it over (unless nothing else is left).
+    CoolingDown,
+}
+
+impl Circuit {
+    pub fn availability(&self, now: f64, policy: &BreakerPolicy) -> Availability {
+        match *self {
+            Circuit::Closed { .. } => Availability::Available,
+            Circuit::Open { until } if now >= until => Availability::ProbeAllowed,
+            Circuit::Open { .. } => Availability::CoolingDown,
+            Circuit::HalfOpen { probe_started }
+                if now - probe_started >= policy.probe_lease_seconds =>
+            {
+                Availability::ProbeAllowed
+            }
+            Circuit::HalfOpen { .. } => Availability::CoolingDown,
+        }
+    }
+
+    pub fn on_success(self) -> Circuit {
+        Circuit::Closed {
+            consecutive_failures: 0,
+        }
+    }
+
+    pub fn on_failure(self, now: f64, policy: &BreakerPolicy) -> Circuit {
+        let open = Circuit::Open {
+            until: now + policy.cooldown_seconds,
+        };
+        match self {
+            Circuit::Closed {
+                consecutive_failures,
+            } => {
+                let failures = consecutive_failures.saturating_add(1);
+                if failures >= policy.failure_threshold.max(1) {
+                    open
+                } else {
+                    Circuit::Closed {
+                        consecutive_failures: failures,
+                    }
+                }
+            }
+            // A failed probe, or a failure of a request that started before the circuit opened.
+            Circuit::HalfOpen { .. } | Circuit::Open { .. } => open,
+        }
+    }
+
+    /// The circuit after a request claims the probe, or `None` when no probe may start now.
+    pub fn claim_probe(self, now: f64, policy: &BreakerPolicy) -> Option<Circuit> {
+        (self.availability(now, policy) == Availability::ProbeAllowed)
+            .then_some(Circuit::HalfOpen { probe_started: now })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(at: f64, latency_ms: f64, success: bool) -> AttemptSample {
+        AttemptSample {
+            at,
+            latency_ms,
+            ttfb_ms: latency_ms,
+            success,
+        }
+    }
 
     #[test]
     fn status_follows_the_spec_thresholds() {
@@ -58,6 +327,184 @@ mod tests {
         assert_eq!(
             ProviderStatus::from_figures(0.05, 300.0),
             ProviderStatus::Healthy
+        );
+    }
+
+    #[test]
+    fn the_window_counts_errors_and_successes_per_minute() {
+        let mut window = MetricsWindow::default();
+        window.record(sample(1000.2, 100.0, true));
+        window.record(sample(1000.7, 100.0, true));
+        window.record(sample(1030.0, 0.0, false));
+        let m = window.aggregate("l", "p", 1030.5).unwrap();
+        assert_eq!(m.total_requests_1m, 3);
+        assert!((m.error_rate - 1.0 / 3.0).abs() < 1e-9);
+        assert!((m.success_qps_1m - 2.0 / 60.0).abs() < 1e-9);
+        assert_eq!(
+            m.status,
+            ProviderStatus::Degraded,
+            "1 in 3 is over 0.1 but not over 0.5"
+        );
+        assert_eq!(m.last_updated, 1030.0);
+    }
+
+    #[test]
+    fn samples_older_than_a_minute_drop_out() {
+        let mut window = MetricsWindow::default();
+        window.record(sample(1000.0, 100.0, false));
+        window.record(sample(1059.0, 100.0, true));
+        assert_eq!(
+            window
+                .aggregate("l", "p", 1059.0)
+                .unwrap()
+                .total_requests_1m,
+            2
+        );
+        assert_eq!(
+            window
+                .aggregate("l", "p", 1060.0)
+                .unwrap()
+                .total_requests_1m,
+            1
+        );
+        assert!(window.aggregate("l", "p", 1200.0).is_none());
+        // A slot reused a minute later starts from zero.
+        window.record(sample(1060.0, 100.0, true));
+        assert_eq!(window.aggregate("l", "p", 1060.0).unwrap().error_rate, 0.0);
+    }
+
+    #[test]
+    fn percentiles_come_from_the_histogram_within_its_bucket_width() {
+        let mut window = MetricsWindow::default();
+        // 90 fast answers around 100 ms, 10 slow ones around 3 s.
+        for i in 0..90 {
+            window.record(sample(500.0 + (i % 30) as f64, 95.0, true));
+        }
+        for i in 0..10 {
+            window.record(sample(500.0 + i as f64, 2900.0, true));
+        }
+        let m = window.aggregate("l", "p", 530.0).unwrap();
+        assert!(
+            m.latency_p95_ms > 2000.0 && m.latency_p95_ms <= 3000.0,
+            "p95 {}",
+            m.latency_p95_ms
+        );
+        assert!(m.latency_p99_ms <= 3000.0 && m.latency_p99_ms >= m.latency_p95_ms);
+        assert_eq!(m.status, ProviderStatus::Degraded);
+        let mut fast = MetricsWindow::default();
+        for _ in 0..100 {
+            fast.record(sample(10.0, 42.0, true));
+        }
+        let m = fast.aggregate("l", "p", 10.0).unwrap();
+        assert!(
+            m.latency_p95_ms > 20.0 && m.latency_p95_ms <= 50.0,
+            "p95 {}",
+            m.latency_p95_ms
+        );
+        assert_eq!(m.status, ProviderStatus::Healthy);
+    }
+
+    #[test]
+    fn failures_do_not_count_as_latency() {
+        let mut window = MetricsWindow::default();
+        window.record(sample(10.0, 60_000.0, false));
+        window.record(sample(10.0, 100.0, true));
+        assert!(window.aggregate("l", "p", 10.0).unwrap().latency_p99_ms <= 100.0);
+    }
+
+    const POLICY: BreakerPolicy = BreakerPolicy {
+        failure_threshold: 3,
+        cooldown_seconds: 30.0,
+        probe_lease_seconds: 600.0,
+    };
+
+    #[test]
+    fn the_circuit_opens_after_the_threshold_of_consecutive_failures() {
+        let mut circuit = Circuit::default();
+        circuit = circuit.on_failure(0.0, &POLICY);
+        circuit = circuit.on_failure(1.0, &POLICY);
+        assert_eq!(
+            circuit,
+            Circuit::Closed {
+                consecutive_failures: 2
+            }
+        );
+        assert_eq!(circuit.availability(1.0, &POLICY), Availability::Available);
+        circuit = circuit.on_failure(2.0, &POLICY);
+        assert_eq!(circuit, Circuit::Open { until: 32.0 });
+        assert_eq!(
+            circuit.availability(31.9, &POLICY),
+            Availability::CoolingDown
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let circuit = Circuit::default()
+            .on_failure(0.0, &POLICY)
+            .on_failure(0.0, &POLICY)
+            .on_success();
+        assert_eq!(
+            circuit.on_failure(0.0, &POLICY),
+            Circuit::Closed {
+                consecutive_failures: 1
+            }
+        );
+    }
+
+    #[test]
+    fn after_the_cooldown_exactly_one_probe_is_allowed() {
+        let open = Circuit::Open { until: 32.0 };
+        assert_eq!(open.claim_probe(31.0, &POLICY), None);
+        let probing = open.claim_probe(32.0, &POLICY).unwrap();
+        assert_eq!(
+            probing,
+            Circuit::HalfOpen {
+                probe_started: 32.0
+            }
+        );
+        assert_eq!(
+            probing.availability(33.0, &POLICY),
+            Availability::CoolingDown
+        );
+        assert_eq!(
+            probing.claim_probe(33.0, &POLICY),
+            None,
+            "a second probe waits"
+        );
+    }
+
+    #[test]
+    fn the_probe_closes_or_reopens_the_circuit() {
+        let probing = Circuit::HalfOpen {
+            probe_started: 32.0,
+        };
+        assert_eq!(
+            probing.on_success(),
+            Circuit::Closed {
+                consecutive_failures: 0
+            }
+        );
+        assert_eq!(
+            probing.on_failure(40.0, &POLICY),
+            Circuit::Open { until: 70.0 }
+        );
+    }
+
+    #[test]
+    fn an_abandoned_probe_can_be_taken_over_after_its_lease() {
+        let probing = Circuit::HalfOpen {
+            probe_started: 32.0,
+        };
+        assert_eq!(
+            probing.availability(631.0, &POLICY),
+            Availability::CoolingDown
+        );
+        assert_eq!(
+            probing.claim_probe(632.0, &POLICY),
+            Some(Circuit::HalfOpen {
+                probe_started: 632.0
+            })
         );
     }
 }

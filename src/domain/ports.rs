@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
+use super::health::{AttemptSample, BreakerPolicy, Circuit, RoutingMetrics};
 use super::model::{LogicalModel, Model};
 use super::provider::ProviderConfig;
 use super::session::Session;
@@ -57,6 +58,8 @@ pub trait ModelCacheStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn aggregate(&self) -> StoreResult<Option<Vec<ModelListEntry>>>;
     async fn put_aggregate(&self, entries: Vec<ModelListEntry>, ttl: Duration) -> StoreResult<()>;
+    /// Drops the aggregated list (a logical model changed).
+    async fn clear_aggregate(&self) -> StoreResult<()>;
 }
 
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
@@ -66,6 +69,76 @@ pub trait SessionStore: Send + Sync {
     /// Stores the binding; it lives for `ttl` after this write.
     async fn put(&self, session: Session, ttl: Duration) -> StoreResult<()>;
     async fn delete(&self, conversation_id: &str) -> StoreResult<bool>;
+}
+
+/// Every upstream attempt's outcome, per (logical model, provider), over a sliding minute.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait MetricsStore: Send + Sync {
+    async fn record(
+        &self,
+        logical_model: &str,
+        provider_id: &str,
+        sample: AttemptSample,
+    ) -> StoreResult<()>;
+    /// The figures of each listed provider for one logical model, in order; `None` where the
+    /// window is empty.
+    async fn snapshot(
+        &self,
+        logical_model: &str,
+        provider_ids: &[String],
+        now: f64,
+    ) -> StoreResult<Vec<Option<RoutingMetrics>>>;
+    /// The figures of one provider for every logical model it served in the window.
+    async fn for_provider(&self, provider_id: &str, now: f64) -> StoreResult<Vec<RoutingMetrics>>;
+}
+
+/// Each provider's circuit (SPEC 5.4). Updates are atomic per provider.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait CircuitStore: Send + Sync {
+    /// The circuits of the listed providers, in order (closed when never recorded).
+    async fn circuits(&self, provider_ids: &[String]) -> StoreResult<Vec<Circuit>>;
+    /// Applies one attempt's outcome and returns the new circuit.
+    async fn record(
+        &self,
+        provider_id: &str,
+        success: bool,
+        now: f64,
+        policy: BreakerPolicy,
+    ) -> StoreResult<Circuit>;
+    /// Claims the one half-open probe; `false` when another request holds it or none is due.
+    async fn claim_probe(
+        &self,
+        provider_id: &str,
+        now: f64,
+        policy: BreakerPolicy,
+    ) -> StoreResult<bool>;
+}
+
+/// `MAX_QPS`: requests started towards a provider per calendar second, shared by every instance
+/// that shares the store.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait QpsLimiter: Send + Sync {
+    /// Takes a slot in the second of `now`; `false` when the provider already has `max_qps`.
+    async fn try_acquire(&self, provider_id: &str, max_qps: u32, now: f64) -> StoreResult<bool>;
+}
+
+/// Conversation history per session (SPEC 4.5, 5.3): JSON entries, newest first.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ContextStore: Send + Sync {
+    /// Prepends one entry, keeps the newest `max_entries`, and lets the history live `ttl`.
+    async fn append(
+        &self,
+        session_id: &str,
+        entry: String,
+        max_entries: usize,
+        ttl: Duration,
+    ) -> StoreResult<()>;
+    async fn history(&self, session_id: &str) -> StoreResult<Vec<String>>;
+    async fn delete(&self, session_id: &str) -> StoreResult<bool>;
 }
 
 /// Failure to reach an upstream or read its answer: always retryable.

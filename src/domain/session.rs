@@ -43,9 +43,57 @@ impl Session {
     }
 }
 
+/// Largest serialized context entry; larger requests or responses are kept as a preview.
+pub const MAX_CONTEXT_ENTRY_BYTES: usize = 64 * 1024;
+const PREVIEW_CHARS: usize = 4096;
+
+/// One exchange of a session's history, serialized as JSON (the original stored Python reprs).
+/// Past `MAX_CONTEXT_ENTRY_BYTES` the larger side is replaced by a preview, so one huge prompt
+/// cannot blow up the store.
+pub fn context_entry(
+    request: serde_json::Value,
+    response: serde_json::Value,
+    created_at: f64,
+) -> String {
+    let entry =
+        serde_json::json!({"request": request, "response": response, "created_at": created_at});
+    let text = entry.to_string();
+    if text.len() <= MAX_CONTEXT_ENTRY_BYTES {
+        return text;
+    }
+    let preview = |value: &serde_json::Value| {
+        let text = value.to_string();
+        if text.len() <= MAX_CONTEXT_ENTRY_BYTES / 2 {
+            return value.clone();
+        }
+        serde_json::json!({
+            "truncated": true,
+            "original_bytes": text.len(),
+            "preview": text.chars().take(PREVIEW_CHARS).collect::<String>(),
+        })
+    };
+    serde_json::json!({"request": preview(&entry["request"]), "response": preview(&entry["response"]), "created_at": created_at}).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_entries_are_json_and_capped() {
+        let small = context_entry(serde_json::json!({"a": 1}), serde_json::json!("hi"), 5.0);
+        let value: serde_json::Value = serde_json::from_str(&small).unwrap();
+        assert_eq!(
+            (value["request"]["a"].as_i64(), value["created_at"].as_f64()),
+            (Some(1), Some(5.0))
+        );
+        let huge = serde_json::json!({"messages": [{"content": "x".repeat(500_000)}]});
+        let capped = context_entry(huge, serde_json::json!({"ok": true}), 5.0);
+        assert!(capped.len() <= MAX_CONTEXT_ENTRY_BYTES);
+        let value: serde_json::Value = serde_json::from_str(&capped).unwrap();
+        assert_eq!(value["request"]["truncated"], true);
+        assert_eq!(value["response"]["ok"], true);
+    }
 
     #[test]
     fn rebinding_keeps_creation_time_and_counts_messages() {

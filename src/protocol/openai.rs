@@ -121,6 +121,11 @@ impl ChatBody {
         Bytes::from(out)
     }
 
+    /// The body as a JSON value (for the session context; not on the plain chat path).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.to_upstream(&self.model)).unwrap_or(serde_json::Value::Null)
+    }
+
     fn encoded_len_hint(&self) -> usize {
         self.fields
             .iter()
@@ -222,6 +227,77 @@ fn choice_has_content(choice: &serde_json::Value) -> bool {
         || non_empty("function_call")
         || non_empty("refusal")
         || non_empty("reasoning_content")
+}
+
+/// Rebuilds the assistant message from a stream's chunks, for the session context (SPEC 5.3): the
+/// text, tool calls with their arguments joined in order, the finish reason and usage.
+#[derive(Debug, Default)]
+pub struct StreamAssembler {
+    content: String,
+    tool_calls: Vec<serde_json::Value>,
+    finish_reason: Option<serde_json::Value>,
+    usage: Option<serde_json::Value>,
+}
+
+impl StreamAssembler {
+    pub fn observe(&mut self, event: &[u8]) {
+        let Some(data) = sse::event_data(event) else {
+            return;
+        };
+        let Ok(chunk) = serde_json::from_str::<serde_json::Value>(&data) else {
+            return;
+        };
+        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(usage.clone());
+        }
+        let Some(choice) = chunk.pointer("/choices/0") else {
+            return;
+        };
+        if let Some(reason) = choice.get("finish_reason").filter(|r| !r.is_null()) {
+            self.finish_reason = Some(reason.clone());
+        }
+        let Some(delta) = choice.get("delta") else {
+            return;
+        };
+        if let Some(text) = delta.get("content").and_then(|c| c.as_str()) {
+            self.content.push_str(text);
+        }
+        for call in delta
+            .get("tool_calls")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let index = call.get("index").and_then(|i| i.as_u64()).unwrap_or(0) as usize;
+            if index > 1024 {
+                continue;
+            }
+            while self.tool_calls.len() <= index {
+                self.tool_calls.push(serde_json::json!({"type": "function", "function": {"name": "", "arguments": ""}}));
+            }
+            let slot = &mut self.tool_calls[index];
+            if let Some(id) = call.get("id").filter(|i| !i.is_null()) {
+                slot["id"] = id.clone();
+            }
+            for key in ["name", "arguments"] {
+                if let Some(part) = call
+                    .pointer(&format!("/function/{key}"))
+                    .and_then(|v| v.as_str())
+                {
+                    let joined = format!("{}{part}", slot["function"][key].as_str().unwrap_or(""));
+                    slot["function"][key] = serde_json::Value::String(joined);
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> serde_json::Value {
+        let mut message = serde_json::json!({"role": "assistant", "content": self.content});
+        if !self.tool_calls.is_empty() {
+            message["tool_calls"] = serde_json::Value::Array(self.tool_calls);
+        }
+        serde_json::json!({"message": message, "finish_reason": self.finish_reason, "usage": self.usage})
+    }
 }
 
 /// The seed's mid-stream error event, in OpenAI format (the OpenAI SDK raises on it).
@@ -327,6 +403,31 @@ mod tests {
         assert_eq!(classify_event(finish), StreamEventKind::Content);
         assert_eq!(classify_event(error), StreamEventKind::Error);
         assert_eq!(classify_event(b"data: [DONE]\n\n"), StreamEventKind::End);
+    }
+
+    #[test]
+    fn a_stream_is_assembled_into_one_message() {
+        let mut assembler = StreamAssembler::default();
+        for event in [
+            &br#"data: {"choices":[{"delta":{"role":"assistant","content":"Hel"}}]}"#[..],
+            br#"data: {"choices":[{"delta":{"content":"lo"}}]}"#,
+            br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"get_weather","arguments":"{\"ci"}}]}}]}"#,
+            br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Paris\"}"}}]}}]}"#,
+            br#"data: {"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+            br#"data: {"choices":[],"usage":{"total_tokens":9}}"#,
+            b"data: [DONE]",
+        ] {
+            assembler.observe(event);
+        }
+        let assembled = assembler.finish();
+        assert_eq!(assembled["message"]["content"], "Hello");
+        assert_eq!(assembled["message"]["tool_calls"][0]["id"], "call_1");
+        assert_eq!(
+            assembled["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"city\":\"Paris\"}"
+        );
+        assert_eq!(assembled["finish_reason"], "tool_calls");
+        assert_eq!(assembled["usage"]["total_tokens"], 9);
     }
 
     #[test]

@@ -12,12 +12,33 @@ use crate::domain::ports::{
 };
 use crate::domain::provider::{ProviderConfig, ProviderRegistry};
 
+/// Why a logical model cannot be stored, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidLogicalModel {
+    pub field: String,
+    pub message: String,
+}
+
+/// A provider's health from one live call to its models path (SPEC 4.5).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HealthStatus {
+    pub provider_id: String,
+    pub status: crate::domain::health::ProviderStatus,
+    pub timestamp: f64,
+    pub response_time_ms: Option<f64>,
+    pub error_message: Option<String>,
+    pub last_successful_check: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CatalogError {
     #[error("provider '{0}' is not configured")]
     UnknownProvider(String),
     #[error("model list of provider '{provider}' is unavailable: {reason}")]
     Unavailable { provider: String, reason: String },
+    #[error("{0}")]
+    Store(String),
 }
 
 /// How a requested name resolved.
@@ -180,6 +201,132 @@ impl Catalog {
         }
     }
 
+    pub async fn logical_models(&self) -> Result<Vec<LogicalModel>, CatalogError> {
+        let mut models = self
+            .logical
+            .list()
+            .await
+            .map_err(|e| CatalogError::Store(e.0))?;
+        models.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
+        Ok(models.into_iter().map(|m| self.with_endpoints(m)).collect())
+    }
+
+    pub async fn logical_model(
+        &self,
+        logical_id: &str,
+    ) -> Result<Option<LogicalModel>, CatalogError> {
+        let model = self
+            .logical
+            .get(logical_id)
+            .await
+            .map_err(|e| CatalogError::Store(e.0))?;
+        Ok(model.map(|m| self.with_endpoints(m)))
+    }
+
+    /// Creates or replaces a logical model after checking it: fields valid, weights above zero,
+    /// every upstream on a configured provider. Client-sent endpoints are ignored.
+    pub async fn put_logical_model(
+        &self,
+        mut model: LogicalModel,
+    ) -> Result<Result<LogicalModel, InvalidLogicalModel>, CatalogError> {
+        if let Err(problem) = self.check_logical_model(&model) {
+            return Ok(Err(problem));
+        }
+        let now = self.clock.now();
+        model.updated_at = now;
+        for upstream in &mut model.upstreams {
+            upstream.endpoint.clear();
+            if upstream.updated_at <= 0.0 {
+                upstream.updated_at = now;
+            }
+        }
+        if model.display_name.is_empty() {
+            model.display_name = model.logical_id.clone();
+        }
+        self.logical
+            .put(model.clone())
+            .await
+            .map_err(|e| CatalogError::Store(e.0))?;
+        self.forget_aggregate().await;
+        Ok(Ok(self.with_endpoints(model)))
+    }
+
+    pub async fn delete_logical_model(&self, logical_id: &str) -> Result<bool, CatalogError> {
+        let deleted = self
+            .logical
+            .delete(logical_id)
+            .await
+            .map_err(|e| CatalogError::Store(e.0))?;
+        if deleted {
+            self.forget_aggregate().await;
+        }
+        Ok(deleted)
+    }
+
+    async fn forget_aggregate(&self) {
+        if let Err(e) = self.cache.clear_aggregate().await {
+            tracing::warn!(error = %e, "aggregated model list not invalidated; it refreshes within MODELS_CACHE_TTL");
+        }
+    }
+
+    fn check_logical_model(&self, model: &LogicalModel) -> Result<(), InvalidLogicalModel> {
+        use validator::Validate;
+        if let Err(errors) = model.validate() {
+            let (field, message) = first_validation_error(&errors);
+            return Err(InvalidLogicalModel { field, message });
+        }
+        for (index, upstream) in model.upstreams.iter().enumerate() {
+            if self.providers.get(&upstream.provider_id).is_none() {
+                return Err(InvalidLogicalModel {
+                    field: format!("upstreams[{index}].provider_id"),
+                    message: format!("'{}' is not a configured provider", upstream.provider_id),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the provider's models path and times the answer: healthy for 2xx, degraded for 4xx,
+    /// down for 5xx or no answer.
+    pub async fn check_health(&self, provider_id: &str) -> Result<HealthStatus, CatalogError> {
+        use crate::domain::health::ProviderStatus;
+        use crate::domain::ports::ListModelsError;
+        let provider = self
+            .providers
+            .get(provider_id)
+            .ok_or_else(|| CatalogError::UnknownProvider(provider_id.to_string()))?;
+        let started = std::time::Instant::now();
+        let result = self.upstream.list_models(provider).await;
+        let response_time_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        let timestamp = self.clock.now();
+        let (status, error_message, response_time_ms) = match result {
+            Ok(_) => (ProviderStatus::Healthy, None, response_time_ms),
+            Err(ListModelsError::Status { status, message }) if status < 500 => (
+                ProviderStatus::Degraded,
+                Some(format!("HTTP {status}: {message}")),
+                response_time_ms,
+            ),
+            Err(ListModelsError::Malformed(message)) => {
+                (ProviderStatus::Degraded, Some(message), response_time_ms)
+            }
+            Err(e @ ListModelsError::Status { .. }) => {
+                (ProviderStatus::Down, Some(e.to_string()), response_time_ms)
+            }
+            Err(e @ ListModelsError::Transport(_)) => {
+                (ProviderStatus::Down, Some(e.to_string()), None)
+            }
+        };
+        let last_successful_check = (status == ProviderStatus::Healthy).then_some(timestamp);
+        Ok(HealthStatus {
+            provider_id: provider.id.clone(),
+            status,
+            timestamp,
+            response_time_ms,
+            error_message,
+            last_successful_check,
+        })
+    }
+
     /// Fills in each upstream's informational endpoint from its provider.
     pub fn with_endpoints(&self, mut model: LogicalModel) -> LogicalModel {
         for upstream in &mut model.upstreams {
@@ -189,6 +336,33 @@ impl Catalog {
         }
         model
     }
+}
+
+/// The first validation error as (`field.path`, message), for a 400 that names the field.
+fn first_validation_error(errors: &validator::ValidationErrors) -> (String, String) {
+    use validator::ValidationErrorsKind;
+    for (field, kind) in errors.errors() {
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                let message = list
+                    .first()
+                    .and_then(|e| e.message.as_ref().map(|m| m.to_string()))
+                    .unwrap_or_else(|| "is invalid".into());
+                return (field.to_string(), message);
+            }
+            ValidationErrorsKind::Struct(inner) => {
+                let (sub, message) = first_validation_error(inner);
+                return (format!("{field}.{sub}"), message);
+            }
+            ValidationErrorsKind::List(items) => {
+                if let Some((index, inner)) = items.iter().next() {
+                    let (sub, message) = first_validation_error(inner);
+                    return (format!("{field}[{index}].{sub}"), message);
+                }
+            }
+        }
+    }
+    ("body".into(), "is invalid".into())
 }
 
 fn into_result(

@@ -1,5 +1,6 @@
-//! The chat use case: resolve the model, order the candidates, try them with failover, and hand back
-//! either a whole answer or a stream committed to one upstream (SPEC 4.2, 5).
+//! The chat use case: plan the route, try the candidates with failover (QPS limits and half-open
+//! probes honoured), and hand back a whole answer or a stream committed to one upstream; record
+//! every attempt's outcome for routing, and the exchange for the session's context (SPEC 4.2, 5).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,21 +9,22 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
+use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use crate::domain::failover::{
     AllFailed, AttemptFailure, CommitGate, CommitLimits, FailureTally, GateDecision,
     StreamEventKind, upstream_message,
 };
-use crate::domain::model::LogicalModel;
+use crate::domain::health::{AttemptSample, BreakerPolicy};
 use crate::domain::ports::{
-    ByteStream, Clock, RandomSource, SessionStore, UpstreamChatRequest, UpstreamClient,
+    ByteStream, CircuitStore, Clock, ContextStore, MetricsStore, QpsLimiter, SessionStore,
+    UpstreamChatRequest, UpstreamClient, UpstreamReply,
 };
 use crate::domain::provider::ProviderConfig;
-use crate::domain::routing::{ScoreInputs, Scored, Strategy, failover_order, score};
-use crate::domain::service::catalog::{Catalog, Resolution};
-use crate::domain::session::Session;
-use crate::protocol::openai::{self, ChatBody};
+use crate::domain::service::routing::{Candidate, PlanError, Planner, RouteRequest};
+use crate::domain::session::{Session, context_entry};
+use crate::protocol::openai::{self, ChatBody, StreamAssembler};
 use crate::protocol::sse::SseFramer;
 
 /// The upstream timeouts of SPEC 2.1 (the connect timeout lives in the HTTP client).
@@ -41,6 +43,8 @@ pub struct ChatSettings {
     pub timeouts: Timeouts,
     pub commit: CommitLimits,
     pub session_ttl: Duration,
+    pub context_max_entries: usize,
+    pub context_ttl: Duration,
     /// The largest non-streamed upstream answer the gateway will hold in memory.
     pub max_response_bytes: usize,
 }
@@ -55,6 +59,8 @@ impl Default for ChatSettings {
             },
             commit: CommitLimits::default(),
             session_ttl: Duration::from_secs(7200),
+            context_max_entries: 50,
+            context_ttl: Duration::from_secs(604_800),
             max_response_bytes: 64 * 1024 * 1024,
         }
     }
@@ -104,73 +110,95 @@ pub enum ChatError {
     },
 }
 
+impl From<PlanError> for ChatError {
+    fn from(error: PlanError) -> Self {
+        match error {
+            PlanError::NotFound(model) => ChatError::ModelNotFound(model),
+            PlanError::Disabled(model) => ChatError::ModelDisabled(model),
+            PlanError::NoCandidates(model) => ChatError::NoCandidates(model),
+        }
+    }
+}
+
+/// The stores the chat path writes to besides routing's reads.
+pub struct ChatStores {
+    pub sessions: Arc<dyn SessionStore>,
+    pub metrics: Arc<dyn MetricsStore>,
+    pub circuits: Arc<dyn CircuitStore>,
+    pub qps: Arc<dyn QpsLimiter>,
+    pub context: Arc<dyn ContextStore>,
+}
+
 pub struct ChatService {
-    catalog: Arc<Catalog>,
-    sessions: Arc<dyn SessionStore>,
+    planner: Arc<Planner>,
     upstream: Arc<dyn UpstreamClient>,
+    recorder: Arc<Recorder>,
+    qps: Arc<dyn QpsLimiter>,
+    circuits: Arc<dyn CircuitStore>,
     clock: Arc<dyn Clock>,
-    random: Arc<dyn RandomSource>,
     settings: ChatSettings,
 }
 
 impl ChatService {
     pub fn new(
-        catalog: Arc<Catalog>,
-        sessions: Arc<dyn SessionStore>,
+        planner: Arc<Planner>,
         upstream: Arc<dyn UpstreamClient>,
+        stores: ChatStores,
         clock: Arc<dyn Clock>,
-        random: Arc<dyn RandomSource>,
         settings: ChatSettings,
     ) -> Self {
+        let recorder = Arc::new(Recorder {
+            sessions: stores.sessions,
+            metrics: stores.metrics,
+            circuits: stores.circuits.clone(),
+            context: stores.context,
+            clock: clock.clone(),
+            breaker: planner.breaker(),
+            settings: settings.clone(),
+        });
         ChatService {
-            catalog,
-            sessions,
+            planner,
             upstream,
+            recorder,
+            qps: stores.qps,
+            circuits: stores.circuits,
             clock,
-            random,
             settings,
         }
     }
 
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatReply, ChatError> {
-        let requested = request.body.model().to_string();
-        let logical = match self.catalog.resolve(&requested).await {
-            Resolution::Found(model) => model,
-            Resolution::Disabled(id) => return Err(ChatError::ModelDisabled(id)),
-            Resolution::NotFound => return Err(ChatError::ModelNotFound(requested)),
+        let route = RouteRequest {
+            session_id: request.session_id.clone(),
+            ..RouteRequest::default()
         };
-        let candidates = self.candidates(&logical);
-        if candidates.is_empty() {
-            return Err(ChatError::NoCandidates(logical.logical_id));
-        }
-        let session = match &request.session_id {
-            Some(id) => self.sessions.get(id).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "session store unreadable; routing without stickiness");
-                None
-            }),
-            None => None,
-        };
-        let sticky = session
+        let plan = self.planner.plan(request.body.model(), &route).await?;
+        let logical_id = plan.logical.logical_id.clone();
+        // Only a session keeps the exchange; without one the body is never re-parsed.
+        let context = request
+            .session_id
             .as_ref()
-            .and_then(|s| s.sticky_for(&logical.logical_id));
-        let order = failover_order(candidates, sticky, self.random.unit());
+            .map(|id| (id.clone(), request.body.to_value()));
 
         let mut tally = FailureTally::default();
-        for candidate in order {
-            let Some(provider) = self
-                .catalog
-                .providers()
-                .get(&candidate.upstream.provider_id)
-                .cloned()
-            else {
+        for candidate in plan.order {
+            if !self.admit(&candidate).await {
+                if candidate.needs_probe {
+                    continue;
+                }
+                tally.record(AttemptFailure::RateLimited {
+                    retry_after: Some(1),
+                });
                 continue;
-            };
+            }
+            let provider = candidate.provider.clone();
             let model_id = candidate.upstream.model_id.clone();
             let upstream_request = UpstreamChatRequest {
                 model_id: model_id.clone(),
                 body: request.body.to_upstream(&model_id),
                 stream: request.stream,
             };
+            let started = Instant::now();
             let outcome = if request.stream {
                 self.attempt_stream(&provider, upstream_request).await
             } else {
@@ -178,28 +206,66 @@ impl ChatService {
             };
             let served = ServedBy {
                 provider_id: provider.id.clone(),
-                model_id: model_id.clone(),
+                model_id,
                 attempts: tally.attempts + 1,
             };
             match outcome {
-                Ok(reply) => {
-                    self.bind_session(&request, session.clone(), &logical, &served)
+                Ok(Attempt::Complete {
+                    status,
+                    body,
+                    headers_ms,
+                }) => {
+                    let latency_ms = ms_since(started);
+                    self.recorder
+                        .attempt(&logical_id, &provider.id, true, latency_ms, headers_ms)
                         .await;
-                    return Ok(match reply {
-                        Attempt::Complete { status, body } => ChatReply::Complete {
-                            served,
-                            status,
-                            body,
-                        },
-                        Attempt::Stream(events) => ChatReply::Stream { served, events },
+                    self.recorder
+                        .bind(&request, plan.session.clone(), &logical_id, &served)
+                        .await;
+                    if let Some((session_id, request_json)) = context {
+                        let response = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        self.recorder
+                            .remember(&session_id, request_json, response)
+                            .await;
+                    }
+                    return Ok(ChatReply::Complete {
+                        served,
+                        status,
+                        body,
+                    });
+                }
+                Ok(Attempt::Stream(mut rest)) => {
+                    self.recorder
+                        .bind(&request, plan.session.clone(), &logical_id, &served)
+                        .await;
+                    rest.on_end = Some(StreamEnd {
+                        recorder: self.recorder.clone(),
+                        logical_id,
+                        provider_id: provider.id.clone(),
+                        latency_ms: ms_since(started),
+                        headers_ms: rest.headers_ms,
+                        context: context.map(|(id, req)| (id, req, StreamAssembler::default())),
+                    });
+                    return Ok(ChatReply::Stream {
+                        served,
+                        events: rest.into_stream(),
                     });
                 }
                 Err(failure) if !failure.is_retryable(&provider.retry) => {
+                    // The client's mistake, not the provider's: no health penalty, no failover.
                     tracing::info!(provider = %provider.id, status = ?failure.status(), "upstream refused the request; relaying");
+                    self.release_probe_if_held(&candidate).await;
                     let (status, body) = match failure {
                         AttemptFailure::Status { status, body, .. } => (status, body),
                         other => (502, Bytes::from(other.describe())),
                     };
+                    if let Some((session_id, request_json)) = context {
+                        let response = serde_json::from_slice(&body)
+                            .unwrap_or_else(|_| Value::String(upstream_message(&body)));
+                        self.recorder
+                            .remember(&session_id, request_json, response)
+                            .await;
+                    }
                     return Err(ChatError::UpstreamRejected {
                         served,
                         status,
@@ -209,63 +275,85 @@ impl ChatService {
                 Err(failure) => {
                     tracing::warn!(
                         provider = %provider.id,
-                        model = %model_id,
+                        model = %served.model_id,
                         status = ?failure.status(),
                         error = %failure.describe(),
                         "upstream attempt failed; trying the next candidate"
                     );
+                    self.recorder
+                        .attempt(&logical_id, &provider.id, false, ms_since(started), 0.0)
+                        .await;
                     tally.record(failure);
                 }
             }
         }
-        let verdict = tally.verdict(&logical.logical_id);
+        if tally.attempts == 0 {
+            return Err(ChatError::NoCandidates(logical_id));
+        }
+        let verdict = tally.verdict(&logical_id);
+        if let Some((session_id, request_json)) = context {
+            let message = match &verdict {
+                AllFailed::RateLimited { message, .. } | AllFailed::Upstream { message, .. } => {
+                    message.clone()
+                }
+            };
+            self.recorder
+                .remember(
+                    &session_id,
+                    request_json,
+                    serde_json::json!({"error": message}),
+                )
+                .await;
+        }
         Err(ChatError::AllFailed {
             attempts: tally.attempts,
             verdict,
         })
     }
 
-    /// The logical model's upstreams whose provider is configured, scored under the default
-    /// strategy. Health inputs join the score with the routing-metrics issue (the seam is
-    /// `ScoreInputs`).
-    fn candidates(&self, logical: &LogicalModel) -> Vec<Scored> {
-        logical
-            .upstreams
-            .iter()
-            .filter(|upstream| {
-                let known = self.catalog.providers().get(&upstream.provider_id).is_some();
-                if !known {
-                    tracing::warn!(provider = %upstream.provider_id, logical_model = %logical.logical_id, "upstream names an unconfigured provider; skipped");
-                }
-                known
+    /// Whether this candidate may be tried now: it claims the half-open probe when one is due, and
+    /// a slot under its provider's MAX_QPS. A store error lets the request through: losing a limit
+    /// for a moment is better than failing traffic.
+    async fn admit(&self, candidate: &Candidate) -> bool {
+        let now = self.clock.now();
+        if candidate.needs_probe {
+            let claimed = self
+                .circuits
+                .claim_probe(&candidate.provider.id, now, self.planner.breaker())
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "circuit store unreachable; probing anyway");
+                    true
+                });
+            if !claimed {
+                return false;
+            }
+        }
+        let Some(max_qps) = candidate.provider.max_qps else {
+            return true;
+        };
+        self.qps
+            .try_acquire(&candidate.provider.id, max_qps, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "QPS limiter unreachable; not limiting");
+                true
             })
-            .map(|upstream| Scored {
-                score: score(upstream.base_weight, ScoreInputs::default(), Strategy::Balanced),
-                upstream: upstream.clone(),
-            })
-            .collect()
     }
 
-    async fn bind_session(
-        &self,
-        request: &ChatRequest,
-        previous: Option<Session>,
-        logical: &LogicalModel,
-        served: &ServedBy,
-    ) {
-        let Some(conversation_id) = &request.session_id else {
-            return;
-        };
-        let session = Session::bind(
-            previous,
-            conversation_id,
-            &logical.logical_id,
-            &served.provider_id,
-            &served.model_id,
-            self.clock.now(),
-        );
-        if let Err(e) = self.sessions.put(session, self.settings.session_ttl).await {
-            tracing::warn!(error = %e, "session binding not stored");
+    /// A probe answered with a client error says nothing about the provider's health: close the
+    /// circuit on the evidence that it answered at all.
+    async fn release_probe_if_held(&self, candidate: &Candidate) {
+        if candidate.needs_probe {
+            let _ = self
+                .circuits
+                .record(
+                    &candidate.provider.id,
+                    true,
+                    self.clock.now(),
+                    self.planner.breaker(),
+                )
+                .await;
         }
     }
 
@@ -274,14 +362,15 @@ impl ChatService {
         provider: &ProviderConfig,
         request: UpstreamChatRequest,
         headers_by: Instant,
-    ) -> Result<crate::domain::ports::UpstreamReply, AttemptFailure> {
+    ) -> Result<(UpstreamReply, f64), AttemptFailure> {
+        let started = Instant::now();
         match timeout_at(headers_by, self.upstream.chat(provider, request)).await {
             Err(_) => Err(AttemptFailure::transport(format!(
                 "no response from upstream within {}s",
                 self.settings.timeouts.first_byte.as_secs_f64()
             ))),
             Ok(Err(e)) => Err(AttemptFailure::transport(e.0)),
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(reply)) => Ok((reply, ms_since(started))),
         }
     }
 
@@ -293,7 +382,7 @@ impl ChatService {
         let t = self.settings.timeouts;
         let started = Instant::now();
         let deadline = started + t.total;
-        let reply = self
+        let (reply, headers_ms) = self
             .open(provider, request, deadline.min(started + t.first_byte))
             .await?;
         let body = read_body(
@@ -319,6 +408,7 @@ impl ChatService {
         Ok(Attempt::Complete {
             status: reply.status,
             body,
+            headers_ms,
         })
     }
 
@@ -332,7 +422,7 @@ impl ChatService {
         let started = Instant::now();
         let deadline = started + t.total;
         let first_event_by = deadline.min(started + t.first_byte);
-        let reply = self.open(provider, request, first_event_by).await?;
+        let (reply, headers_ms) = self.open(provider, request, first_event_by).await?;
         let mut body = reply.body;
         if reply.status >= 400 {
             let bytes = read_body(body, deadline, t.idle, self.settings.max_response_bytes).await?;
@@ -384,21 +474,155 @@ impl ChatService {
                 }
             }
         }
-        let rest = RestOfStream {
+        Ok(Attempt::Stream(Box::new(RestOfStream {
             body,
             framer,
             queue: held,
             deadline,
             idle: t.idle,
             done: false,
+            headers_ms,
+            on_end: None,
+        })))
+    }
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Writes what the chat path learns: attempt outcomes (metrics and circuits), session bindings and
+/// context. Store failures are logged and never fail the request.
+struct Recorder {
+    sessions: Arc<dyn SessionStore>,
+    metrics: Arc<dyn MetricsStore>,
+    circuits: Arc<dyn CircuitStore>,
+    context: Arc<dyn ContextStore>,
+    clock: Arc<dyn Clock>,
+    breaker: BreakerPolicy,
+    settings: ChatSettings,
+}
+
+impl Recorder {
+    async fn attempt(
+        &self,
+        logical_id: &str,
+        provider_id: &str,
+        success: bool,
+        latency_ms: f64,
+        headers_ms: f64,
+    ) {
+        let now = self.clock.now();
+        let sample = AttemptSample {
+            at: now,
+            latency_ms,
+            ttfb_ms: headers_ms,
+            success,
         };
-        Ok(Attempt::Stream(rest.into_stream()))
+        let (metrics, circuit) = tokio::join!(
+            self.metrics.record(logical_id, provider_id, sample),
+            self.circuits
+                .record(provider_id, success, now, self.breaker),
+        );
+        if let Err(e) = metrics {
+            tracing::warn!(error = %e, "routing metrics not recorded");
+        }
+        match circuit {
+            Ok(crate::domain::health::Circuit::Open { until }) if !success => {
+                tracing::warn!(
+                    provider = provider_id,
+                    cooldown_until = until,
+                    "provider is cooling down after repeated failures"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "circuit not updated"),
+        }
+    }
+
+    async fn bind(
+        &self,
+        request: &ChatRequest,
+        previous: Option<Session>,
+        logical_id: &str,
+        served: &ServedBy,
+    ) {
+        let Some(conversation_id) = &request.session_id else {
+            return;
+        };
+        let session = Session::bind(
+            previous,
+            conversation_id,
+            logical_id,
+            &served.provider_id,
+            &served.model_id,
+            self.clock.now(),
+        );
+        if let Err(e) = self.sessions.put(session, self.settings.session_ttl).await {
+            tracing::warn!(error = %e, "session binding not stored");
+        }
+    }
+
+    async fn remember(&self, session_id: &str, request: Value, response: Value) {
+        let entry = context_entry(request, response, self.clock.now());
+        if let Err(e) = self
+            .context
+            .append(
+                session_id,
+                entry,
+                self.settings.context_max_entries,
+                self.settings.context_ttl,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "session context not stored");
+        }
+    }
+}
+
+/// What to record when a committed stream ends.
+struct StreamEnd {
+    recorder: Arc<Recorder>,
+    logical_id: String,
+    provider_id: String,
+    latency_ms: f64,
+    headers_ms: f64,
+    context: Option<(String, Value, StreamAssembler)>,
+}
+
+impl StreamEnd {
+    fn observe(&mut self, event: &[u8]) {
+        if let Some((_, _, assembler)) = &mut self.context {
+            assembler.observe(event);
+        }
+    }
+
+    async fn finish(self, success: bool) {
+        let recorder = self.recorder;
+        recorder
+            .attempt(
+                &self.logical_id,
+                &self.provider_id,
+                success,
+                self.latency_ms,
+                self.headers_ms,
+            )
+            .await;
+        if let Some((session_id, request, assembler)) = self.context {
+            recorder
+                .remember(&session_id, request, assembler.finish())
+                .await;
+        }
     }
 }
 
 enum Attempt {
-    Complete { status: u16, body: Bytes },
-    Stream(BoxStream<'static, Bytes>),
+    Complete {
+        status: u16,
+        body: Bytes,
+        headers_ms: f64,
+    },
+    Stream(Box<RestOfStream>),
 }
 
 /// An error event inside a 200 stream before content: the upstream's message, as a failure.
@@ -440,7 +664,8 @@ async fn read_body(
 }
 
 /// The committed part of a stream: what was held back, then the upstream's remaining events, and
-/// an error event if the upstream fails, goes silent or overruns its time.
+/// an error event if the upstream fails, goes silent or overruns its time. When it ends, the
+/// attempt is recorded (a client that goes away records nothing: the upstream did not fail).
 struct RestOfStream {
     body: ByteStream,
     framer: SseFramer,
@@ -448,6 +673,8 @@ struct RestOfStream {
     deadline: Instant,
     idle: Duration,
     done: bool,
+    headers_ms: f64,
+    on_end: Option<StreamEnd>,
 }
 
 impl RestOfStream {
@@ -459,9 +686,24 @@ impl RestOfStream {
         .boxed()
     }
 
+    async fn end(&mut self, success: bool) {
+        self.done = true;
+        if let Some(on_end) = self.on_end.take() {
+            on_end.finish(success).await;
+        }
+    }
+
+    async fn fail(&mut self, message: &str) -> Option<Bytes> {
+        self.end(false).await;
+        Some(openai::error_event(None, message))
+    }
+
     async fn next_event(&mut self) -> Option<Bytes> {
         loop {
             if let Some(event) = self.queue.pop_front() {
+                if let Some(on_end) = &mut self.on_end {
+                    on_end.observe(&event);
+                }
                 return Some(event);
             }
             if self.done {
@@ -470,30 +712,23 @@ impl RestOfStream {
             let next_by = self.deadline.min(Instant::now() + self.idle);
             match timeout_at(next_by, self.body.next()).await {
                 Err(_) => {
-                    self.done = true;
                     let why = if Instant::now() >= self.deadline {
                         "upstream stream exceeded the total time allowed"
                     } else {
                         "upstream stream went silent past the idle timeout"
                     };
-                    return Some(openai::error_event(None, why));
+                    return self.fail(why).await;
                 }
                 Ok(None) => {
-                    self.done = true;
                     if let Some(last) = self.framer.finish() {
-                        return Some(last);
+                        self.queue.push_back(last);
                     }
+                    self.end(true).await;
                 }
-                Ok(Some(Err(e))) => {
-                    self.done = true;
-                    return Some(openai::error_event(None, &e.0));
-                }
+                Ok(Some(Err(e))) => return self.fail(&e.0).await,
                 Ok(Some(Ok(chunk))) => match self.framer.push(&chunk) {
                     Ok(events) => self.queue.extend(events),
-                    Err(e) => {
-                        self.done = true;
-                        return Some(openai::error_event(None, &e.to_string()));
-                    }
+                    Err(e) => return self.fail(&e.to_string()).await,
                 },
             }
         }
@@ -505,12 +740,17 @@ mod tests {
     //! The chat use case against mockall fakes of every port: no sockets.
 
     use super::*;
+    use crate::domain::model::LogicalModel;
     use crate::domain::model::PhysicalModel;
     use crate::domain::ports::{
         MockClock, MockLogicalModelStore, MockModelCacheStore, MockRandomSource, MockSessionStore,
         MockUpstreamClient, TransportError, UpstreamReply,
     };
     use crate::domain::provider::{ProviderRegistry, RetryPolicy, Vendor};
+    use crate::domain::service::catalog::Catalog;
+    use crate::outbound::memory::{
+        MemoryCircuitStore, MemoryContextStore, MemoryMetricsStore, MemoryQpsLimiter,
+    };
     use secrecy::SecretString;
 
     fn provider(id: &str) -> ProviderConfig {
@@ -564,6 +804,63 @@ mod tests {
     const TEXT_B: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"from b\"}}]}\n\n";
     const DONE: &[u8] = b"data: [DONE]\n\n";
 
+    const POLICY: BreakerPolicy = BreakerPolicy {
+        failure_threshold: 3,
+        cooldown_seconds: 30.0,
+        probe_lease_seconds: 600.0,
+    };
+
+    /// The chat service over fakes: the given upstream, sessions and logical store, a fixed clock
+    /// and a pick that is always the first candidate; health stores are the in-memory adapters.
+    fn build(
+        upstream: MockUpstreamClient,
+        sessions: MockSessionStore,
+        logical: MockLogicalModelStore,
+        providers: Vec<ProviderConfig>,
+        cache: MockModelCacheStore,
+    ) -> ChatService {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(1000.0);
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let mut random = MockRandomSource::new();
+        random.expect_unit().return_const(0.0);
+        let upstream: Arc<dyn UpstreamClient> = Arc::new(upstream);
+        let sessions: Arc<dyn SessionStore> = Arc::new(sessions);
+        let metrics = Arc::new(MemoryMetricsStore::default());
+        let circuits = Arc::new(MemoryCircuitStore::default());
+        let catalog = Catalog::new(
+            Arc::new(ProviderRegistry::new(providers)),
+            Arc::new(logical),
+            Arc::new(cache),
+            upstream.clone(),
+            clock.clone(),
+            Duration::from_secs(300),
+        );
+        let planner = Planner::new(
+            Arc::new(catalog),
+            sessions.clone(),
+            metrics.clone(),
+            circuits.clone(),
+            clock.clone(),
+            Arc::new(random),
+            POLICY,
+        );
+        let stores = ChatStores {
+            sessions,
+            metrics,
+            circuits,
+            qps: Arc::new(MemoryQpsLimiter::default()),
+            context: Arc::new(MemoryContextStore::new(clock.clone())),
+        };
+        ChatService::new(
+            Arc::new(planner),
+            upstream,
+            stores,
+            clock,
+            ChatSettings::default(),
+        )
+    }
+
     /// A service over providers `a` and `b` and a logical model `m` whose pick is always `a` first.
     fn service(upstream: MockUpstreamClient, sessions: MockSessionStore) -> ChatService {
         let mut logical = MockLogicalModelStore::new();
@@ -571,27 +868,12 @@ mod tests {
             Ok((id == "m")
                 .then(|| LogicalModel::dynamic("m", vec![physical("a"), physical("b")], 0.0)))
         });
-        let mut clock = MockClock::new();
-        clock.expect_now().return_const(1000.0);
-        let clock: Arc<dyn Clock> = Arc::new(clock);
-        let mut random = MockRandomSource::new();
-        random.expect_unit().return_const(0.0);
-        let upstream: Arc<dyn UpstreamClient> = Arc::new(upstream);
-        let catalog = Catalog::new(
-            Arc::new(ProviderRegistry::new(vec![provider("a"), provider("b")])),
-            Arc::new(logical),
-            Arc::new(MockModelCacheStore::new()),
-            upstream.clone(),
-            clock.clone(),
-            Duration::from_secs(300),
-        );
-        ChatService::new(
-            Arc::new(catalog),
-            Arc::new(sessions),
+        build(
             upstream,
-            clock,
-            Arc::new(random),
-            ChatSettings::default(),
+            sessions,
+            logical,
+            vec![provider("a"), provider("b")],
+            MockModelCacheStore::new(),
         )
     }
 
@@ -883,37 +1165,20 @@ mod tests {
         let mut upstream = MockUpstreamClient::new();
         upstream.expect_chat().times(0);
         upstream.expect_list_models().returning(|_| Ok(Vec::new()));
-        let svc = {
-            let mut logical = MockLogicalModelStore::new();
-            logical.expect_get().returning(|_| Ok(None));
-            let mut cache = MockModelCacheStore::new();
-            cache.expect_provider_models().returning(|_| Ok(None));
-            cache
-                .expect_put_provider_models()
-                .returning(|_, _, _| Ok(()));
-            let mut clock = MockClock::new();
-            clock.expect_now().return_const(0.0);
-            let clock: Arc<dyn Clock> = Arc::new(clock);
-            let upstream: Arc<dyn UpstreamClient> = Arc::new(upstream);
-            let catalog = Catalog::new(
-                Arc::new(ProviderRegistry::new(vec![provider("a")])),
-                Arc::new(logical),
-                Arc::new(cache),
-                upstream.clone(),
-                clock.clone(),
-                Duration::from_secs(300),
-            );
-            let mut random = MockRandomSource::new();
-            random.expect_unit().return_const(0.5);
-            ChatService::new(
-                Arc::new(catalog),
-                Arc::new(MockSessionStore::new()),
-                upstream,
-                clock,
-                Arc::new(random),
-                ChatSettings::default(),
-            )
-        };
+        let mut logical = MockLogicalModelStore::new();
+        logical.expect_get().returning(|_| Ok(None));
+        let mut cache = MockModelCacheStore::new();
+        cache.expect_provider_models().returning(|_| Ok(None));
+        cache
+            .expect_put_provider_models()
+            .returning(|_, _, _| Ok(()));
+        let svc = build(
+            upstream,
+            MockSessionStore::new(),
+            logical,
+            vec![provider("a")],
+            cache,
+        );
         let body = ChatBody::parse(br#"{"model":"nope","messages":[]}"#).unwrap();
         let outcome = svc
             .chat(ChatRequest {
@@ -942,5 +1207,84 @@ mod tests {
         assert!(
             matches!(outcome, Ok(ChatReply::Stream { served, .. }) if served.provider_id == "b" && served.attempts == 2)
         );
+    }
+
+    #[tokio::test]
+    async fn a_provider_failing_past_the_threshold_is_passed_over_during_its_cooldown() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 3, || reply(500, vec![Ok(b"{}")]));
+        expect_chat(&mut upstream, "b", 5, || {
+            reply(200, vec![Ok(b"{\"ok\":1}")])
+        });
+        let svc = service(upstream, MockSessionStore::new());
+        for expected_attempts in [2, 2, 2, 1, 1] {
+            match svc.chat(request(false, None)).await {
+                Ok(ChatReply::Complete { served, .. }) => {
+                    assert_eq!(
+                        (served.provider_id.as_str(), served.attempts),
+                        ("b", expected_attempts)
+                    );
+                }
+                _ => panic!("b should answer"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_provider_at_its_max_qps_is_passed_over_and_all_limited_is_429() {
+        let mut limited = provider("a");
+        limited.max_qps = Some(2);
+        let mut logical = MockLogicalModelStore::new();
+        logical
+            .expect_get()
+            .returning(|_| Ok(Some(LogicalModel::dynamic("m", vec![physical("a")], 0.0))));
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 2, || reply(200, vec![Ok(b"{}")]));
+        let svc = build(
+            upstream,
+            MockSessionStore::new(),
+            logical,
+            vec![limited],
+            MockModelCacheStore::new(),
+        );
+        for _ in 0..2 {
+            assert!(svc.chat(request(false, None)).await.is_ok());
+        }
+        // The clock stands still: the third request is in the same second.
+        match svc.chat(request(false, None)).await {
+            Err(ChatError::AllFailed {
+                verdict:
+                    AllFailed::RateLimited {
+                        retry_after,
+                        message,
+                    },
+                ..
+            }) => {
+                assert_eq!(retry_after, 1);
+                assert!(message.contains("MAX_QPS"), "{message}");
+            }
+            _ => panic!("expected 429"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_session_context_keeps_the_assembled_stream() {
+        let mut upstream = MockUpstreamClient::new();
+        expect_chat(&mut upstream, "a", 1, || {
+            reply(200, vec![Ok(ROLE), Ok(TEXT_A), Ok(DONE)])
+        });
+        let mut sessions = MockSessionStore::new();
+        sessions.expect_get().returning(|_| Ok(None));
+        sessions.expect_put().times(1).returning(|_, _| Ok(()));
+        let svc = service(upstream, sessions);
+        let Ok(ChatReply::Stream { events, .. }) = svc.chat(request(true, Some("s"))).await else {
+            panic!("expected a stream")
+        };
+        let _ = collect(events).await;
+        let history = svc.recorder.context.history("s").await.unwrap();
+        assert_eq!(history.len(), 1);
+        let entry: serde_json::Value = serde_json::from_str(&history[0]).unwrap();
+        assert_eq!(entry["response"]["message"]["content"], "from a");
+        assert_eq!(entry["request"]["messages"][0]["content"], "hi");
     }
 }

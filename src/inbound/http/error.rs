@@ -10,7 +10,7 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: &'static str,
     pub message: String,
-    pub param: Option<&'static str>,
+    pub param: Option<String>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
 }
@@ -32,9 +32,9 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
         ApiError {
-            param,
+            param: param.map(str::to_string),
             ..Self::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
@@ -42,6 +42,25 @@ impl ApiError {
                 message,
             )
         }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            code,
+            message,
+        )
+    }
+
+    /// A store or other dependency failed: the operator's problem, said plainly.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "store_unavailable",
+            message,
+        )
     }
 
     pub fn internal() -> Self {

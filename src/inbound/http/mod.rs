@@ -43,6 +43,39 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .push(Router::with_path("models").get(handlers::models::list))
                 .push(Router::with_path("models/{**id}").get(handlers::models::get_one))
                 .push(Router::with_path("chat/completions").post(handlers::chat::completions)),
+        )
+        .push(
+            Router::with_path("providers")
+                .get(handlers::providers::list)
+                .push(Router::with_path("{id}").get(handlers::providers::get_one))
+                .push(Router::with_path("{id}/models").get(handlers::providers::models))
+                .push(Router::with_path("{id}/health").get(handlers::providers::health))
+                .push(Router::with_path("{id}/metrics").get(handlers::providers::metrics)),
+        )
+        .push(
+            Router::with_path("logical-models")
+                .get(handlers::logical_models::list)
+                .push(Router::with_path("{id}/upstreams").get(handlers::logical_models::upstreams))
+                .push(
+                    Router::with_path("{id}")
+                        .get(handlers::logical_models::get_one)
+                        .put(handlers::logical_models::put)
+                        .delete(handlers::logical_models::delete),
+                ),
+        )
+        .push(
+            Router::with_path("routing")
+                .push(Router::with_path("decide").post(handlers::routing::decide))
+                .push(
+                    Router::with_path("sessions/{id}")
+                        .get(handlers::routing::get_session)
+                        .delete(handlers::routing::delete_session),
+                ),
+        )
+        .push(
+            Router::with_path("context/{id}")
+                .get(handlers::context::get_one)
+                .delete(handlers::context::delete),
         );
     Router::new()
         .hoop(InjectState(state))

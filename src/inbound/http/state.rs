@@ -1,16 +1,25 @@
 //! What every handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use salvo::Depot;
 
 use super::auth::TokenCheck;
+use crate::domain::ports::{Clock, ContextStore, MetricsStore, SessionStore};
 use crate::domain::service::catalog::Catalog;
 use crate::domain::service::chat::ChatService;
+use crate::domain::service::routing::Planner;
 
 pub struct AppState {
     pub catalog: Arc<Catalog>,
+    pub planner: Arc<Planner>,
     pub chat: Arc<ChatService>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub context: Arc<dyn ContextStore>,
+    pub metrics: Arc<dyn MetricsStore>,
+    pub clock: Arc<dyn Clock>,
+    pub session_ttl: Duration,
     pub tokens: TokenCheck,
     pub max_body_bytes: usize,
 }

@@ -13,12 +13,16 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{AppState, TokenCheck, service};
+use crate::domain::health::BreakerPolicy;
 use crate::domain::model::{LogicalModel, PhysicalModel};
-use crate::domain::ports::{LogicalModelStore, MockUpstreamClient, UpstreamClient, UpstreamReply};
+use crate::domain::ports::{
+    Clock, LogicalModelStore, MockUpstreamClient, UpstreamClient, UpstreamReply,
+};
 use crate::domain::provider::{ProviderConfig, ProviderRegistry, RetryPolicy, Vendor};
 use crate::domain::service::catalog::Catalog;
-use crate::domain::service::chat::{ChatService, ChatSettings};
-use crate::outbound::memory::{MemoryLogicalModelStore, MemoryModelCache, MemorySessionStore};
+use crate::domain::service::chat::{ChatService, ChatSettings, ChatStores};
+use crate::domain::service::routing::Planner;
+use crate::outbound::memory::MemoryStores;
 use crate::outbound::system::{SystemClock, ThreadRandom};
 
 const URL: &str = "http://127.0.0.1:8000";
@@ -69,8 +73,8 @@ fn fake_upstream() -> MockUpstreamClient {
 }
 
 async fn app(max_body_bytes: usize) -> Service {
-    let clock = Arc::new(SystemClock);
-    let logical = Arc::new(MemoryLogicalModelStore::default());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let stores = MemoryStores::new(clock.clone());
     let upstream = PhysicalModel {
         provider_id: "p".into(),
         model_id: "up".into(),
@@ -81,31 +85,58 @@ async fn app(max_body_bytes: usize) -> Service {
         meta_hash: None,
         updated_at: 0.0,
     };
-    logical
+    stores
+        .logical_models
         .put(LogicalModel::dynamic("m", vec![upstream], 0.0))
         .await
         .unwrap();
     let upstream: Arc<dyn UpstreamClient> = Arc::new(fake_upstream());
     let catalog = Arc::new(Catalog::new(
         Arc::new(ProviderRegistry::new(vec![provider()])),
-        logical,
-        Arc::new(MemoryModelCache::new(clock.clone())),
+        stores.logical_models.clone(),
+        stores.model_cache.clone(),
         upstream.clone(),
         clock.clone(),
         Duration::from_secs(60),
     ));
-    let chat = Arc::new(ChatService::new(
+    let breaker = BreakerPolicy {
+        failure_threshold: 3,
+        cooldown_seconds: 30.0,
+        probe_lease_seconds: 600.0,
+    };
+    let planner = Arc::new(Planner::new(
         catalog.clone(),
-        Arc::new(MemorySessionStore::new(clock.clone())),
-        upstream,
-        clock,
+        stores.sessions.clone(),
+        stores.metrics.clone(),
+        stores.circuits.clone(),
+        clock.clone(),
         Arc::new(ThreadRandom),
+        breaker,
+    ));
+    let chat_stores = ChatStores {
+        sessions: stores.sessions.clone(),
+        metrics: stores.metrics.clone(),
+        circuits: stores.circuits.clone(),
+        qps: stores.qps.clone(),
+        context: stores.context.clone(),
+    };
+    let chat = Arc::new(ChatService::new(
+        planner.clone(),
+        upstream,
+        chat_stores,
+        clock.clone(),
         ChatSettings::default(),
     ));
     let tokens = TokenCheck::new(SecretString::from("timeline".to_string()));
     service(Arc::new(AppState {
         catalog,
+        planner,
         chat,
+        sessions: stores.sessions.clone(),
+        context: stores.context.clone(),
+        metrics: stores.metrics.clone(),
+        clock,
+        session_ttl: Duration::from_secs(60),
         tokens,
         max_body_bytes,
     }))

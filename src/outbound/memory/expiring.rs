@@ -44,6 +44,17 @@ impl<V: Clone> ExpiringMap<V> {
         entries.insert(key.to_string(), (value, now + ttl.as_secs_f64()));
     }
 
+    /// Replaces the value with `f(current)` under one lock, so concurrent updates are not lost.
+    pub fn update(&self, key: &str, ttl: Duration, f: impl FnOnce(Option<V>) -> V) {
+        let now = self.clock.now();
+        let mut entries = self.entries.lock();
+        let current = entries
+            .remove(key)
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(v, _)| v);
+        entries.insert(key.to_string(), (f(current), now + ttl.as_secs_f64()));
+    }
+
     pub fn remove(&self, key: &str) -> bool {
         let now = self.clock.now();
         self.entries

@@ -1,10 +1,43 @@
 //! In-memory stores: the default, for one gateway process with nothing to install.
 
+mod context;
 mod expiring;
+mod health;
 mod logical_models;
 mod model_cache;
 mod sessions;
 
+pub use context::MemoryContextStore;
+pub use health::{MemoryCircuitStore, MemoryMetricsStore, MemoryQpsLimiter};
 pub use logical_models::MemoryLogicalModelStore;
 pub use model_cache::MemoryModelCache;
 pub use sessions::MemorySessionStore;
+
+use std::sync::Arc;
+
+use crate::domain::ports::Clock;
+
+/// Every in-memory store, made together: the default state backend of one gateway process.
+pub struct MemoryStores {
+    pub logical_models: Arc<MemoryLogicalModelStore>,
+    pub model_cache: Arc<MemoryModelCache>,
+    pub sessions: Arc<MemorySessionStore>,
+    pub context: Arc<MemoryContextStore>,
+    pub metrics: Arc<MemoryMetricsStore>,
+    pub circuits: Arc<MemoryCircuitStore>,
+    pub qps: Arc<MemoryQpsLimiter>,
+}
+
+impl MemoryStores {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        MemoryStores {
+            logical_models: Arc::new(MemoryLogicalModelStore::default()),
+            model_cache: Arc::new(MemoryModelCache::new(clock.clone())),
+            sessions: Arc::new(MemorySessionStore::new(clock.clone())),
+            context: Arc::new(MemoryContextStore::new(clock)),
+            metrics: Arc::new(MemoryMetricsStore::default()),
+            circuits: Arc::new(MemoryCircuitStore::default()),
+            qps: Arc::new(MemoryQpsLimiter::default()),
+        }
+    }
+}

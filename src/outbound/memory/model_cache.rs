@@ -48,4 +48,9 @@ impl ModelCacheStore for MemoryModelCache {
         self.aggregate.put(AGGREGATE_KEY, entries, ttl);
         Ok(())
     }
+
+    async fn clear_aggregate(&self) -> StoreResult<()> {
+        self.aggregate.remove(AGGREGATE_KEY);
+        Ok(())
+    }
 }

@@ -118,7 +118,7 @@ fn served_headers(res: &mut Response, served: &ServedBy) {
 fn write_chat_error(res: &mut Response, error: ChatError) {
     let api_error = match error {
         ChatError::ModelNotFound(model) => ApiError {
-            param: Some("model"),
+            param: Some("model".into()),
             ..ApiError::new(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",

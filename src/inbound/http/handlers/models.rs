@@ -31,7 +31,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 "model_not_found",
                 format!("the model '{id}' does not exist"),
             );
-            error.param = Some("model");
+            error.param = Some("model".into());
             error.write(res);
         }
     }

@@ -1,0 +1,127 @@
+//! `/providers`, `/providers/{id}`, its models, live health and recorded metrics (SPEC 4.5).
+//! Keys are never returned: only masks.
+
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use super::state_or_500;
+use crate::domain::provider::{ProviderConfig, RetryPolicy, mask_secret};
+use crate::domain::service::catalog::CatalogError;
+use crate::inbound::http::ApiError;
+
+fn view(p: &ProviderConfig) -> Value {
+    let retryable = match &p.retry {
+        RetryPolicy::Generic => Value::Null,
+        RetryPolicy::Codes(codes) => json!(codes),
+    };
+    // Custom headers may carry credentials (Azure's api-key): names only, values masked.
+    let headers: serde_json::Map<String, Value> = p
+        .custom_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(mask_secret(v))))
+        .collect();
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "base_url": p.base_url,
+        "api_key": p.masked_key(),
+        "vendor": p.vendor,
+        "models_path": p.models_path,
+        "chat_path": p.chat_path,
+        "weight": p.weight,
+        "region": p.region,
+        "max_qps": p.max_qps,
+        "cost_input": p.cost_input,
+        "cost_output": p.cost_output,
+        "retryable_status_codes": retryable,
+        "custom_headers": headers,
+        "static_models": p.static_models.as_ref().map(|m| m.iter().map(|m| m.model_id.clone()).collect::<Vec<_>>()),
+    })
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(
+        "provider_not_found",
+        format!("provider '{id}' is not configured"),
+    )
+}
+
+#[handler]
+pub async fn list(depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let providers: Vec<Value> = state.catalog.providers().iter().map(|p| view(p)).collect();
+    res.render(Json(
+        json!({"total": providers.len(), "providers": providers}),
+    ));
+}
+
+#[handler]
+pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let id: String = req.param("id").unwrap_or_default();
+    match state.catalog.providers().get(&id) {
+        Some(provider) => res.render(Json(view(provider))),
+        None => not_found(&id).write(res),
+    }
+}
+
+#[handler]
+pub async fn models(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let id: String = req.param("id").unwrap_or_default();
+    match state.catalog.provider_models(&id).await {
+        Ok(found) => res.render(Json(json!({"total": found.len(), "models": *found}))),
+        Err(CatalogError::UnknownProvider(_)) => not_found(&id).write(res),
+        Err(e) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "upstream_unavailable",
+            e.to_string(),
+        )
+        .write(res),
+    }
+}
+
+#[handler]
+pub async fn health(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let id: String = req.param("id").unwrap_or_default();
+    match state.catalog.check_health(&id).await {
+        Ok(status) => res.render(Json(status)),
+        Err(CatalogError::UnknownProvider(_)) => not_found(&id).write(res),
+        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+    }
+}
+
+#[handler]
+pub async fn metrics(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let id: String = req.param("id").unwrap_or_default();
+    if state.catalog.providers().get(&id).is_none() {
+        return not_found(&id).write(res);
+    }
+    let now = state.clock.now();
+    let figures = match req.query::<String>("logical_model") {
+        Some(logical) => state
+            .metrics
+            .snapshot(&logical, std::slice::from_ref(&id), now)
+            .await
+            .map(|all| all.into_iter().flatten().collect::<Vec<_>>()),
+        None => state.metrics.for_provider(&id, now).await,
+    };
+    match figures {
+        Ok(figures) => res.render(Json(json!({"metrics": figures}))),
+        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+    }
+}

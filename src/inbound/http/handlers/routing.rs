@@ -1,0 +1,191 @@
+//! `POST /routing/decide` and `/routing/sessions/{conversation_id}` (SPEC 4.5).
+
+use std::time::Instant;
+
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{json_body, state_or_500};
+use crate::domain::routing::Strategy;
+use crate::domain::service::routing::{PlanError, RouteRequest};
+use crate::domain::session::Session;
+use crate::inbound::http::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideRequest {
+    logical_model: String,
+    conversation_id: Option<String>,
+    user_id: Option<String>,
+    preferred_region: Option<String>,
+    strategy: Option<String>,
+    #[serde(default)]
+    exclude_providers: Vec<String>,
+}
+
+#[handler]
+pub async fn decide(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let started = Instant::now();
+    let body = match json_body(req, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => return error.write(res),
+    };
+    let request: DecideRequest = match serde_json::from_value(body) {
+        Ok(request) => request,
+        Err(e) => {
+            return ApiError::bad_request(format!("invalid routing request: {e}"), None).write(res);
+        }
+    };
+    let _ = request.user_id;
+    if request.logical_model.trim().is_empty() {
+        return ApiError::bad_request("logical_model must not be empty", Some("logical_model"))
+            .write(res);
+    }
+    let strategy = match request.strategy.as_deref() {
+        None => Strategy::Balanced,
+        Some(name) => match Strategy::parse(name) {
+            Some(strategy) => strategy,
+            None => {
+                return ApiError::bad_request(
+                    format!("unknown strategy '{name}'; use balanced, latency_first, cost_first or reliability_first"),
+                    Some("strategy"),
+                )
+                .write(res);
+            }
+        },
+    };
+    let route = RouteRequest {
+        strategy,
+        preferred_region: request.preferred_region,
+        exclude_providers: request.exclude_providers,
+        session_id: request.conversation_id.clone(),
+    };
+    let plan = match state.planner.plan(&request.logical_model, &route).await {
+        Ok(plan) => plan,
+        Err(PlanError::NotFound(model)) => {
+            return ApiError::not_found(
+                "model_not_found",
+                format!("logical model '{model}' does not exist"),
+            )
+            .write(res);
+        }
+        Err(PlanError::Disabled(model)) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "model_disabled",
+                format!("logical model '{model}' is disabled"),
+            )
+            .write(res);
+        }
+        Err(PlanError::NoCandidates(model)) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "no_available_upstream",
+                format!("no candidate upstream for logical model '{model}'"),
+            )
+            .write(res);
+        }
+    };
+    let Some(selected) = plan.order.first() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "no_available_upstream",
+            "no candidate upstream",
+        )
+        .write(res);
+    };
+    if let Some(conversation_id) = &request.conversation_id {
+        let session = Session::bind(
+            plan.session.clone(),
+            conversation_id,
+            &plan.logical.logical_id,
+            &selected.upstream.provider_id,
+            &selected.upstream.model_id,
+            state.clock.now(),
+        );
+        if let Err(e) = state.sessions.put(session, state.session_ttl).await {
+            tracing::warn!(error = %e, "session binding not stored");
+        }
+    }
+    let why = if plan.sticky {
+        "the session is bound to it"
+    } else {
+        "weighted pick by score"
+    };
+    let reasoning = format!(
+        "Selected provider '{}' model '{}' for logical model '{}' ({why}; strategy {}).",
+        selected.upstream.provider_id,
+        selected.upstream.model_id,
+        plan.logical.logical_id,
+        strategy_name(strategy)
+    );
+    let mut by_score: Vec<_> = plan.order.iter().collect();
+    by_score.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let all_candidates: Vec<_> = by_score
+        .iter()
+        .map(|c| json!({"upstream": c.upstream, "score": c.score, "metrics": c.metrics, "circuit": c.circuit}))
+        .collect();
+    let alternatives: Vec<_> = plan.order.iter().skip(1).map(|c| &c.upstream).collect();
+    res.render(Json(json!({
+        "logical_model": plan.logical.logical_id,
+        "selected_upstream": selected.upstream,
+        "decision_time": started.elapsed().as_secs_f64() * 1000.0,
+        "reasoning": reasoning,
+        "alternative_upstreams": alternatives,
+        "strategy_used": strategy_name(strategy),
+        "all_candidates": all_candidates,
+    })));
+}
+
+fn strategy_name(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Balanced => "balanced",
+        Strategy::LatencyFirst => "latency_first",
+        Strategy::CostFirst => "cost_first",
+        Strategy::ReliabilityFirst => "reliability_first",
+    }
+}
+
+#[handler]
+pub async fn get_session(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let id: String = req.param("id").unwrap_or_default();
+    match state.sessions.get(&id).await {
+        Ok(Some(session)) => res.render(Json(session)),
+        Ok(None) => ApiError::not_found(
+            "session_not_found",
+            format!("session '{id}' does not exist"),
+        )
+        .write(res),
+        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+    }
+}
+
+#[handler]
+pub async fn delete_session(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let id: String = req.param("id").unwrap_or_default();
+    match state.sessions.delete(&id).await {
+        Ok(true) => {
+            res.status_code(StatusCode::NO_CONTENT);
+        }
+        Ok(false) => ApiError::not_found(
+            "session_not_found",
+            format!("session '{id}' does not exist"),
+        )
+        .write(res),
+        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+    }
+}

@@ -1,0 +1,176 @@
+//! Routing metrics, circuits and QPS counters in memory.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::domain::health::{AttemptSample, BreakerPolicy, Circuit, MetricsWindow, RoutingMetrics};
+use crate::domain::ports::{CircuitStore, MetricsStore, QpsLimiter, StoreResult};
+
+/// Windows keyed by provider, then logical model, so a provider's figures are one lookup away.
+#[derive(Default)]
+pub struct MemoryMetricsStore {
+    windows: Mutex<HashMap<String, HashMap<String, MetricsWindow>>>,
+}
+
+#[async_trait]
+impl MetricsStore for MemoryMetricsStore {
+    async fn record(
+        &self,
+        logical_model: &str,
+        provider_id: &str,
+        sample: AttemptSample,
+    ) -> StoreResult<()> {
+        let mut windows = self.windows.lock();
+        let by_model = windows.entry(provider_id.to_string()).or_default();
+        match by_model.get_mut(logical_model) {
+            Some(window) => window.record(sample),
+            None => {
+                let mut window = MetricsWindow::default();
+                window.record(sample);
+                by_model.insert(logical_model.to_string(), window);
+            }
+        }
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        logical_model: &str,
+        provider_ids: &[String],
+        now: f64,
+    ) -> StoreResult<Vec<Option<RoutingMetrics>>> {
+        let windows = self.windows.lock();
+        Ok(provider_ids
+            .iter()
+            .map(|provider| {
+                windows
+                    .get(provider)?
+                    .get(logical_model)?
+                    .aggregate(logical_model, provider, now)
+            })
+            .collect())
+    }
+
+    async fn for_provider(&self, provider_id: &str, now: f64) -> StoreResult<Vec<RoutingMetrics>> {
+        let mut windows = self.windows.lock();
+        let Some(by_model) = windows.get_mut(provider_id) else {
+            return Ok(Vec::new());
+        };
+        let mut figures: Vec<RoutingMetrics> = Vec::new();
+        // Logical models idle for a whole window are forgotten here, which bounds the map.
+        by_model.retain(
+            |logical, window| match window.aggregate(logical, provider_id, now) {
+                Some(metrics) => {
+                    figures.push(metrics);
+                    true
+                }
+                None => false,
+            },
+        );
+        figures.sort_by(|a, b| a.logical_model.cmp(&b.logical_model));
+        Ok(figures)
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryCircuitStore {
+    circuits: Mutex<HashMap<String, Circuit>>,
+}
+
+#[async_trait]
+impl CircuitStore for MemoryCircuitStore {
+    async fn circuits(&self, provider_ids: &[String]) -> StoreResult<Vec<Circuit>> {
+        let circuits = self.circuits.lock();
+        Ok(provider_ids
+            .iter()
+            .map(|id| circuits.get(id).copied().unwrap_or_default())
+            .collect())
+    }
+
+    async fn record(
+        &self,
+        provider_id: &str,
+        success: bool,
+        now: f64,
+        policy: BreakerPolicy,
+    ) -> StoreResult<Circuit> {
+        let mut circuits = self.circuits.lock();
+        let circuit = circuits.entry(provider_id.to_string()).or_default();
+        *circuit = if success {
+            circuit.on_success()
+        } else {
+            circuit.on_failure(now, &policy)
+        };
+        Ok(*circuit)
+    }
+
+    async fn claim_probe(
+        &self,
+        provider_id: &str,
+        now: f64,
+        policy: BreakerPolicy,
+    ) -> StoreResult<bool> {
+        let mut circuits = self.circuits.lock();
+        let circuit = circuits.entry(provider_id.to_string()).or_default();
+        match circuit.claim_probe(now, &policy) {
+            Some(claimed) => {
+                *circuit = claimed;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// One counter per provider for the current calendar second.
+#[derive(Default)]
+pub struct MemoryQpsLimiter {
+    counters: Mutex<HashMap<String, (u64, u32)>>,
+}
+
+#[async_trait]
+impl QpsLimiter for MemoryQpsLimiter {
+    async fn try_acquire(&self, provider_id: &str, max_qps: u32, now: f64) -> StoreResult<bool> {
+        let second = now.max(0.0) as u64;
+        let mut counters = self.counters.lock();
+        let (counter_second, count) = counters
+            .entry(provider_id.to_string())
+            .or_insert((second, 0));
+        if *counter_second != second {
+            *counter_second = second;
+            *count = 0;
+        }
+        if *count >= max_qps {
+            return Ok(false);
+        }
+        *count += 1;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_limiter_admits_max_qps_per_calendar_second_then_refuses() {
+        let limiter = MemoryQpsLimiter::default();
+        for _ in 0..3 {
+            assert!(limiter.try_acquire("p", 3, 100.1).await.unwrap());
+        }
+        assert!(
+            !limiter.try_acquire("p", 3, 100.9).await.unwrap(),
+            "the fourth in the same second is refused"
+        );
+        assert!(
+            limiter.try_acquire("other", 3, 100.9).await.unwrap(),
+            "limits are per provider"
+        );
+        assert!(
+            limiter.try_acquire("p", 3, 101.0).await.unwrap(),
+            "a new second starts a new count"
+        );
+    }
+}
