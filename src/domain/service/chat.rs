@@ -217,16 +217,13 @@ impl ChatService {
                 }) => {
                     let latency_ms = ms_since(started);
                     self.recorder
-                        .attempt(&logical_id, &provider.id, true, latency_ms, headers_ms)
-                        .await;
+                        .attempt(&logical_id, &provider.id, true, latency_ms, headers_ms);
                     self.recorder
-                        .bind(&request, plan.session.clone(), &logical_id, &served)
-                        .await;
+                        .bind(&request, plan.session.clone(), &logical_id, &served);
                     if let Some((session_id, request_json)) = context {
                         let response = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         self.recorder
-                            .remember(&session_id, request_json, response)
-                            .await;
+                            .remember(&session_id, request_json, response);
                     }
                     return Ok(ChatReply::Complete {
                         served,
@@ -236,8 +233,7 @@ impl ChatService {
                 }
                 Ok(Attempt::Stream(mut rest)) => {
                     self.recorder
-                        .bind(&request, plan.session.clone(), &logical_id, &served)
-                        .await;
+                        .bind(&request, plan.session.clone(), &logical_id, &served);
                     rest.on_end = Some(StreamEnd {
                         recorder: self.recorder.clone(),
                         logical_id,
@@ -263,8 +259,7 @@ impl ChatService {
                         let response = serde_json::from_slice(&body)
                             .unwrap_or_else(|_| Value::String(upstream_message(&body)));
                         self.recorder
-                            .remember(&session_id, request_json, response)
-                            .await;
+                            .remember(&session_id, request_json, response);
                     }
                     return Err(ChatError::UpstreamRejected {
                         served,
@@ -281,8 +276,7 @@ impl ChatService {
                         "upstream attempt failed; trying the next candidate"
                     );
                     self.recorder
-                        .attempt(&logical_id, &provider.id, false, ms_since(started), 0.0)
-                        .await;
+                        .attempt(&logical_id, &provider.id, false, ms_since(started), 0.0);
                     tally.record(failure);
                 }
             }
@@ -302,8 +296,7 @@ impl ChatService {
                     &session_id,
                     request_json,
                     serde_json::json!({"error": message}),
-                )
-                .await;
+                );
         }
         Err(ChatError::AllFailed {
             attempts: tally.attempts,
@@ -504,7 +497,29 @@ struct Recorder {
 }
 
 impl Recorder {
-    async fn attempt(
+    /// The writers below run in the background: the client's answer never waits for bookkeeping.
+    fn attempt(self: &Arc<Self>, logical_id: &str, provider_id: &str, success: bool, latency_ms: f64, headers_ms: f64) {
+        let (this, logical_id, provider_id) = (self.clone(), logical_id.to_string(), provider_id.to_string());
+        tokio::spawn(async move { this.write_attempt(&logical_id, &provider_id, success, latency_ms, headers_ms).await });
+    }
+
+    fn bind(self: &Arc<Self>, request: &ChatRequest, previous: Option<Session>, logical_id: &str, served: &ServedBy) {
+        let Some(conversation_id) = request.session_id.clone() else { return };
+        let session = Session::bind(previous, &conversation_id, logical_id, &served.provider_id, &served.model_id, self.clock.now());
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.sessions.put(session, this.settings.session_ttl).await {
+                tracing::warn!(error = %e, "session binding not stored");
+            }
+        });
+    }
+
+    fn remember(self: &Arc<Self>, session_id: &str, request: Value, response: Value) {
+        let (this, session_id) = (self.clone(), session_id.to_string());
+        tokio::spawn(async move { this.write_context(&session_id, request, response).await });
+    }
+
+    async fn write_attempt(
         &self,
         logical_id: &str,
         provider_id: &str,
@@ -540,30 +555,7 @@ impl Recorder {
         }
     }
 
-    async fn bind(
-        &self,
-        request: &ChatRequest,
-        previous: Option<Session>,
-        logical_id: &str,
-        served: &ServedBy,
-    ) {
-        let Some(conversation_id) = &request.session_id else {
-            return;
-        };
-        let session = Session::bind(
-            previous,
-            conversation_id,
-            logical_id,
-            &served.provider_id,
-            &served.model_id,
-            self.clock.now(),
-        );
-        if let Err(e) = self.sessions.put(session, self.settings.session_ttl).await {
-            tracing::warn!(error = %e, "session binding not stored");
-        }
-    }
-
-    async fn remember(&self, session_id: &str, request: Value, response: Value) {
+    async fn write_context(&self, session_id: &str, request: Value, response: Value) {
         let entry = context_entry(request, response, self.clock.now());
         if let Err(e) = self
             .context
@@ -597,7 +589,7 @@ impl StreamEnd {
         }
     }
 
-    async fn finish(self, success: bool) {
+    fn finish(self, success: bool) {
         let recorder = self.recorder;
         recorder
             .attempt(
@@ -606,12 +598,10 @@ impl StreamEnd {
                 success,
                 self.latency_ms,
                 self.headers_ms,
-            )
-            .await;
+            );
         if let Some((session_id, request, assembler)) = self.context {
             recorder
-                .remember(&session_id, request, assembler.finish())
-                .await;
+                .remember(&session_id, request, assembler.finish());
         }
     }
 }
@@ -686,15 +676,15 @@ impl RestOfStream {
         .boxed()
     }
 
-    async fn end(&mut self, success: bool) {
+    fn end(&mut self, success: bool) {
         self.done = true;
         if let Some(on_end) = self.on_end.take() {
-            on_end.finish(success).await;
+            on_end.finish(success);
         }
     }
 
     async fn fail(&mut self, message: &str) -> Option<Bytes> {
-        self.end(false).await;
+        self.end(false);
         Some(openai::error_event(None, message))
     }
 
@@ -723,7 +713,7 @@ impl RestOfStream {
                     if let Some(last) = self.framer.finish() {
                         self.queue.push_back(last);
                     }
-                    self.end(true).await;
+                    self.end(true);
                 }
                 Ok(Some(Err(e))) => return self.fail(&e.0).await,
                 Ok(Some(Ok(chunk))) => match self.framer.push(&chunk) {
@@ -898,6 +888,13 @@ mod tests {
             .withf(move |p, _| p.id == provider_id)
             .times(times)
             .returning(move |_, _| Ok(make()));
+    }
+
+    /// Lets the background bookkeeping tasks run (the test runtime has one thread).
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn collect(events: BoxStream<'static, Bytes>) -> String {
@@ -1218,6 +1215,7 @@ mod tests {
         });
         let svc = service(upstream, MockSessionStore::new());
         for expected_attempts in [2, 2, 2, 1, 1] {
+            settle().await;
             match svc.chat(request(false, None)).await {
                 Ok(ChatReply::Complete { served, .. }) => {
                     assert_eq!(
@@ -1281,6 +1279,7 @@ mod tests {
             panic!("expected a stream")
         };
         let _ = collect(events).await;
+        settle().await;
         let history = svc.recorder.context.history("s").await.unwrap();
         assert_eq!(history.len(), 1);
         let entry: serde_json::Value = serde_json::from_str(&history[0]).unwrap();
