@@ -958,15 +958,17 @@ mod tests {
             })
             .times(1)
             .returning(|_, _| Ok(()));
-        let outcome = service(upstream, sessions)
-            .chat(request(false, Some("c1")))
-            .await;
+        let svc = service(upstream, sessions);
+        let outcome = svc.chat(request(false, Some("c1"))).await;
         match outcome {
             Ok(ChatReply::Complete { served, .. }) => {
                 assert_eq!((served.provider_id.as_str(), served.attempts), ("b", 2))
             }
             _ => panic!("expected b to answer"),
         }
+        // The binding is written in the background; the mock checks its one call when dropped.
+        settle().await;
+        drop(svc);
     }
 
     #[tokio::test]
