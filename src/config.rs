@@ -291,6 +291,16 @@ impl Settings {
                 EXPECTED,
             )
         })?;
+        let mut models = models;
+        for model in &mut models {
+            // As PUT /logical-models would store it: endpoints are derived, never taken from input.
+            for upstream in &mut model.upstreams {
+                upstream.endpoint.clear();
+            }
+            if model.display_name.is_empty() {
+                model.display_name = model.logical_id.clone();
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for model in &models {
             model.validate().map_err(|e| {

@@ -9,13 +9,18 @@ use std::sync::Arc;
 use apiproxy::config::{LogFormat, Settings};
 use apiproxy::domain::health::BreakerPolicy;
 use apiproxy::domain::model::{LogicalModel, PhysicalModel};
+use apiproxy::domain::ports::{
+    CircuitStore, ContextStore, MetricsStore, ModelCacheStore, QpsLimiter, SessionStore,
+    StoreStatus,
+};
 use apiproxy::domain::ports::{Clock, LogicalModelStore};
 use apiproxy::domain::provider::ProviderRegistry;
 use apiproxy::domain::service::catalog::Catalog;
 use apiproxy::domain::service::chat::{ChatService, ChatSettings, ChatStores, Timeouts};
 use apiproxy::domain::service::routing::Planner;
 use apiproxy::inbound::http::{AppState, TokenCheck};
-use apiproxy::outbound::memory::MemoryStores;
+use apiproxy::outbound::memory::{InProcess, MemoryStores};
+use apiproxy::outbound::redis::RedisStores;
 use apiproxy::outbound::system::{SystemClock, ThreadRandom};
 use apiproxy::outbound::upstream::{HttpUpstream, HttpUpstreamSettings, MaskHeaders};
 use base64::Engine;
@@ -236,11 +241,6 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
     if demo {
         logical_models.extend(add_demo_providers(&mut settings).await?);
     }
-    if settings.redis_url.is_some() {
-        tracing::warn!(
-            "REDIS_URL is set, but this build keeps state in memory; the Redis store is not available yet"
-        );
-    }
     if settings.providers.is_empty() {
         tracing::warn!(
             "no providers are configured (LLM_PROVIDERS); chat requests will answer 404 until one is"
@@ -261,15 +261,7 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         },
         &providers,
     )?);
-    let stores = MemoryStores::new(clock.clone());
-    for mut model in logical_models {
-        model.updated_at = clock.now();
-        stores
-            .logical_models
-            .put(model)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    let stores = open_stores(&settings, clock.clone(), logical_models).await?;
     let catalog = Arc::new(Catalog::new(
         providers.clone(),
         stores.logical_models.clone(),
@@ -325,6 +317,7 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         context: stores.context.clone(),
         metrics: stores.metrics.clone(),
         clock,
+        store: stores.status.clone(),
         session_ttl: settings.session_ttl,
         tokens: TokenCheck::new(settings.auth_token.clone()),
         max_body_bytes: settings.max_request_body_bytes,
@@ -371,6 +364,66 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
     server.serve(apiproxy::inbound::http::service(state)).await;
     tracing::info!("apiproxy stopped");
     Ok(())
+}
+
+/// The state backend's ports: in memory by default, Redis when `REDIS_URL` is set.
+struct Stores {
+    logical_models: Arc<dyn LogicalModelStore>,
+    model_cache: Arc<dyn ModelCacheStore>,
+    sessions: Arc<dyn SessionStore>,
+    context: Arc<dyn ContextStore>,
+    metrics: Arc<dyn MetricsStore>,
+    circuits: Arc<dyn CircuitStore>,
+    qps: Arc<dyn QpsLimiter>,
+    status: Arc<dyn StoreStatus>,
+}
+
+async fn open_stores(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    mut seed: Vec<LogicalModel>,
+) -> Result<Stores, String> {
+    for model in &mut seed {
+        model.updated_at = clock.now();
+    }
+    if let Some(url) = &settings.redis_url {
+        let redis = RedisStores::new(url.expose_secret(), settings.redis_pool_size, clock)?;
+        if redis.backend.ping().await {
+            tracing::info!("state store: Redis");
+        } else {
+            tracing::warn!("state store: Redis is not answering; serving without it until it does");
+        }
+        redis.logical_models.seed(seed);
+        return Ok(Stores {
+            logical_models: redis.logical_models,
+            model_cache: redis.model_cache,
+            sessions: redis.sessions,
+            context: redis.context,
+            metrics: redis.metrics,
+            circuits: redis.circuits,
+            qps: redis.qps,
+            status: Arc::new(redis.backend),
+        });
+    }
+    let memory = MemoryStores::new(clock);
+    for model in seed {
+        memory
+            .logical_models
+            .put(model)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tracing::info!("state store: in memory (set REDIS_URL to share state between instances)");
+    Ok(Stores {
+        logical_models: memory.logical_models,
+        model_cache: memory.model_cache,
+        sessions: memory.sessions,
+        context: memory.context,
+        metrics: memory.metrics,
+        circuits: memory.circuits,
+        qps: memory.qps,
+        status: Arc::new(InProcess),
+    })
 }
 
 async fn shutdown_signal() {

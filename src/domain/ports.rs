@@ -141,6 +141,23 @@ pub trait ContextStore: Send + Sync {
     async fn delete(&self, session_id: &str) -> StoreResult<bool>;
 }
 
+/// Whether the state backend answers (for `/health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// In-process memory: always there.
+    InProcess,
+    Reachable,
+    Unreachable,
+}
+
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait StoreStatus: Send + Sync {
+    async fn check(&self) -> StoreHealth;
+    /// Store calls that failed since start (served without the store).
+    fn errors(&self) -> u64;
+}
+
 /// Failure to reach an upstream or read its answer: always retryable.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]

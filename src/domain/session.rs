@@ -48,7 +48,7 @@ pub const MAX_CONTEXT_ENTRY_BYTES: usize = 64 * 1024;
 const PREVIEW_CHARS: usize = 4096;
 
 /// One exchange of a session's history, serialized as JSON (the original stored Python reprs).
-/// Past `MAX_CONTEXT_ENTRY_BYTES` the larger side is replaced by a preview, so one huge prompt
+/// Past `MAX_CONTEXT_ENTRY_BYTES` each side over half the cap is replaced by a preview, so one huge prompt
 /// cannot blow up the store.
 pub fn context_entry(
     request: serde_json::Value,
@@ -63,7 +63,8 @@ pub fn context_entry(
     }
     let preview = |value: &serde_json::Value| {
         let text = value.to_string();
-        if text.len() <= MAX_CONTEXT_ENTRY_BYTES / 2 {
+        // Half the cap each, less room for the keys and timestamp: the whole entry stays under it.
+        if text.len() <= (MAX_CONTEXT_ENTRY_BYTES - 512) / 2 {
             return value.clone();
         }
         serde_json::json!({
@@ -93,6 +94,13 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&capped).unwrap();
         assert_eq!(value["request"]["truncated"], true);
         assert_eq!(value["response"]["ok"], true);
+        let half = serde_json::json!("y".repeat(33_000));
+        let both = context_entry(half.clone(), half, 5.0);
+        assert!(
+            both.len() <= MAX_CONTEXT_ENTRY_BYTES,
+            "two big halves: {}",
+            both.len()
+        );
     }
 
     #[test]

@@ -344,6 +344,9 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             }
             let (index, event) = iter.next()?;
             if drop_after.is_some_and(|n| index >= n) {
+                // Let what was sent reach the client first, so "200, some events, then a drop"
+                // is what the client sees, not a connection closed before the headers.
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 return Some((Err(std::io::Error::other("mock drop")), (iter, true)));
             }
             if index > 0 && !delay.is_zero() {

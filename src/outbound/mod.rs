@@ -1,5 +1,6 @@
 //! Adapters the domain's ports plug into: stores and upstream clients.
 
 pub mod memory;
+pub mod redis;
 pub mod system;
 pub mod upstream;

@@ -181,15 +181,34 @@ impl ChatService {
             .map(|id| (id.clone(), request.body.to_value()));
 
         let mut tally = FailureTally::default();
-        for candidate in plan.order {
-            if !self.admit(&candidate).await {
-                if candidate.needs_probe {
+        let mut queue: VecDeque<Candidate> = plan.order.into();
+        let mut probe_taken: Vec<Candidate> = Vec::new();
+        loop {
+            let candidate = match queue.pop_front() {
+                Some(candidate) => candidate,
+                // Every remaining probe was someone else's: rather than refuse, try those
+                // providers anyway, as for cooling providers when nothing else is left (SPEC 5.4).
+                None if tally.attempts == 0 && !probe_taken.is_empty() => {
+                    queue.extend(probe_taken.drain(..).map(|mut c| {
+                        c.needs_probe = false;
+                        c
+                    }));
                     continue;
                 }
-                tally.record(AttemptFailure::RateLimited {
-                    retry_after: Some(1),
-                });
-                continue;
+                None => break,
+            };
+            match self.admit(&candidate).await {
+                Admission::Go => {}
+                Admission::ProbeTaken => {
+                    probe_taken.push(candidate);
+                    continue;
+                }
+                Admission::RateLimited => {
+                    tally.record(AttemptFailure::RateLimited {
+                        retry_after: Some(1),
+                    });
+                    continue;
+                }
             }
             let provider = candidate.provider.clone();
             let model_id = candidate.upstream.model_id.clone();
@@ -222,8 +241,7 @@ impl ChatService {
                         .bind(&request, plan.session.clone(), &logical_id, &served);
                     if let Some((session_id, request_json)) = context {
                         let response = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        self.recorder
-                            .remember(&session_id, request_json, response);
+                        self.recorder.remember(&session_id, request_json, response);
                     }
                     return Ok(ChatReply::Complete {
                         served,
@@ -248,9 +266,20 @@ impl ChatService {
                     });
                 }
                 Err(failure) if !failure.is_retryable(&provider.retry) => {
-                    // The client's mistake, not the provider's: no health penalty, no failover.
+                    // Relayed as it is, no failover; a 4xx is the client's mistake, no health penalty.
                     tracing::info!(provider = %provider.id, status = ?failure.status(), "upstream refused the request; relaying");
-                    self.release_probe_if_held(&candidate).await;
+                    if failure.status().is_some_and(|status| status >= 500) {
+                        // Not worth retrying elsewhere, but still the provider failing.
+                        self.recorder.attempt(
+                            &logical_id,
+                            &provider.id,
+                            false,
+                            ms_since(started),
+                            0.0,
+                        );
+                    } else {
+                        self.release_probe_if_held(&candidate).await;
+                    }
                     let (status, body) = match failure {
                         AttemptFailure::Status { status, body, .. } => (status, body),
                         other => (502, Bytes::from(other.describe())),
@@ -258,8 +287,7 @@ impl ChatService {
                     if let Some((session_id, request_json)) = context {
                         let response = serde_json::from_slice(&body)
                             .unwrap_or_else(|_| Value::String(upstream_message(&body)));
-                        self.recorder
-                            .remember(&session_id, request_json, response);
+                        self.recorder.remember(&session_id, request_json, response);
                     }
                     return Err(ChatError::UpstreamRejected {
                         served,
@@ -291,12 +319,11 @@ impl ChatService {
                     message.clone()
                 }
             };
-            self.recorder
-                .remember(
-                    &session_id,
-                    request_json,
-                    serde_json::json!({"error": message}),
-                );
+            self.recorder.remember(
+                &session_id,
+                request_json,
+                serde_json::json!({"error": message}),
+            );
         }
         Err(ChatError::AllFailed {
             attempts: tally.attempts,
@@ -304,11 +331,24 @@ impl ChatService {
         })
     }
 
-    /// Whether this candidate may be tried now: it claims the half-open probe when one is due, and
-    /// a slot under its provider's MAX_QPS. A store error lets the request through: losing a limit
-    /// for a moment is better than failing traffic.
-    async fn admit(&self, candidate: &Candidate) -> bool {
+    /// Whether this candidate may be tried now: it takes a slot under its provider's MAX_QPS, then
+    /// claims the half-open probe when one is due. A store error lets the request through: losing
+    /// a limit for a moment is better than failing traffic.
+    async fn admit(&self, candidate: &Candidate) -> Admission {
         let now = self.clock.now();
+        if let Some(max_qps) = candidate.provider.max_qps {
+            let admitted = self
+                .qps
+                .try_acquire(&candidate.provider.id, max_qps, now)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "QPS limiter unreachable; not limiting");
+                    true
+                });
+            if !admitted {
+                return Admission::RateLimited;
+            }
+        }
         if candidate.needs_probe {
             let claimed = self
                 .circuits
@@ -319,19 +359,10 @@ impl ChatService {
                     true
                 });
             if !claimed {
-                return false;
+                return Admission::ProbeTaken;
             }
         }
-        let Some(max_qps) = candidate.provider.max_qps else {
-            return true;
-        };
-        self.qps
-            .try_acquire(&candidate.provider.id, max_qps, now)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "QPS limiter unreachable; not limiting");
-                true
-            })
+        Admission::Go
     }
 
     /// A probe answered with a client error says nothing about the provider's health: close the
@@ -438,9 +469,21 @@ impl ChatService {
                     )));
                 }
                 Ok(None) => {
-                    return Err(AttemptFailure::transport(
-                        "upstream ended the stream before any content",
-                    ));
+                    // A last event without its blank line still counts.
+                    let last = framer.finish();
+                    let commits = last.as_ref().is_some_and(|event| {
+                        matches!(
+                            openai::classify_event(event),
+                            StreamEventKind::Content | StreamEventKind::End
+                        )
+                    });
+                    if !commits {
+                        return Err(AttemptFailure::transport(
+                            "upstream ended the stream before any content",
+                        ));
+                    }
+                    held.extend(last);
+                    break;
                 }
                 Ok(Some(Err(e))) => return Err(AttemptFailure::transport(e.0)),
                 Ok(Some(Ok(chunk))) => chunk,
@@ -498,14 +541,43 @@ struct Recorder {
 
 impl Recorder {
     /// The writers below run in the background: the client's answer never waits for bookkeeping.
-    fn attempt(self: &Arc<Self>, logical_id: &str, provider_id: &str, success: bool, latency_ms: f64, headers_ms: f64) {
-        let (this, logical_id, provider_id) = (self.clone(), logical_id.to_string(), provider_id.to_string());
-        tokio::spawn(async move { this.write_attempt(&logical_id, &provider_id, success, latency_ms, headers_ms).await });
+    fn attempt(
+        self: &Arc<Self>,
+        logical_id: &str,
+        provider_id: &str,
+        success: bool,
+        latency_ms: f64,
+        headers_ms: f64,
+    ) {
+        let (this, logical_id, provider_id) = (
+            self.clone(),
+            logical_id.to_string(),
+            provider_id.to_string(),
+        );
+        tokio::spawn(async move {
+            this.write_attempt(&logical_id, &provider_id, success, latency_ms, headers_ms)
+                .await
+        });
     }
 
-    fn bind(self: &Arc<Self>, request: &ChatRequest, previous: Option<Session>, logical_id: &str, served: &ServedBy) {
-        let Some(conversation_id) = request.session_id.clone() else { return };
-        let session = Session::bind(previous, &conversation_id, logical_id, &served.provider_id, &served.model_id, self.clock.now());
+    fn bind(
+        self: &Arc<Self>,
+        request: &ChatRequest,
+        previous: Option<Session>,
+        logical_id: &str,
+        served: &ServedBy,
+    ) {
+        let Some(conversation_id) = request.session_id.clone() else {
+            return;
+        };
+        let session = Session::bind(
+            previous,
+            &conversation_id,
+            logical_id,
+            &served.provider_id,
+            &served.model_id,
+            self.clock.now(),
+        );
         let this = self.clone();
         tokio::spawn(async move {
             if let Err(e) = this.sessions.put(session, this.settings.session_ttl).await {
@@ -591,19 +663,23 @@ impl StreamEnd {
 
     fn finish(self, success: bool) {
         let recorder = self.recorder;
-        recorder
-            .attempt(
-                &self.logical_id,
-                &self.provider_id,
-                success,
-                self.latency_ms,
-                self.headers_ms,
-            );
+        recorder.attempt(
+            &self.logical_id,
+            &self.provider_id,
+            success,
+            self.latency_ms,
+            self.headers_ms,
+        );
         if let Some((session_id, request, assembler)) = self.context {
-            recorder
-                .remember(&session_id, request, assembler.finish());
+            recorder.remember(&session_id, request, assembler.finish());
         }
     }
+}
+
+enum Admission {
+    Go,
+    RateLimited,
+    ProbeTaken,
 }
 
 enum Attempt {

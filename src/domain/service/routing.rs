@@ -200,8 +200,7 @@ impl Planner {
         let providers = self.catalog.providers();
         let mut upstreams: Vec<(PhysicalModel, Arc<ProviderConfig>)> = Vec::new();
         for upstream in &logical.upstreams {
-            if request.exclude_providers.contains(&upstream.provider_id)
-            {
+            if request.exclude_providers.contains(&upstream.provider_id) {
                 continue;
             }
             if upstreams.iter().any(|(u, _)| {

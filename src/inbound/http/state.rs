@@ -6,7 +6,7 @@ use std::time::Duration;
 use salvo::Depot;
 
 use super::auth::TokenCheck;
-use crate::domain::ports::{Clock, ContextStore, MetricsStore, SessionStore};
+use crate::domain::ports::{Clock, ContextStore, MetricsStore, SessionStore, StoreStatus};
 use crate::domain::service::catalog::Catalog;
 use crate::domain::service::chat::ChatService;
 use crate::domain::service::routing::Planner;
@@ -19,6 +19,7 @@ pub struct AppState {
     pub context: Arc<dyn ContextStore>,
     pub metrics: Arc<dyn MetricsStore>,
     pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn StoreStatus>,
     pub session_ttl: Duration,
     pub tokens: TokenCheck,
     pub max_body_bytes: usize,

@@ -136,6 +136,7 @@ async fn app(max_body_bytes: usize) -> Service {
         context: stores.context.clone(),
         metrics: stores.metrics.clone(),
         clock,
+        store: Arc::new(crate::outbound::memory::InProcess),
         session_ttl: Duration::from_secs(60),
         tokens,
         max_body_bytes,

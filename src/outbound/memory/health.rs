@@ -12,7 +12,12 @@ use crate::domain::ports::{CircuitStore, MetricsStore, QpsLimiter, StoreResult};
 #[derive(Default)]
 pub struct MemoryMetricsStore {
     windows: Mutex<HashMap<String, HashMap<String, MetricsWindow>>>,
+    records: std::sync::atomic::AtomicU64,
 }
+
+/// Every this many records, windows idle for a whole minute are dropped, so names that are asked
+/// for once (pinned `provider/anything`) do not pile up.
+const PRUNE_EVERY: u64 = 4096;
 
 #[async_trait]
 impl MetricsStore for MemoryMetricsStore {
@@ -23,6 +28,17 @@ impl MetricsStore for MemoryMetricsStore {
         sample: AttemptSample,
     ) -> StoreResult<()> {
         let mut windows = self.windows.lock();
+        if self
+            .records
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % PRUNE_EVERY
+            == PRUNE_EVERY - 1
+        {
+            for by_model in windows.values_mut() {
+                by_model.retain(|_, window| window.aggregate("", "", sample.at).is_some());
+            }
+            windows.retain(|_, by_model| !by_model.is_empty());
+        }
         let by_model = windows.entry(provider_id.to_string()).or_default();
         match by_model.get_mut(logical_model) {
             Some(window) => window.record(sample),

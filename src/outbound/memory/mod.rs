@@ -15,7 +15,23 @@ pub use sessions::MemorySessionStore;
 
 use std::sync::Arc;
 
-use crate::domain::ports::Clock;
+use async_trait::async_trait;
+
+use crate::domain::ports::{Clock, StoreHealth, StoreStatus};
+
+/// The in-memory backend is always there.
+pub struct InProcess;
+
+#[async_trait]
+impl StoreStatus for InProcess {
+    async fn check(&self) -> StoreHealth {
+        StoreHealth::InProcess
+    }
+
+    fn errors(&self) -> u64 {
+        0
+    }
+}
 
 /// Every in-memory store, made together: the default state backend of one gateway process.
 pub struct MemoryStores {

@@ -1,0 +1,405 @@
+//! Routing metrics, circuits and QPS counters in Redis, shared by every instance.
+//!
+//! - Metrics: `llm:metrics:{logical}:{provider}` is a hash of per-second counters (`{sec}:s`,
+//!   `{sec}:f`, `{sec}:h{bucket}`) incremented with HINCRBY in one MULTI with its TTL, so instances
+//!   never lose each other's updates. Routing reads a snapshot at most once a second per logical
+//!   model and refreshes it in the background, keeping the read off the hot path.
+//! - Circuits: `llm:circuit:{provider}` (JSON) changed by optimistic transactions (WATCH, then
+//!   MULTI/EXEC, retried on conflict), running the domain's own state machine: one probe wins.
+//! - QPS: `llm:qps:{provider}:{second}`, INCR and EXPIRE in one MULTI; the first `max` win.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_redis::redis::{self, Value as RedisValue, pipe};
+use parking_lot::Mutex;
+
+use super::backend::RedisBackend;
+use super::keys;
+use crate::domain::health::{
+    AttemptSample, BreakerPolicy, Circuit, LATENCY_BOUNDS_MS, MetricsWindow, RoutingMetrics,
+    SecondBucket, WINDOW_SECONDS, latency_bucket,
+};
+use crate::domain::ports::{CircuitStore, Clock, MetricsStore, QpsLimiter, StoreResult};
+
+/// How long a snapshot read from Redis is used before it is refreshed.
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
+/// Metrics keys outlive the window a little, then vanish with their provider's silence.
+const METRICS_TTL_SECONDS: i64 = 2 * WINDOW_SECONDS as i64;
+
+/// A value cached per instance, refreshed in the background once it is older than
+/// `SNAPSHOT_MAX_AGE`.
+struct Snapshots<V> {
+    entries: Mutex<HashMap<String, (Instant, V, bool)>>,
+}
+
+impl<V: Clone> Snapshots<V> {
+    fn new() -> Self {
+        Snapshots {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached value, and whether the caller should start a refresh (only one caller does).
+    fn get(&self, key: &str) -> Option<(V, bool)> {
+        let mut entries = self.entries.lock();
+        let (fetched, value, refreshing) = entries.get_mut(key)?;
+        let stale = fetched.elapsed() >= SNAPSHOT_MAX_AGE && !*refreshing;
+        if stale {
+            *refreshing = true;
+        }
+        Some((value.clone(), stale))
+    }
+
+    fn put(&self, key: String, value: V) {
+        self.entries
+            .lock()
+            .insert(key, (Instant::now(), value, false));
+    }
+
+    fn refresh_failed(&self, key: &str) {
+        if let Some(entry) = self.entries.lock().get_mut(key) {
+            entry.2 = false;
+        }
+    }
+}
+
+pub struct RedisMetricsStore {
+    backend: RedisBackend,
+    clock: Arc<dyn Clock>,
+    snapshots: Arc<Snapshots<Vec<Option<RoutingMetrics>>>>,
+}
+
+impl RedisMetricsStore {
+    pub fn new(backend: RedisBackend, clock: Arc<dyn Clock>) -> Self {
+        RedisMetricsStore {
+            backend,
+            clock,
+            snapshots: Arc::new(Snapshots::new()),
+        }
+    }
+
+    async fn read(
+        backend: &RedisBackend,
+        logical: &str,
+        providers: &[String],
+        now: f64,
+    ) -> StoreResult<Vec<Option<RoutingMetrics>>> {
+        let mut p = pipe();
+        for provider in providers {
+            p.hgetall(keys::metrics(logical, provider));
+        }
+        let hashes: Vec<HashMap<String, u64>> = backend.run(&p).await?;
+        Ok(providers
+            .iter()
+            .zip(hashes)
+            .map(|(provider, hash)| window_from_hash(&hash).aggregate(logical, provider, now))
+            .collect())
+    }
+}
+
+/// Rebuilds a window from the hash's `{sec}:{counter}` fields.
+fn window_from_hash(hash: &HashMap<String, u64>) -> MetricsWindow {
+    let mut seconds: HashMap<u64, SecondBucket> = HashMap::new();
+    for (field, count) in hash {
+        let Some((second, counter)) = field.split_once(':') else {
+            continue;
+        };
+        let Ok(second) = second.parse::<u64>() else {
+            continue;
+        };
+        let bucket = seconds.entry(second).or_insert_with(|| SecondBucket {
+            second,
+            successes: 0,
+            failures: 0,
+            latency_counts: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+        });
+        match counter {
+            "s" => bucket.successes += count,
+            "f" => bucket.failures += count,
+            other => {
+                if let Some(index) = other
+                    .strip_prefix('h')
+                    .and_then(|i| i.parse::<usize>().ok())
+                    && let Some(slot) = bucket.latency_counts.get_mut(index)
+                {
+                    *slot += count;
+                }
+            }
+        }
+    }
+    MetricsWindow::from_buckets(seconds.into_values().collect())
+}
+
+#[async_trait]
+impl MetricsStore for RedisMetricsStore {
+    async fn record(
+        &self,
+        logical_model: &str,
+        provider_id: &str,
+        sample: AttemptSample,
+    ) -> StoreResult<()> {
+        let key = keys::metrics(logical_model, provider_id);
+        let index = keys::metrics_index(provider_id);
+        let second = sample.at.max(0.0) as u64;
+        let mut p = pipe();
+        p.atomic();
+        if sample.success {
+            p.hincr(&key, format!("{second}:s"), 1).ignore();
+            p.hincr(
+                &key,
+                format!("{second}:h{}", latency_bucket(sample.latency_ms)),
+                1,
+            )
+            .ignore();
+        } else {
+            p.hincr(&key, format!("{second}:f"), 1).ignore();
+        }
+        p.expire(&key, METRICS_TTL_SECONDS).ignore();
+        p.sadd(&index, logical_model)
+            .ignore()
+            .expire(&index, METRICS_TTL_SECONDS)
+            .ignore();
+        self.backend.run::<()>(&p).await?;
+        // Fields older than the window are dropped now and then, so busy keys stay small.
+        if second.is_multiple_of(30) {
+            let backend = self.backend.clone();
+            tokio::spawn(async move { prune(&backend, &key, second).await });
+        }
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        logical_model: &str,
+        provider_ids: &[String],
+        now: f64,
+    ) -> StoreResult<Vec<Option<RoutingMetrics>>> {
+        let cache_key = format!("{logical_model}\u{0}{}", provider_ids.join("\u{0}"));
+        if let Some((value, refresh)) = self.snapshots.get(&cache_key) {
+            if refresh {
+                let (backend, snapshots, clock) = (
+                    self.backend.clone(),
+                    self.snapshots.clone(),
+                    self.clock.clone(),
+                );
+                let (logical, providers) = (logical_model.to_string(), provider_ids.to_vec());
+                tokio::spawn(async move {
+                    match Self::read(&backend, &logical, &providers, clock.now()).await {
+                        Ok(fresh) => snapshots.put(cache_key, fresh),
+                        Err(_) => snapshots.refresh_failed(&cache_key),
+                    }
+                });
+            }
+            return Ok(value);
+        }
+        let fresh = Self::read(&self.backend, logical_model, provider_ids, now).await?;
+        self.snapshots.put(cache_key, fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn for_provider(&self, provider_id: &str, now: f64) -> StoreResult<Vec<RoutingMetrics>> {
+        let (logicals,): (Vec<String>,) = self
+            .backend
+            .run(pipe().smembers(keys::metrics_index(provider_id)))
+            .await?;
+        let mut figures = Vec::new();
+        for logical in logicals {
+            let found = Self::read(
+                &self.backend,
+                &logical,
+                std::slice::from_ref(&provider_id.to_string()),
+                now,
+            )
+            .await?;
+            figures.extend(found.into_iter().flatten());
+        }
+        figures.sort_by(|a, b| a.logical_model.cmp(&b.logical_model));
+        Ok(figures)
+    }
+}
+
+async fn prune(backend: &RedisBackend, key: &str, now_second: u64) {
+    let Ok((fields,)) = backend.run::<(Vec<String>,)>(pipe().hkeys(key)).await else {
+        return;
+    };
+    let oldest = now_second.saturating_sub(WINDOW_SECONDS);
+    let stale: Vec<&String> = fields
+        .iter()
+        .filter(|f| {
+            f.split_once(':')
+                .and_then(|(s, _)| s.parse::<u64>().ok())
+                .is_some_and(|s| s < oldest)
+        })
+        .collect();
+    if !stale.is_empty() {
+        let _ = backend.run::<()>(pipe().hdel(key, stale).ignore()).await;
+    }
+}
+
+pub struct RedisCircuitStore {
+    backend: RedisBackend,
+    snapshots: Arc<Snapshots<Vec<Circuit>>>,
+}
+
+impl RedisCircuitStore {
+    pub fn new(backend: RedisBackend) -> Self {
+        RedisCircuitStore {
+            backend,
+            snapshots: Arc::new(Snapshots::new()),
+        }
+    }
+
+    async fn read(backend: &RedisBackend, provider_ids: &[String]) -> StoreResult<Vec<Circuit>> {
+        let key_list: Vec<String> = provider_ids.iter().map(|p| keys::circuit(p)).collect();
+        let mut p = pipe();
+        // MGET with one key returns a bare value; one GET per key keeps the reply shape fixed.
+        for key in &key_list {
+            p.get(key);
+        }
+        let raws: Vec<Option<String>> = backend.run(&p).await?;
+        Ok(raws
+            .into_iter()
+            .map(|raw| {
+                raw.and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    /// Applies `change` to the stored circuit atomically (WATCH/MULTI, retried on conflict);
+    /// returns the new circuit, or `None` when `change` declined.
+    async fn transact(
+        &self,
+        provider_id: &str,
+        change: impl Fn(Circuit) -> Option<Circuit> + Send + Sync,
+    ) -> StoreResult<Option<Circuit>> {
+        let key = keys::circuit(provider_id);
+        for _ in 0..8 {
+            let outcome = self
+                .backend
+                .with_connection(async |conn| {
+                    redis::cmd("WATCH")
+                        .arg(&key)
+                        .query_async::<()>(conn)
+                        .await?;
+                    let raw: Option<String> = redis::cmd("GET").arg(&key).query_async(conn).await?;
+                    let current: Circuit = raw
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default();
+                    let Some(next) = change(current) else {
+                        redis::cmd("UNWATCH").query_async::<()>(conn).await?;
+                        return Ok(Some(None));
+                    };
+                    let mut p = pipe();
+                    p.atomic();
+                    if next == Circuit::default() {
+                        p.del(&key).ignore();
+                    } else {
+                        // A circuit forgotten after a day is closed, which is where it would be.
+                        p.set_ex(
+                            &key,
+                            serde_json::to_string(&next).unwrap_or_default(),
+                            86_400,
+                        )
+                        .ignore();
+                    }
+                    let result: RedisValue = p.query_async(conn).await?;
+                    Ok(if matches!(result, RedisValue::Nil) {
+                        None
+                    } else {
+                        Some(Some(next))
+                    })
+                })
+                .await?;
+            if let Some(done) = outcome {
+                return Ok(done);
+            }
+        }
+        Err(crate::domain::ports::StoreError(format!(
+            "circuit of '{provider_id}' kept changing; update skipped"
+        )))
+    }
+}
+
+#[async_trait]
+impl CircuitStore for RedisCircuitStore {
+    async fn circuits(&self, provider_ids: &[String]) -> StoreResult<Vec<Circuit>> {
+        let cache_key = provider_ids.join("\u{0}");
+        if let Some((value, refresh)) = self.snapshots.get(&cache_key) {
+            if refresh {
+                let (backend, snapshots, providers) = (
+                    self.backend.clone(),
+                    self.snapshots.clone(),
+                    provider_ids.to_vec(),
+                );
+                tokio::spawn(async move {
+                    match Self::read(&backend, &providers).await {
+                        Ok(fresh) => snapshots.put(cache_key, fresh),
+                        Err(_) => snapshots.refresh_failed(&cache_key),
+                    }
+                });
+            }
+            return Ok(value);
+        }
+        let fresh = Self::read(&self.backend, provider_ids).await?;
+        self.snapshots.put(cache_key, fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn record(
+        &self,
+        provider_id: &str,
+        success: bool,
+        now: f64,
+        policy: BreakerPolicy,
+    ) -> StoreResult<Circuit> {
+        let next = self
+            .transact(provider_id, |current| {
+                let next = if success {
+                    current.on_success()
+                } else {
+                    current.on_failure(now, &policy)
+                };
+                (next != current).then_some(next)
+            })
+            .await?;
+        Ok(next.unwrap_or_default())
+    }
+
+    async fn claim_probe(
+        &self,
+        provider_id: &str,
+        now: f64,
+        policy: BreakerPolicy,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .transact(provider_id, |current| current.claim_probe(now, &policy))
+            .await?
+            .is_some())
+    }
+}
+
+pub struct RedisQpsLimiter {
+    backend: RedisBackend,
+}
+
+impl RedisQpsLimiter {
+    pub fn new(backend: RedisBackend) -> Self {
+        RedisQpsLimiter { backend }
+    }
+}
+
+#[async_trait]
+impl QpsLimiter for RedisQpsLimiter {
+    async fn try_acquire(&self, provider_id: &str, max_qps: u32, now: f64) -> StoreResult<bool> {
+        let key = keys::qps(provider_id, now.max(0.0) as u64);
+        let (count,): (u64,) = self
+            .backend
+            .run(pipe().atomic().incr(&key, 1).expire(&key, 2).ignore())
+            .await?;
+        Ok(count <= u64::from(max_qps))
+    }
+}

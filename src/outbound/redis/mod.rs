@@ -1,0 +1,65 @@
+//! Redis stores (deadpool-redis): the state several gateway instances share. Key names follow the
+//! original where it had them (SPEC 7); every key with a lifetime gets its TTL in the same round trip
+//! that writes it; no `KEYS` (index sets instead).
+
+mod backend;
+mod context;
+mod health;
+mod keys;
+mod models;
+mod sessions;
+
+use std::sync::Arc;
+
+pub use backend::RedisBackend;
+pub use context::RedisContextStore;
+pub use health::{RedisCircuitStore, RedisMetricsStore, RedisQpsLimiter};
+pub use models::{RedisLogicalModelStore, RedisModelCache};
+pub use sessions::RedisSessionStore;
+
+use async_trait::async_trait;
+
+use crate::domain::ports::{Clock, StoreHealth, StoreStatus};
+
+#[async_trait]
+impl StoreStatus for RedisBackend {
+    async fn check(&self) -> StoreHealth {
+        if self.ping().await {
+            StoreHealth::Reachable
+        } else {
+            StoreHealth::Unreachable
+        }
+    }
+
+    fn errors(&self) -> u64 {
+        self.error_count()
+    }
+}
+
+/// Every Redis store over one pool.
+pub struct RedisStores {
+    pub backend: RedisBackend,
+    pub logical_models: Arc<RedisLogicalModelStore>,
+    pub model_cache: Arc<RedisModelCache>,
+    pub sessions: Arc<RedisSessionStore>,
+    pub context: Arc<RedisContextStore>,
+    pub metrics: Arc<RedisMetricsStore>,
+    pub circuits: Arc<RedisCircuitStore>,
+    pub qps: Arc<RedisQpsLimiter>,
+}
+
+impl RedisStores {
+    pub fn new(url: &str, pool_size: usize, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let backend = RedisBackend::new(url, pool_size)?;
+        Ok(RedisStores {
+            logical_models: Arc::new(RedisLogicalModelStore::new(backend.clone())),
+            model_cache: Arc::new(RedisModelCache::new(backend.clone(), clock.clone())),
+            sessions: Arc::new(RedisSessionStore::new(backend.clone())),
+            context: Arc::new(RedisContextStore::new(backend.clone())),
+            metrics: Arc::new(RedisMetricsStore::new(backend.clone(), clock)),
+            circuits: Arc::new(RedisCircuitStore::new(backend.clone())),
+            qps: Arc::new(RedisQpsLimiter::new(backend.clone())),
+            backend,
+        })
+    }
+}

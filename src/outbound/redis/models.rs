@@ -1,0 +1,284 @@
+//! Logical models and model-list caches in Redis.
+//!
+//! Logical models live at `llm:logical:{id}` (JSON) with the index set `llm:logical:index`. Each
+//! instance remembers the last copy it read, and answers from it while Redis is unreachable, so
+//! configured models keep routing through an outage. Provider model lists live at
+//! `llm:vendor:{id}:models` with their TTL, fronted by an in-process copy that expires with the Redis
+//! key: one fetch serves every instance, and the hot path rarely reaches Redis for them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_redis::redis::pipe;
+use parking_lot::RwLock;
+use serde_json::{Value, json};
+
+use super::backend::RedisBackend;
+use super::keys;
+use crate::domain::model::{LogicalModel, Model};
+use crate::domain::ports::{
+    CachedModelList, Clock, LogicalModelStore, ModelCacheStore, ModelListEntry, StoreResult,
+};
+use crate::outbound::memory::MemoryModelCache;
+
+pub struct RedisLogicalModelStore {
+    backend: RedisBackend,
+    last_known: RwLock<HashMap<String, LogicalModel>>,
+}
+
+impl RedisLogicalModelStore {
+    pub fn new(backend: RedisBackend) -> Self {
+        RedisLogicalModelStore {
+            backend,
+            last_known: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Upserts start-up models (`LOGICAL_MODELS_FILE`): served from memory at once, written to
+    /// Redis as soon as it answers (retried in the background while it does not).
+    pub fn seed(self: &Arc<Self>, models: Vec<LogicalModel>) {
+        if models.is_empty() {
+            return;
+        }
+        {
+            let mut known = self.last_known.write();
+            for model in &models {
+                known.insert(model.logical_id.clone(), model.clone());
+            }
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut pending = models;
+            loop {
+                let mut failed = Vec::new();
+                for model in pending {
+                    if this.put(model.clone()).await.is_err() {
+                        failed.push(model);
+                    }
+                }
+                if failed.is_empty() {
+                    break;
+                }
+                pending = failed;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+    }
+}
+
+fn parse_logical(raw: Option<String>) -> Option<LogicalModel> {
+    let text = raw?;
+    match serde_json::from_str(&text) {
+        Ok(model) => Some(model),
+        Err(e) => {
+            tracing::warn!(error = %e, "a logical model in Redis is not valid JSON; ignored");
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl LogicalModelStore for RedisLogicalModelStore {
+    async fn get(&self, logical_id: &str) -> StoreResult<Option<LogicalModel>> {
+        match self
+            .backend
+            .run::<(Option<String>,)>(pipe().get(keys::logical(logical_id)))
+            .await
+        {
+            Ok((raw,)) => {
+                let model = parse_logical(raw);
+                let mut known = self.last_known.write();
+                match &model {
+                    Some(m) => known.insert(logical_id.to_string(), m.clone()),
+                    None => known.remove(logical_id),
+                };
+                Ok(model)
+            }
+            // Serve the last copy seen: an outage must not unconfigure models.
+            Err(e) => match self.last_known.read().get(logical_id) {
+                Some(model) => Ok(Some(model.clone())),
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn list(&self) -> StoreResult<Vec<LogicalModel>> {
+        let (ids,): (Vec<String>,) = self
+            .backend
+            .run(pipe().smembers(keys::LOGICAL_INDEX))
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key_list: Vec<String> = ids.iter().map(|id| keys::logical(id)).collect();
+        let (raws,): (Vec<Option<String>>,) = self.backend.run(pipe().mget(key_list)).await?;
+        let models: Vec<LogicalModel> = raws.into_iter().filter_map(parse_logical).collect();
+        let mut known = self.last_known.write();
+        known.clear();
+        for model in &models {
+            known.insert(model.logical_id.clone(), model.clone());
+        }
+        Ok(models)
+    }
+
+    async fn put(&self, model: LogicalModel) -> StoreResult<()> {
+        let json = serde_json::to_string(&model).unwrap_or_default();
+        let id = model.logical_id.clone();
+        self.backend
+            .run::<()>(
+                pipe()
+                    .atomic()
+                    .set(keys::logical(&id), json)
+                    .ignore()
+                    .sadd(keys::LOGICAL_INDEX, &id)
+                    .ignore(),
+            )
+            .await?;
+        self.last_known.write().insert(id, model);
+        Ok(())
+    }
+
+    async fn delete(&self, logical_id: &str) -> StoreResult<bool> {
+        let (deleted, _): (u64, u64) = self
+            .backend
+            .run(
+                pipe()
+                    .atomic()
+                    .del(keys::logical(logical_id))
+                    .srem(keys::LOGICAL_INDEX, logical_id),
+            )
+            .await?;
+        self.last_known.write().remove(logical_id);
+        Ok(deleted > 0)
+    }
+}
+
+pub struct RedisModelCache {
+    backend: RedisBackend,
+    near: MemoryModelCache,
+}
+
+impl RedisModelCache {
+    pub fn new(backend: RedisBackend, clock: Arc<dyn Clock>) -> Self {
+        RedisModelCache {
+            backend,
+            near: MemoryModelCache::new(clock),
+        }
+    }
+}
+
+/// The original's shape for a provider's list (an array of models); a remembered failure is
+/// `{"error": reason}`.
+fn encode_list(list: &CachedModelList) -> String {
+    match list {
+        CachedModelList::Models { models } => serde_json::to_string(models).unwrap_or_default(),
+        CachedModelList::Failed { reason } => json!({"error": reason}).to_string(),
+    }
+}
+
+fn decode_list(text: &str) -> Option<CachedModelList> {
+    match serde_json::from_str::<Value>(text).ok()? {
+        Value::Array(items) => {
+            let models: Vec<Model> = items
+                .into_iter()
+                .filter_map(|m| serde_json::from_value(m).ok())
+                .collect();
+            Some(CachedModelList::Models { models })
+        }
+        Value::Object(obj) => {
+            let reason = obj.get("error")?.as_str()?.to_string();
+            Some(CachedModelList::Failed { reason })
+        }
+        _ => None,
+    }
+}
+
+fn ttl_from_pttl(pttl_ms: i64) -> Option<Duration> {
+    (pttl_ms > 0).then(|| Duration::from_millis(pttl_ms as u64))
+}
+
+#[async_trait]
+impl ModelCacheStore for RedisModelCache {
+    async fn provider_models(&self, provider_id: &str) -> StoreResult<Option<CachedModelList>> {
+        if let Some(list) = self.near.provider_models(provider_id).await? {
+            return Ok(Some(list));
+        }
+        let key = keys::provider_models(provider_id);
+        let (raw, pttl): (Option<String>, i64) =
+            self.backend.run(pipe().get(&key).pttl(&key)).await?;
+        let Some(list) = raw.as_deref().and_then(decode_list) else {
+            return Ok(None);
+        };
+        if let Some(ttl) = ttl_from_pttl(pttl) {
+            self.near
+                .put_provider_models(provider_id, list.clone(), ttl)
+                .await?;
+        }
+        Ok(Some(list))
+    }
+
+    async fn put_provider_models(
+        &self,
+        provider_id: &str,
+        list: CachedModelList,
+        ttl: Duration,
+    ) -> StoreResult<()> {
+        // Kept near even when Redis is down, so an outage does not mean a fetch per request.
+        self.near
+            .put_provider_models(provider_id, list.clone(), ttl)
+            .await?;
+        let seconds = ttl.as_secs().max(1);
+        self.backend
+            .run::<()>(
+                pipe()
+                    .set_ex(
+                        keys::provider_models(provider_id),
+                        encode_list(&list),
+                        seconds,
+                    )
+                    .ignore(),
+            )
+            .await
+    }
+
+    async fn aggregate(&self) -> StoreResult<Option<Vec<ModelListEntry>>> {
+        // Read from Redis every time so a logical model changed through another instance shows
+        // at once; the near copy only stands in while Redis is unreachable.
+        match self
+            .backend
+            .run::<(Option<String>,)>(pipe().get(keys::AGGREGATE_MODELS))
+            .await
+        {
+            Ok((raw,)) => Ok(raw.and_then(|text| {
+                let value: Value = serde_json::from_str(&text).ok()?;
+                serde_json::from_value(value.get("data")?.clone()).ok()
+            })),
+            Err(e) => match self.near.aggregate().await? {
+                Some(entries) => Ok(Some(entries)),
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn put_aggregate(&self, entries: Vec<ModelListEntry>, ttl: Duration) -> StoreResult<()> {
+        let body = json!({"object": "list", "data": entries}).to_string();
+        self.near.put_aggregate(entries, ttl).await?;
+        let seconds = ttl.as_secs().max(1);
+        self.backend
+            .run::<()>(
+                pipe()
+                    .set_ex(keys::AGGREGATE_MODELS, body, seconds)
+                    .ignore(),
+            )
+            .await
+    }
+
+    async fn clear_aggregate(&self) -> StoreResult<()> {
+        self.near.clear_aggregate().await?;
+        self.backend
+            .run::<()>(pipe().del(keys::AGGREGATE_MODELS).ignore())
+            .await
+    }
+}
