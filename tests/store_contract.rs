@@ -1,6 +1,8 @@
 //! One contract for every store port, run against the in-memory and the Redis adapters, so the two
 //! backends cannot drift apart. The Redis runs use a throwaway `redis-server` per test.
 
+// Shared with tests/blackbox, which uses parts this suite does not.
+#[allow(dead_code)]
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
