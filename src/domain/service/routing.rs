@@ -90,7 +90,12 @@ impl Planner {
     }
 
     pub async fn plan(&self, requested: &str, request: &RouteRequest) -> Result<Plan, PlanError> {
-        let logical = match self.catalog.resolve(requested).await {
+        // The session does not depend on the model: read both at once.
+        let (resolution, session) = tokio::join!(
+            self.catalog.resolve(requested),
+            self.load_session(request.session_id.as_deref())
+        );
+        let logical = match resolution {
             Resolution::Found(model) => model,
             Resolution::Disabled(id) => return Err(PlanError::Disabled(id)),
             Resolution::NotFound => return Err(PlanError::NotFound(requested.to_string())),
@@ -104,9 +109,8 @@ impl Planner {
             .map(|(u, _)| u.provider_id.clone())
             .collect();
         let now = self.clock.now();
-        // The three reads are independent: one round trip's worth of waiting, not three.
-        let (session, metrics, circuits) = tokio::join!(
-            self.load_session(request.session_id.as_deref()),
+        // Independent reads, issued together.
+        let (metrics, circuits) = tokio::join!(
             self.metrics
                 .snapshot(&logical.logical_id, &provider_ids, now),
             self.circuits.circuits(&provider_ids),

@@ -356,6 +356,16 @@ impl CircuitStore for RedisCircuitStore {
         now: f64,
         policy: BreakerPolicy,
     ) -> StoreResult<Circuit> {
+        // Most attempts succeed against a closed circuit: one plain GET, no transaction.
+        if success {
+            let (raw,): (Option<String>,) = self
+                .backend
+                .run(pipe().get(keys::circuit(provider_id)))
+                .await?;
+            if raw.is_none() {
+                return Ok(Circuit::default());
+            }
+        }
         let next = self
             .transact(provider_id, |current| {
                 let next = if success {
