@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Conformance suite: the official Python SDKs against the real gateway and mock upstreams.
+# Creates its own virtual environment (target/sdk-venv), builds the binaries if needed, starts a
+# mock upstream and the gateway on free ports, runs pytest, and stops them.
+#   tests/sdk/run.sh            # from the repository root
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+venv=target/sdk-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai, anthropic, pytest" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+fi
+cargo build --quiet --bin apiproxy --bin mock-upstream
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+mock_port=$(free_port)
+target/debug/mock-upstream --port "$mock_port" --name openai-mock --models gpt-mock > "$work/mock.log" 2>&1 &
+pids+=($!)
+
+cat > "$work/models.json" <<JSON
+[{"logical_id": "chat-model", "upstreams": [{"provider_id": "mock", "model_id": "gpt-mock"}]}]
+JSON
+gw_port=$(free_port)
+env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
+  LLM_PROVIDERS=mock LLM_PROVIDER_mock_NAME=Mock LLM_PROVIDER_mock_BASE_URL="http://127.0.0.1:$mock_port" \
+  LLM_PROVIDER_mock_API_KEY=sk-mock LOGICAL_MODELS_FILE="$work/models.json" \
+  target/debug/apiproxy serve --port "$gw_port" --env-file /dev/null > "$work/gateway.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$gw_port/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+status=0
+APIPROXY_URL="http://127.0.0.1:$gw_port" MOCK_URL="http://127.0.0.1:$mock_port" \
+  "$venv/bin/python" -m pytest -q tests/sdk "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- gateway log ---"; tail -n 50 "$work/gateway.log"
+fi
+exit "$status"
