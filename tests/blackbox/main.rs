@@ -1,12 +1,18 @@
 //! Black-box integration tests: the real `apiproxy` and `mock-upstream` binaries, driven over HTTP.
 //!
-//! One test binary (`cargo test --test blackbox`); each test starts its own gateway and mocks.
+//! One test binary (`cargo test --test blackbox`); each test starts its own gateway and mocks (and
+//! its own `redis-server` for the Redis tests).
 
 mod chat;
 mod cli;
 mod errors;
 mod failover;
 mod lifecycle;
+mod management;
 mod models;
+#[path = "../common/redis_server.rs"]
+mod redis_server;
+mod redis_store;
+mod routing;
 mod streaming;
 mod support;

@@ -134,6 +134,16 @@ impl Mock {
         );
     }
 
+    /// Clears the scripted fault (`DELETE /_mock/fault`): the mock answers normally again.
+    pub async fn clear_fault(&self) {
+        let response = client()
+            .delete(format!("{}/_mock/fault", self.url))
+            .send()
+            .await
+            .expect("DELETE /_mock/fault");
+        assert_eq!(response.status(), 204, "mock {} kept its fault", self.name);
+    }
+
     /// `GET /_mock/stats`.
     pub async fn stats(&self) -> Value {
         let response = client()
@@ -161,8 +171,9 @@ impl Drop for Mock {
 // ---------------------------------------------------------------------------------------------
 // The gateway
 
-/// Collects the environment of one gateway; `start` runs it.
-#[derive(Default)]
+/// Collects the environment of one gateway; `start` runs it (more than once for several gateways
+/// with the same configuration).
+#[derive(Default, Clone)]
 pub struct GatewayBuilder {
     providers: Vec<String>,
     env: Vec<(String, String)>,
@@ -201,6 +212,17 @@ impl GatewayBuilder {
             .collect();
         self.logical_models = Some(json!([{"logical_id": LOGICAL, "upstreams": upstreams}]));
         self
+    }
+
+    /// Any `LOGICAL_MODELS_FILE` content (a JSON array of logical models).
+    pub fn logical_models(mut self, models: Value) -> Self {
+        self.logical_models = Some(models);
+        self
+    }
+
+    /// Uses the Redis store at `url` (`REDIS_URL`).
+    pub fn redis(self, url: &str) -> Self {
+        self.env("REDIS_URL", url)
     }
 
     /// Starts the gateway and waits for `/health`. The port picked by [`free_port`] can be taken
@@ -331,6 +353,73 @@ impl Gateway {
             .header("authorization", AUTH)
     }
 
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}{path}", self.url))
+            .header("authorization", AUTH)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .delete(format!("{}{path}", self.url))
+            .header("authorization", AUTH)
+    }
+
+    /// `GET path` with the token: the status and the body as JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .get(path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, json_of(response).await)
+    }
+
+    /// `PUT path` with the token and a JSON body: the status and the answer as JSON.
+    pub async fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .put(path)
+            .json_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, json_of(response).await)
+    }
+
+    /// `POST path` with the token and a JSON body: the status and the answer as JSON.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .post(path)
+            .json_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, json_of(response).await)
+    }
+
+    /// `DELETE path` with the token: the status.
+    pub async fn delete_status(&self, path: &str) -> u16 {
+        self.delete(path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"))
+            .status()
+            .as_u16()
+    }
+
+    /// A chat that belongs to the conversation `session` (`X-Session-Id`).
+    pub async fn chat_in_session(&self, session: &str, body: Value) -> reqwest::Response {
+        self.post("/v1/chat/completions")
+            .header("x-session-id", session)
+            .json_body(&body)
+            .send()
+            .await
+            .expect("POST /v1/chat/completions")
+    }
+
     /// `POST /v1/chat/completions` with the token and `body`.
     pub async fn chat(&self, body: Value) -> reqwest::Response {
         self.post("/v1/chat/completions")
@@ -437,4 +526,50 @@ pub fn assert_error_shape(body: &Value) -> &Value {
     assert!(error.get("param").is_some(), "error.param present: {body}");
     assert!(error.get("code").is_some(), "error.code present: {body}");
     error
+}
+
+/// The provider that served a chat (`X-APIProxy-Provider`), or `""`.
+pub fn served_by(response: &reqwest::Response) -> String {
+    header(response, "x-apiproxy-provider")
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Polls `probe` every 25 ms until it gives `Some`, for at most `within`; panics naming `what`.
+/// For state the gateway writes in background tasks right after an answer.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("waited {within:?} in vain for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Sleeps until just after the next calendar second starts, so that a burst fired now falls in one
+/// per-second QPS window. Returns that second (Unix time).
+pub async fn start_of_next_second() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let next = now.as_secs() + 1;
+    let wait = Duration::from_secs(next) - now + Duration::from_millis(20);
+    tokio::time::sleep(wait).await;
+    next
+}
+
+/// The current Unix second.
+pub fn unix_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }

@@ -2,6 +2,8 @@
 
 pub const AGGREGATE_MODELS: &str = "gateway:models:all";
 pub const LOGICAL_INDEX: &str = "llm:logical:index";
+/// Ids deleted through the API, so a start-up model is not restored after its deletion.
+pub const LOGICAL_DELETED: &str = "llm:logical:deleted";
 
 pub fn logical(id: &str) -> String {
     format!("llm:logical:{id}")

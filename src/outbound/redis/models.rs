@@ -26,6 +26,9 @@ use crate::outbound::memory::MemoryModelCache;
 pub struct RedisLogicalModelStore {
     backend: RedisBackend,
     last_known: RwLock<HashMap<String, LogicalModel>>,
+    /// Start-up models (`LOGICAL_MODELS_FILE`): written again if Redis loses them (a restart
+    /// without persistence), unless they were deleted through the API since.
+    seeded: RwLock<HashMap<String, LogicalModel>>,
 }
 
 impl RedisLogicalModelStore {
@@ -33,6 +36,7 @@ impl RedisLogicalModelStore {
         RedisLogicalModelStore {
             backend,
             last_known: RwLock::new(HashMap::new()),
+            seeded: RwLock::new(HashMap::new()),
         }
     }
 
@@ -44,8 +48,10 @@ impl RedisLogicalModelStore {
         }
         {
             let mut known = self.last_known.write();
+            let mut seeded = self.seeded.write();
             for model in &models {
                 known.insert(model.logical_id.clone(), model.clone());
+                seeded.insert(model.logical_id.clone(), model.clone());
             }
         }
         let this = self.clone();
@@ -65,6 +71,26 @@ impl RedisLogicalModelStore {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
+    }
+
+    /// Writes a start-up model back when Redis has lost it, unless the API deleted it.
+    async fn restore(&self, logical_id: &str) -> StoreResult<Option<LogicalModel>> {
+        let Some(model) = self.seeded.read().get(logical_id).cloned() else {
+            return Ok(None);
+        };
+        let (deleted,): (bool,) = self
+            .backend
+            .run(pipe().sismember(keys::LOGICAL_DELETED, logical_id))
+            .await?;
+        if deleted {
+            return Ok(None);
+        }
+        tracing::info!(
+            logical_model = logical_id,
+            "restoring a LOGICAL_MODELS_FILE model that Redis no longer has"
+        );
+        self.put(model.clone()).await?;
+        Ok(Some(model))
     }
 }
 
@@ -88,7 +114,10 @@ impl LogicalModelStore for RedisLogicalModelStore {
             .await
         {
             Ok((raw,)) => {
-                let model = parse_logical(raw);
+                let model = match parse_logical(raw) {
+                    Some(model) => Some(model),
+                    None => self.restore(logical_id).await?,
+                };
                 let mut known = self.last_known.write();
                 match &model {
                     Some(m) => known.insert(logical_id.to_string(), m.clone()),
@@ -109,12 +138,27 @@ impl LogicalModelStore for RedisLogicalModelStore {
             .backend
             .run(pipe().smembers(keys::LOGICAL_INDEX))
             .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut read = pipe();
+        for id in &ids {
+            // One GET per id keeps the reply shape fixed whatever the count.
+            read.get(keys::logical(id));
         }
-        let key_list: Vec<String> = ids.iter().map(|id| keys::logical(id)).collect();
-        let (raws,): (Vec<Option<String>>,) = self.backend.run(pipe().mget(key_list)).await?;
-        let models: Vec<LogicalModel> = raws.into_iter().filter_map(parse_logical).collect();
+        let raws: Vec<Option<String>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.run(&read).await?
+        };
+        let mut models: Vec<LogicalModel> = raws.into_iter().filter_map(parse_logical).collect();
+        let missing: Vec<String> = self
+            .seeded
+            .read()
+            .keys()
+            .filter(|id| !models.iter().any(|m| &m.logical_id == *id))
+            .cloned()
+            .collect();
+        for id in missing {
+            models.extend(self.restore(&id).await?);
+        }
         let mut known = self.last_known.write();
         known.clear();
         for model in &models {
@@ -133,6 +177,8 @@ impl LogicalModelStore for RedisLogicalModelStore {
                     .set(keys::logical(&id), json)
                     .ignore()
                     .sadd(keys::LOGICAL_INDEX, &id)
+                    .ignore()
+                    .srem(keys::LOGICAL_DELETED, &id)
                     .ignore(),
             )
             .await?;
@@ -141,13 +187,14 @@ impl LogicalModelStore for RedisLogicalModelStore {
     }
 
     async fn delete(&self, logical_id: &str) -> StoreResult<bool> {
-        let (deleted, _): (u64, u64) = self
+        let (deleted, _, _): (u64, u64, u64) = self
             .backend
             .run(
                 pipe()
                     .atomic()
                     .del(keys::logical(logical_id))
-                    .srem(keys::LOGICAL_INDEX, logical_id),
+                    .srem(keys::LOGICAL_INDEX, logical_id)
+                    .sadd(keys::LOGICAL_DELETED, logical_id),
             )
             .await?;
         self.last_known.write().remove(logical_id);
