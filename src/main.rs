@@ -1,7 +1,6 @@
 //! The composition root: reads the configuration, picks and wires the adapters, runs the server.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,9 +24,11 @@ use apiproxy::outbound::system::{SystemClock, ThreadRandom};
 use apiproxy::outbound::upstream::{HttpUpstream, HttpUpstreamSettings, MaskHeaders};
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use salvo::conn::{Acceptor, Listener, TcpListener};
 use salvo::server::Server;
 use secrecy::ExposeSecret;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -324,15 +325,8 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
     });
 
     let addr = format!("{}:{}", settings.host, settings.port);
-    let acceptor = TcpListener::new(addr.clone())
-        .try_bind()
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound: Option<SocketAddr> = acceptor
-        .holdings()
-        .first()
-        .and_then(|h| h.local_addr.clone().into_std());
-    let shown = bound.map_or(addr, |a| a.to_string());
+    let (acceptor, bound) = apiproxy::inbound::http::bind(&addr)?;
+    let shown = bound.to_string();
     tracing::info!(
         providers = providers.len(),
         "apiproxy listening on http://{shown}"

@@ -13,7 +13,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream;
 use parking_lot::Mutex;
-use salvo::conn::{Acceptor, TcpListener};
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -388,15 +387,7 @@ fn router(state: Arc<MockState>) -> Router {
 
 /// Binds `addr` and serves the mock in the background; returns the bound address.
 pub async fn spawn(addr: &str, config: MockConfig) -> Result<SocketAddr, String> {
-    let acceptor = TcpListener::new(addr.to_string())
-        .try_bind()
-        .await
-        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
-    let bound = acceptor
-        .holdings()
-        .first()
-        .and_then(|h| h.local_addr.clone().into_std())
-        .ok_or_else(|| "bound address unknown".to_string())?;
+    let (acceptor, bound) = crate::inbound::http::bind(addr)?;
     let router = router(Arc::new(MockState::new(config)));
     tokio::spawn(async move {
         Server::new(acceptor).serve(router).await;

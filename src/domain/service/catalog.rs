@@ -165,7 +165,7 @@ impl Catalog {
     pub async fn resolve(&self, requested: &str) -> Resolution {
         match self.logical.get(requested).await {
             Ok(Some(model)) if model.enabled => {
-                return Resolution::Found(self.with_endpoints(model));
+                return Resolution::Found(model);
             }
             Ok(Some(_)) => return Resolution::Disabled(requested.to_string()),
             Ok(None) => {}
@@ -383,7 +383,8 @@ pub fn physical(provider: &ProviderConfig, model_id: &str, now: f64) -> Physical
     PhysicalModel {
         provider_id: provider.id.clone(),
         model_id: model_id.to_string(),
-        endpoint: provider.chat_url(model_id),
+        // Shown by the management views only; not built on the chat path.
+        endpoint: String::new(),
         base_weight: provider.weight,
         region: provider.region.clone(),
         max_qps: provider.max_qps,

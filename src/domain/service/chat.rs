@@ -539,8 +539,19 @@ struct Recorder {
     settings: ChatSettings,
 }
 
+/// Runs bookkeeping without making the client wait: a write that completes at once (the
+/// in-memory stores) is done inline, saving a task and a cross-thread wake-up per request; one
+/// that would wait (a Redis round trip) continues as a background task.
+fn settle_or_spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut work = Box::pin(work);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if work.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(work);
+    }
+}
+
 impl Recorder {
-    /// The writers below run in the background: the client's answer never waits for bookkeeping.
+    /// The writers below never make the answer wait (see `settle_or_spawn`).
     fn attempt(
         self: &Arc<Self>,
         logical_id: &str,
@@ -554,7 +565,7 @@ impl Recorder {
             logical_id.to_string(),
             provider_id.to_string(),
         );
-        tokio::spawn(async move {
+        settle_or_spawn(async move {
             this.write_attempt(&logical_id, &provider_id, success, latency_ms, headers_ms)
                 .await
         });
@@ -579,7 +590,7 @@ impl Recorder {
             self.clock.now(),
         );
         let this = self.clone();
-        tokio::spawn(async move {
+        settle_or_spawn(async move {
             if let Err(e) = this.sessions.put(session, this.settings.session_ttl).await {
                 tracing::warn!(error = %e, "session binding not stored");
             }
@@ -588,7 +599,7 @@ impl Recorder {
 
     fn remember(self: &Arc<Self>, session_id: &str, request: Value, response: Value) {
         let (this, session_id) = (self.clone(), session_id.to_string());
-        tokio::spawn(async move { this.write_context(&session_id, request, response).await });
+        settle_or_spawn(async move { this.write_context(&session_id, request, response).await });
     }
 
     async fn write_attempt(

@@ -3,6 +3,7 @@
 mod auth;
 mod error;
 mod handlers;
+mod listener;
 mod request_id;
 mod state;
 #[cfg(test)]
@@ -10,6 +11,7 @@ mod tests;
 
 pub use auth::TokenCheck;
 pub use error::ApiError;
+pub use listener::bind;
 pub use state::AppState;
 
 use std::sync::Arc;

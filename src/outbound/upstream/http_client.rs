@@ -34,9 +34,12 @@ const MAX_MODEL_LIST_BYTES: usize = 16 * 1024 * 1024;
 /// Bound on a models-path call, which has no per-request deadline of its own.
 const MODEL_LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
+#[derive(Clone)]
 struct ProviderHeaders {
     chat: HeaderMap,
     plain: HeaderMap,
+    /// The chat URL parsed once, when it does not depend on the model (all but Gemini).
+    chat_url: Option<reqwest::Url>,
 }
 
 pub struct HttpUpstream {
@@ -54,6 +57,9 @@ impl HttpUpstream {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // Never follow redirects: the provider's key would follow them to another host, and
+            // the redirect layer costs every request.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let mut headers = HashMap::new();
@@ -75,15 +81,6 @@ impl HttpUpstream {
             None => provider_headers(provider, None)
                 .map(std::borrow::Cow::Owned)
                 .map_err(TransportError),
-        }
-    }
-}
-
-impl Clone for ProviderHeaders {
-    fn clone(&self) -> Self {
-        ProviderHeaders {
-            chat: self.chat.clone(),
-            plain: self.plain.clone(),
         }
     }
 }
@@ -149,7 +146,16 @@ fn provider_headers(
         chat.insert(name.clone(), value.clone());
         plain.insert(name, value);
     }
-    Ok(ProviderHeaders { chat, plain })
+    let chat_url = if provider.chat_path.contains("{model}") {
+        None
+    } else {
+        reqwest::Url::parse(&provider.chat_url("")).ok()
+    };
+    Ok(ProviderHeaders {
+        chat,
+        plain,
+        chat_url,
+    })
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<u64> {
@@ -201,7 +207,11 @@ impl UpstreamClient for HttpUpstream {
         };
         let response = self
             .client
-            .post(provider.chat_url(&request.model_id))
+            .post(match &headers.chat_url {
+                Some(url) => url.clone(),
+                None => reqwest::Url::parse(&provider.chat_url(&request.model_id))
+                    .map_err(|e| TransportError(format!("invalid upstream URL: {e}")))?,
+            })
             .headers(headers.chat.clone())
             .header(ACCEPT, accept)
             .body(request.body)

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{json_body, state_or_500};
+use crate::domain::model::PhysicalModel;
 use crate::domain::routing::Strategy;
-use crate::domain::service::routing::{PlanError, RouteRequest};
+use crate::domain::service::routing::{Candidate, PlanError, RouteRequest};
 use crate::domain::session::Session;
 use crate::inbound::http::ApiError;
 
@@ -131,18 +132,26 @@ pub async fn decide(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     by_score.sort_by(|a, b| b.score.total_cmp(&a.score));
     let all_candidates: Vec<_> = by_score
         .iter()
-        .map(|c| json!({"upstream": c.upstream, "score": c.score, "metrics": c.metrics, "circuit": c.circuit}))
+        .map(|c| json!({"upstream": shown(c), "score": c.score, "metrics": c.metrics, "circuit": c.circuit}))
         .collect();
-    let alternatives: Vec<_> = plan.order.iter().skip(1).map(|c| &c.upstream).collect();
+    let alternatives: Vec<_> = plan.order.iter().skip(1).map(shown).collect();
     res.render(Json(json!({
         "logical_model": plan.logical.logical_id,
-        "selected_upstream": selected.upstream,
+        "selected_upstream": shown(selected),
         "decision_time": started.elapsed().as_secs_f64() * 1000.0,
         "reasoning": reasoning,
         "alternative_upstreams": alternatives,
         "strategy_used": strategy_name(strategy),
         "all_candidates": all_candidates,
     })));
+}
+
+/// An upstream as shown to operators: with the endpoint its provider's configuration gives it.
+fn shown(candidate: &Candidate) -> PhysicalModel {
+    PhysicalModel {
+        endpoint: candidate.provider.chat_url(&candidate.upstream.model_id),
+        ..candidate.upstream.clone()
+    }
 }
 
 fn strategy_name(strategy: Strategy) -> &'static str {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Load benchmark: the mock upstream direct vs through the gateway, in one run, on this machine.
+# Builds in release mode, installs oha if missing, writes bench/RESULTS.md (and raw JSON in bench/out/).
+#   bench/run.sh            # full run (about 3 minutes)
+#   BENCH_SECONDS=5 bench/run.sh   # shorter runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v oha >/dev/null; then
+  echo "installing the oha load generator from crates.io (once)..."
+  cargo install oha --locked --quiet
+fi
+if ! command -v redis-server >/dev/null; then
+  echo "redis-server not found: the Redis rows will be skipped (apt-get install redis-server)"
+fi
+cargo build --release --quiet --bin apiproxy --bin mock-upstream --example stream_probe
+# 5,000 client streams and 5,000 upstream streams need file descriptors.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+exec python3 bench/bench.py "$@"
