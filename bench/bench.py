@@ -271,6 +271,9 @@ def write_markdown(r, machine_line):
         f"| holding {h.get('open', 0)} open slow streams ({h.get('failed', 0)} failed to open) | {fmt(h.get('rss', float('nan')), 1)} | ≤ 150 MiB: {'met' if h.get('rss', 999) <= 150 and h.get('open', 0) >= HOLD_STREAMS else 'not met'} |",
         "",
     ]
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += ["", notes.read_text()]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
 
 
