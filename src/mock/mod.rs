@@ -1,4 +1,4 @@
-//! A mock upstream that speaks the OpenAI API with scripted faults. Used by the tests, the benchmark
+//! A mock upstream that speaks the OpenAI, Anthropic and Gemini APIs with scripted faults. Used by the tests, the benchmark
 //! and `apiproxy demo`; the `mock-upstream` binary runs it stand-alone.
 //!
 //! Faults are scripted over HTTP: `PUT /_mock/fault` with a [`Fault`] applies it to the next chat
@@ -16,6 +16,10 @@ use parking_lot::Mutex;
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
+
+mod dialect;
+
+use dialect::Dialect;
 use serde_json::{Value, json};
 
 /// A scripted misbehaviour for chat requests.
@@ -121,6 +125,20 @@ impl MockState {
     }
 }
 
+/// Gemini's list shape: `{"models":[{"name":"models/..."}]}`.
+#[handler]
+async fn list_gemini_models(depot: &mut Depot, res: &mut Response) {
+    let state = state(depot);
+    state.model_requests.fetch_add(1, Ordering::Relaxed);
+    let models: Vec<Value> = state
+        .config
+        .models
+        .iter()
+        .map(|id| json!({"name": format!("models/{id}"), "displayName": id, "inputTokenLimit": 1_048_576, "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}))
+        .collect();
+    res.render(Json(json!({"models": models})));
+}
+
 #[handler]
 async fn list_models(depot: &mut Depot, res: &mut Response) {
     let state = state(depot);
@@ -166,54 +184,26 @@ async fn stats(depot: &mut Depot, res: &mut Response) {
     })));
 }
 
-fn last_user_text(body: &Value) -> String {
-    let messages = body.get("messages").and_then(Value::as_array);
-    let text = messages
-        .and_then(|m| {
-            m.iter()
-                .rev()
-                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        })
-        .and_then(|m| m.get("content"))
-        .map(|c| match c {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => String::new(),
-        })
-        .unwrap_or_default();
-    text.chars().take(40).collect()
-}
-
-fn reply_words(state: &MockState, body: &Value) -> Vec<String> {
-    let mut words = vec![
-        format!("Hello from {}!", state.config.name),
-        "You said:".to_string(),
-    ];
-    words.push(format!("\"{}\".", last_user_text(body)));
-    let mut n = 0;
-    while words.len() < state.config.reply_words {
-        n += 1;
-        words.push(format!("word{n}"));
+/// The dialect and model of a chat request, from its path.
+fn dialect_of(req: &Request, body: &Value) -> Option<(Dialect, String)> {
+    let path = req.uri().path();
+    let body_model = || {
+        body.get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("mock-model")
+            .to_string()
+    };
+    if path.ends_with("/chat/completions") {
+        return Some((Dialect::OpenAi, body_model()));
     }
-    words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| if i == 0 { w.clone() } else { format!(" {w}") })
-        .collect()
-}
-
-const CREATED: u64 = 1_700_000_000;
-
-fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
-    let chunk = json!({
-        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-    });
-    Bytes::from(format!("data: {chunk}\n\n"))
+    if path.ends_with("/messages") {
+        return Some((Dialect::Anthropic, body_model()));
+    }
+    // /v1beta/models/{model}:generateContent or :streamGenerateContent
+    let rest = path.split("/models/").nth(1)?;
+    let (model, action) = rest.split_once(':')?;
+    matches!(action, "generateContent" | "streamGenerateContent")
+        .then(|| (Dialect::Gemini, model.to_string()))
 }
 
 #[handler]
@@ -225,6 +215,7 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         "x-api-key",
         "x-goog-api-key",
         "anthropic-version",
+        "anthropic-beta",
         "user-agent",
         "accept",
         "content-type",
@@ -246,6 +237,12 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Err(_) => Value::Null,
     };
     *state.last_request.lock() = Some(body.clone());
+    let Some((dialect, model)) = dialect_of(req, &body) else {
+        res.status_code(StatusCode::NOT_FOUND);
+        return res.render(Json(
+            json!({"error": {"message": "mock: no such endpoint"}}),
+        ));
+    };
     let fault = state.take_fault().unwrap_or_default();
     if fault.hang {
         tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
@@ -260,39 +257,38 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         }
         res.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
-        let body = fault.body.clone().unwrap_or_else(|| {
-            json!({"error": {"message": format!("mock {} says {status}", state.config.name), "type": "mock_error", "code": status}}).to_string()
-        });
-        res.body(body);
+        res.body(
+            fault
+                .body
+                .clone()
+                .unwrap_or_else(|| dialect::error_body(dialect, status, &state.config.name)),
+        );
         return;
     }
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("mock-model")
-        .to_string();
-    let words = reply_words(&state, &body);
-    let streaming = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let streaming = match dialect {
+        Dialect::Gemini => req.uri().path().ends_with(":streamGenerateContent"),
+        _ => body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+    };
     if fault.invalid_json {
-        res.headers_mut().insert(
-            "content-type",
-            HeaderValue::from_static(if streaming {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }),
-        );
+        let kind = if streaming {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        res.headers_mut()
+            .insert("content-type", HeaderValue::from_static(kind));
         res.body("{not json");
         return;
     }
+    let reply = dialect::plan(
+        dialect,
+        &body,
+        &model,
+        &state.config.name,
+        state.config.reply_words,
+    );
     if !streaming {
-        let text: String = words.concat();
-        let completion = json!({
-            "id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": words.len(), "total_tokens": 5 + words.len()}
-        });
-        let bytes = Bytes::from(completion.to_string());
+        let bytes = Bytes::from(dialect::full(dialect, &reply).to_string());
         res.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
         match fault.drop_after_events {
@@ -314,25 +310,9 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         .unwrap_or(false);
     let mut events: Vec<Bytes> = Vec::new();
     if fault.error_event_first {
-        events.push(Bytes::from(
-            "data: {\"error\":{\"message\":\"mock overloaded\",\"type\":\"server_error\"}}\n\n",
-        ));
+        events.push(dialect::error_event(dialect));
     }
-    events.push(chunk(
-        &model,
-        json!({"role": "assistant", "content": ""}),
-        None,
-    ));
-    for word in &words {
-        events.push(chunk(&model, json!({"content": word}), None));
-    }
-    events.push(chunk(&model, json!({}), Some("stop")));
-    if include_usage {
-        let usage = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": model, "choices": [],
-            "usage": {"prompt_tokens": 5, "completion_tokens": words.len(), "total_tokens": 5 + words.len()}});
-        events.push(Bytes::from(format!("data: {usage}\n\n")));
-    }
-    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events.extend(dialect::stream(dialect, &reply, include_usage));
     let drop_after = fault.drop_after_events;
     let delay = Duration::from_millis(fault.event_delay_ms);
     let stream = stream::unfold(
@@ -343,8 +323,8 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             }
             let (index, event) = iter.next()?;
             if drop_after.is_some_and(|n| index >= n) {
-                // Let what was sent reach the client first, so "200, some events, then a drop"
-                // is what the client sees, not a connection closed before the headers.
+                // Let what was sent reach the client first, so "200, some events, then a drop" is
+                // what the client sees, not a connection closed before the headers.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 return Some((Err(std::io::Error::other("mock drop")), (iter, true)));
             }
@@ -376,6 +356,9 @@ fn router(state: Arc<MockState>) -> Router {
         .hoop(Inject(state))
         .push(Router::with_path("v1/models").get(list_models))
         .push(Router::with_path("v1/chat/completions").post(chat))
+        .push(Router::with_path("v1/messages").post(chat))
+        .push(Router::with_path("v1beta/models").get(list_gemini_models))
+        .push(Router::with_path("v1beta/models/{**rest}").post(chat))
         .push(
             Router::with_path("_mock/fault")
                 .put(put_fault)

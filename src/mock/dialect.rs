@@ -1,0 +1,354 @@
+//! What the mock answers, in each vendor's own wire format: OpenAI chat completions, Anthropic
+//! Messages and Gemini generateContent, whole or streamed. The answer is the same in every format:
+//! a greeting that echoes the last user text, or a call to the first declared tool, or (after a
+//! tool result) a sentence quoting that result.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+pub const CREATED: u64 = 1_700_000_000;
+
+/// The answer, independent of the format.
+pub struct Reply {
+    pub model: String,
+    /// Whole words with their leading spaces; streamed one per event.
+    pub words: Vec<String>,
+    pub tool_call: Option<ToolCall>,
+}
+
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: Value,
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// (last user text, result of a tool if the conversation's last turn is one, first tool's name).
+fn read_request(dialect: Dialect, body: &Value) -> (String, Option<String>, Option<String>) {
+    let empty = Vec::new();
+    match dialect {
+        Dialect::OpenAi | Dialect::Anthropic => {
+            let messages = body
+                .get("messages")
+                .and_then(Value::as_array)
+                .unwrap_or(&empty);
+            let user = messages
+                .iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                .map(|m| text_of(m.get("content").unwrap_or(&Value::Null)))
+                .unwrap_or_default();
+            let last = messages.last();
+            let tool_result = match dialect {
+                Dialect::OpenAi => last
+                    .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+                    .map(|m| text_of(m.get("content").unwrap_or(&Value::Null))),
+                _ => last
+                    .and_then(|m| m.get("content"))
+                    .and_then(Value::as_array)
+                    .and_then(|blocks| {
+                        blocks
+                            .iter()
+                            .find(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+                            .map(|b| text_of(b.get("content").unwrap_or(&Value::Null)))
+                    }),
+            };
+            let tool = body
+                .pointer("/tools/0/function/name")
+                .or_else(|| body.pointer("/tools/0/name"));
+            (
+                user,
+                tool_result,
+                tool.and_then(Value::as_str).map(str::to_string),
+            )
+        }
+        Dialect::Gemini => {
+            let contents = body
+                .get("contents")
+                .and_then(Value::as_array)
+                .unwrap_or(&empty);
+            let parts_of = |c: &Value| {
+                c.get("parts")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let user = contents
+                .iter()
+                .rev()
+                .find(|c| {
+                    c.get("role").and_then(Value::as_str).unwrap_or("user") == "user"
+                        && parts_of(c).iter().any(|p| p.get("text").is_some())
+                })
+                .map(|c| text_of(&Value::Array(parts_of(c))))
+                .unwrap_or_default();
+            let tool_result = contents.last().and_then(|c| {
+                parts_of(c).iter().find_map(|p| {
+                    p.get("functionResponse")
+                        .map(|r| r.get("response").map(Value::to_string).unwrap_or_default())
+                })
+            });
+            let tool = body
+                .pointer("/tools/0/functionDeclarations/0/name")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            (user, tool_result, tool)
+        }
+    }
+}
+
+pub fn plan(dialect: Dialect, body: &Value, model: &str, name: &str, reply_words: usize) -> Reply {
+    let (user, tool_result, tool) = read_request(dialect, body);
+    if let (Some(tool), None) = (&tool, &tool_result) {
+        return Reply {
+            model: model.to_string(),
+            words: Vec::new(),
+            tool_call: Some(ToolCall {
+                id: "call_mock_1".into(),
+                name: tool.clone(),
+                arguments: json!({"city": "Paris"}),
+            }),
+        };
+    }
+    let mut words = match tool_result {
+        Some(result) => vec![
+            format!("Hello from {name}!"),
+            "The tool said:".into(),
+            result.chars().take(60).collect(),
+        ],
+        None => vec![
+            format!("Hello from {name}!"),
+            "You said:".into(),
+            format!("\"{}\".", user.chars().take(40).collect::<String>()),
+        ],
+    };
+    let mut n = 0;
+    while words.len() < reply_words {
+        n += 1;
+        words.push(format!("word{n}"));
+    }
+    let words = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| if i == 0 { w.clone() } else { format!(" {w}") })
+        .collect();
+    Reply {
+        model: model.to_string(),
+        words,
+        tool_call: None,
+    }
+}
+
+fn usage_counts(reply: &Reply) -> (usize, usize) {
+    (5, reply.words.len().max(1))
+}
+
+/// The whole answer.
+pub fn full(dialect: Dialect, reply: &Reply) -> Value {
+    let text: String = reply.words.concat();
+    let (input, output) = usage_counts(reply);
+    match dialect {
+        Dialect::OpenAi => {
+            let mut message = json!({"role": "assistant", "content": text});
+            let mut finish = "stop";
+            if let Some(call) = &reply.tool_call {
+                message = json!({"role": "assistant", "content": null, "tool_calls": [{"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments.to_string()}}]});
+                finish = "tool_calls";
+            }
+            json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": reply.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})
+        }
+        Dialect::Anthropic => {
+            let (content, stop) = match &reply.tool_call {
+                Some(call) => (
+                    json!([{"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}]),
+                    "tool_use",
+                ),
+                None => (json!([{"type": "text", "text": text}]), "end_turn"),
+            };
+            json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": reply.model, "content": content,
+                "stop_reason": stop, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": output}})
+        }
+        Dialect::Gemini => {
+            let parts = match &reply.tool_call {
+                Some(call) => {
+                    json!([{"functionCall": {"name": call.name, "args": call.arguments}}])
+                }
+                None => json!([{"text": text}]),
+            };
+            json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": input, "candidatesTokenCount": output, "totalTokenCount": input + output},
+                "modelVersion": reply.model, "responseId": "mock-response"})
+        }
+    }
+}
+
+fn data(value: Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+fn event(name: &str, value: Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {value}\n\n"))
+}
+
+fn openai_chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
+    data(
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+    )
+}
+
+/// The answer as the vendor streams it, one event per element.
+pub fn stream(dialect: Dialect, reply: &Reply, include_usage: bool) -> Vec<Bytes> {
+    let (input, output) = usage_counts(reply);
+    let mut events = Vec::new();
+    match dialect {
+        Dialect::OpenAi => {
+            events.push(openai_chunk(
+                &reply.model,
+                json!({"role": "assistant", "content": ""}),
+                None,
+            ));
+            for word in &reply.words {
+                events.push(openai_chunk(&reply.model, json!({"content": word}), None));
+            }
+            let mut finish = "stop";
+            if let Some(call) = &reply.tool_call {
+                let args = call.arguments.to_string();
+                let (head, tail) = args.split_at(args.len() / 2);
+                events.push(openai_chunk(&reply.model, json!({"tool_calls": [{"index": 0, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}]}), None));
+                for part in [head, tail] {
+                    events.push(openai_chunk(
+                        &reply.model,
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                        None,
+                    ));
+                }
+                finish = "tool_calls";
+            }
+            events.push(openai_chunk(&reply.model, json!({}), Some(finish)));
+            if include_usage {
+                events.push(data(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": reply.model, "choices": [],
+                    "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})));
+            }
+            events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
+        Dialect::Anthropic => {
+            events.push(event("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": reply.model,
+                "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 1}}})));
+            events.push(event("ping", json!({"type": "ping"})));
+            let stop = match &reply.tool_call {
+                Some(call) => {
+                    events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}})));
+                    let args = call.arguments.to_string();
+                    let (head, tail) = args.split_at(args.len() / 2);
+                    for part in [head, tail] {
+                        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": part}})));
+                    }
+                    "tool_use"
+                }
+                None => {
+                    events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+                    for word in &reply.words {
+                        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})));
+                    }
+                    "end_turn"
+                }
+            };
+            events.push(event(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ));
+            events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}})));
+            events.push(event("message_stop", json!({"type": "message_stop"})));
+        }
+        Dialect::Gemini => {
+            let usage = json!({"promptTokenCount": input, "candidatesTokenCount": output, "totalTokenCount": input + output});
+            match &reply.tool_call {
+                Some(call) => events.push(data(json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": call.name, "args": call.arguments}}]}, "finishReason": "STOP", "index": 0}],
+                    "usageMetadata": usage, "modelVersion": reply.model, "responseId": "mock-response"}))),
+                None => {
+                    let last = reply.words.len().saturating_sub(1);
+                    for (i, word) in reply.words.iter().enumerate() {
+                        let mut chunk = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}, "index": 0}], "modelVersion": reply.model, "responseId": "mock-response"});
+                        if i == last {
+                            chunk["candidates"][0]["finishReason"] = json!("STOP");
+                            chunk["usageMetadata"] = usage.clone();
+                        }
+                        events.push(data(chunk));
+                    }
+                }
+            }
+        }
+    }
+    events
+}
+
+/// An error answer body in the vendor's shape.
+pub fn error_body(dialect: Dialect, status: u16, name: &str) -> String {
+    let message = format!("mock {name} says {status}");
+    match dialect {
+        Dialect::OpenAi => {
+            json!({"error": {"message": message, "type": "mock_error", "code": status}}).to_string()
+        }
+        Dialect::Anthropic => {
+            let kind = match status {
+                400 => "invalid_request_error",
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                _ => "api_error",
+            };
+            json!({"type": "error", "error": {"type": kind, "message": message}}).to_string()
+        }
+        Dialect::Gemini => {
+            let status_name = match status {
+                400 => "INVALID_ARGUMENT",
+                403 => "PERMISSION_DENIED",
+                404 => "NOT_FOUND",
+                429 => "RESOURCE_EXHAUSTED",
+                503 => "UNAVAILABLE",
+                _ => "INTERNAL",
+            };
+            json!({"error": {"code": status, "message": message, "status": status_name}})
+                .to_string()
+        }
+    }
+}
+
+/// An in-stream error event in the vendor's shape (sent before any content by the fault script).
+pub fn error_event(dialect: Dialect) -> Bytes {
+    match dialect {
+        Dialect::OpenAi => {
+            data(json!({"error": {"message": "mock overloaded", "type": "server_error"}}))
+        }
+        Dialect::Anthropic => event(
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "mock overloaded"}}),
+        ),
+        Dialect::Gemini => data(
+            json!({"error": {"code": 503, "message": "mock overloaded", "status": "UNAVAILABLE"}}),
+        ),
+    }
+}
