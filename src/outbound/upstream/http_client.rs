@@ -192,29 +192,48 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-#[async_trait]
-impl UpstreamClient for HttpUpstream {
-    async fn chat(
+impl HttpUpstream {
+    /// The chat URL for one request: parsed once per provider when it does not depend on the model;
+    /// Gemini streams use `:streamGenerateContent?alt=sse` in place of `:generateContent`.
+    fn chat_url(
         &self,
         provider: &ProviderConfig,
-        request: UpstreamChatRequest,
+        headers: &ProviderHeaders,
+        model_id: &str,
+        stream: bool,
+    ) -> Result<reqwest::Url, TransportError> {
+        if let Some(url) = &headers.chat_url {
+            return Ok(url.clone());
+        }
+        let model_id = model_id.strip_prefix("models/").unwrap_or(model_id);
+        let mut url = provider.chat_url(model_id);
+        if stream && provider.vendor == Vendor::Gemini {
+            url = url.replacen(":generateContent", ":streamGenerateContent?alt=sse", 1);
+        }
+        reqwest::Url::parse(&url).map_err(|e| TransportError(format!("invalid upstream URL: {e}")))
+    }
+
+    /// POSTs a body already in the provider's format; resolves when the response headers arrive.
+    pub(super) async fn send(
+        &self,
+        provider: &ProviderConfig,
+        model_id: &str,
+        stream: bool,
+        body: bytes::Bytes,
     ) -> Result<UpstreamReply, TransportError> {
         let headers = self.headers_for(provider)?;
-        let accept = if request.stream {
+        let accept = if stream {
             "text/event-stream"
         } else {
             "application/json"
         };
+        let url = self.chat_url(provider, &headers, model_id, stream)?;
         let response = self
             .client
-            .post(match &headers.chat_url {
-                Some(url) => url.clone(),
-                None => reqwest::Url::parse(&provider.chat_url(&request.model_id))
-                    .map_err(|e| TransportError(format!("invalid upstream URL: {e}")))?,
-            })
+            .post(url)
             .headers(headers.chat.clone())
             .header(ACCEPT, accept)
-            .body(request.body)
+            .body(body)
             .send()
             .await
             .map_err(|e| TransportError(describe(&e)))?;
@@ -229,6 +248,26 @@ impl UpstreamClient for HttpUpstream {
             retry_after,
             body,
         })
+    }
+}
+
+#[async_trait]
+impl UpstreamClient for HttpUpstream {
+    async fn chat(
+        &self,
+        provider: &ProviderConfig,
+        request: UpstreamChatRequest,
+    ) -> Result<UpstreamReply, TransportError> {
+        match provider.vendor {
+            // The hub format is OpenAI's: the body goes as it is.
+            Vendor::OpenAi => {
+                self.send(provider, &request.model_id, request.stream, request.body)
+                    .await
+            }
+            Vendor::Anthropic | Vendor::Gemini => {
+                super::vendor::translated_chat(self, provider, request).await
+            }
+        }
     }
 
     async fn list_models(&self, provider: &ProviderConfig) -> Result<Vec<Model>, ListModelsError> {
