@@ -23,10 +23,12 @@ fn chat_body(prompt_bytes: usize) -> Vec<u8> {
 #[divan::bench(args = [100, 10_000, 100_000])]
 fn parse_and_rewrite_model(bencher: divan::Bencher, prompt_bytes: usize) {
     let body = chat_body(prompt_bytes);
-    bencher.counter(divan::counter::BytesCount::new(body.len())).bench(|| {
-        let parsed = ChatBody::parse(black_box(&body)).expect("valid body");
-        parsed.to_upstream(black_box("gpt-4o-2024-08-06"))
-    });
+    bencher
+        .counter(divan::counter::BytesCount::new(body.len()))
+        .bench(|| {
+            let parsed = ChatBody::parse(black_box(&body)).expect("valid body");
+            parsed.to_upstream(black_box("gpt-4o-2024-08-06"))
+        });
 }
 
 const STREAM: &[u8] = b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n\
@@ -77,13 +79,22 @@ fn score_and_order_candidates(bencher: divan::Bencher, candidates: usize) {
         last_updated: 0.0,
         status: ProviderStatus::Healthy,
     };
-    let upstreams: Vec<PhysicalModel> = (0..candidates).map(|i| upstream(&format!("p{i}"), 1.0 + i as f64)).collect();
+    let upstreams: Vec<PhysicalModel> = (0..candidates)
+        .map(|i| upstream(&format!("p{i}"), 1.0 + i as f64))
+        .collect();
     bencher.bench(|| {
         let scored: Vec<Scored> = upstreams
             .iter()
             .map(|u| Scored {
                 upstream: u.clone(),
-                score: score(u.base_weight, ScoreInputs { metrics: Some(&metrics), relative_cost: Some(0.5) }, Strategy::Balanced),
+                score: score(
+                    u.base_weight,
+                    ScoreInputs {
+                        metrics: Some(&metrics),
+                        relative_cost: Some(0.5),
+                    },
+                    Strategy::Balanced,
+                ),
             })
             .collect();
         failover_order(scored, None, black_box(0.37))
@@ -95,7 +106,12 @@ fn aggregate_a_busy_metrics_window(bencher: divan::Bencher) {
     let mut window = MetricsWindow::default();
     for i in 0..60_000u32 {
         let at = 1000.0 + f64::from(i) / 1000.0;
-        window.record(AttemptSample { at, latency_ms: f64::from(i % 900), ttfb_ms: 1.0, success: i % 50 != 0 });
+        window.record(AttemptSample {
+            at,
+            latency_ms: f64::from(i % 900),
+            ttfb_ms: 1.0,
+            success: i % 50 != 0,
+        });
     }
     bencher.bench(|| window.aggregate(black_box("l"), "p", 1059.5));
 }
