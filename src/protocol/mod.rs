@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 /// A request or answer that cannot be expressed in the other format: a clear 400 for the client,
