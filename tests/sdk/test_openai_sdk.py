@@ -58,3 +58,61 @@ def test_a_wrong_token_raises_authentication_error():
     bad = openai.OpenAI(base_url=f"{BASE}/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
+
+
+TOOLS_CHAT = [{"type": "function", "function": {"name": "get_weather", "description": "Weather by city",
+               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+TOOLS_RESPONSES = [{"type": "function", "name": "get_weather", "description": "Weather by city",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+
+
+def test_chat_tool_call_round_trip(client):
+    first = client.chat.completions.create(
+        model="chat-model", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS_CHAT
+    )
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather" and call.function.arguments == '{"city":"Paris"}'
+    second = client.chat.completions.create(
+        model="chat-model",
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "18 degrees"},
+        ],
+        tools=TOOLS_CHAT,
+    )
+    assert "18 degrees" in second.choices[0].message.content
+
+
+def test_responses_create(client):
+    response = client.responses.create(model="chat-model", instructions="Be brief.", input="Hello responses")
+    assert response.status == "completed"
+    assert response.output_text.startswith("Hello from openai-mock!") and "Hello responses" in response.output_text
+    assert response.usage.total_tokens > 0
+
+
+def test_responses_stream(client):
+    with client.responses.stream(
+        model="chat-model", input=[{"role": "user", "content": [{"type": "input_text", "text": "Stream it"}]}]
+    ) as stream:
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    assert "".join(deltas) == final.output_text and "Stream it" in final.output_text
+
+
+def test_responses_function_call_round_trip(client):
+    first = client.responses.create(model="chat-model", input="Weather in Paris?", tools=TOOLS_RESPONSES)
+    call = next(item for item in first.output if item.type == "function_call")
+    assert call.name == "get_weather" and call.arguments == '{"city":"Paris"}'
+    second = client.responses.create(
+        model="chat-model",
+        input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "18 degrees"},
+        ],
+        tools=TOOLS_RESPONSES,
+    )
+    assert "18 degrees" in second.output_text

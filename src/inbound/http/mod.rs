@@ -44,7 +44,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             Router::with_path("v1")
                 .push(Router::with_path("models").get(handlers::models::list))
                 .push(Router::with_path("models/{**id}").get(handlers::models::get_one))
-                .push(Router::with_path("chat/completions").post(handlers::chat::completions)),
+                .push(Router::with_path("chat/completions").post(handlers::chat::completions))
+                .push(Router::with_path("responses").post(handlers::responses::create)),
         )
         .push(
             Router::with_path("providers")

@@ -52,21 +52,22 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
     }
 }
 
-async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRequest, ApiError> {
-    let session_id = match req.headers().get("x-session-id") {
-        None => None,
+/// The `X-Session-Id` header, checked: it becomes a store key.
+pub(super) fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
+    match req.headers().get("x-session-id") {
+        None => Ok(None),
         Some(value) => match value.to_str().map(str::trim) {
-            Ok(id) if !id.is_empty() && id.len() <= MAX_SESSION_ID_LEN => Some(id.to_string()),
-            _ => {
-                return Err(ApiError::bad_request(
-                    format!(
-                        "X-Session-Id must be 1 to {MAX_SESSION_ID_LEN} visible ASCII characters"
-                    ),
-                    None,
-                ));
-            }
+            Ok(id) if !id.is_empty() && id.len() <= MAX_SESSION_ID_LEN => Ok(Some(id.to_string())),
+            _ => Err(ApiError::bad_request(
+                format!("X-Session-Id must be 1 to {MAX_SESSION_ID_LEN} visible ASCII characters"),
+                None,
+            )),
         },
-    };
+    }
+}
+
+async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRequest, ApiError> {
+    let session_id = session_id(req)?;
     let wants_sse = req.headers().get_all("accept").iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
@@ -104,7 +105,7 @@ async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRe
     })
 }
 
-fn served_headers(res: &mut Response, served: &ServedBy) {
+pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&served.provider_id) {
         headers.insert("x-apiproxy-provider", v);
@@ -115,7 +116,7 @@ fn served_headers(res: &mut Response, served: &ServedBy) {
     headers.insert("x-apiproxy-attempts", served.attempts.into());
 }
 
-fn write_chat_error(res: &mut Response, error: ChatError) {
+pub(super) fn write_chat_error(res: &mut Response, error: ChatError) {
     let api_error = match error {
         ChatError::ModelNotFound(model) => ApiError {
             param: Some("model".into()),

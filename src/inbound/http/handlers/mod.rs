@@ -6,6 +6,7 @@ pub mod health;
 pub mod logical_models;
 pub mod models;
 pub mod providers;
+pub mod responses;
 pub mod routing;
 
 use salvo::prelude::*;
