@@ -171,6 +171,28 @@ pub struct UpstreamChatRequest {
     pub model_id: String,
     pub body: Bytes,
     pub stream: bool,
+    /// The client's own Anthropic Messages request, for an anthropic-vendor provider to take as it
+    /// is (only `model` rewritten) instead of the translated hub body (SPEC 4.4).
+    pub native: Option<std::sync::Arc<NativeRequest>>,
+}
+
+impl UpstreamChatRequest {
+    /// The format a provider of `vendor` answers this request in: its own when it takes the
+    /// client's native request, the hub's otherwise (translated vendors answer in the hub format).
+    pub fn answer_format(&self, vendor: super::provider::Vendor) -> crate::protocol::WireFormat {
+        match (vendor, &self.native) {
+            (super::provider::Vendor::Anthropic, Some(_)) => crate::protocol::WireFormat::Anthropic,
+            _ => crate::protocol::WireFormat::OpenAi,
+        }
+    }
+}
+
+/// A request in a vendor's own format, passed through to providers of that vendor.
+#[derive(Debug, Clone)]
+pub struct NativeRequest {
+    pub body: crate::protocol::openai::ChatBody,
+    /// Client headers the vendor defines (`anthropic-version`, `anthropic-beta`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The upstream's answer once its headers arrived; the body is read by the caller.
@@ -179,6 +201,8 @@ pub struct UpstreamReply {
     /// Seconds from a `Retry-After` header, when the upstream sent one.
     pub retry_after: Option<u64>,
     pub body: ByteStream,
+    /// The format of `body`: the hub's, unless a native request was passed through.
+    pub format: crate::protocol::WireFormat,
 }
 
 impl std::fmt::Debug for UpstreamReply {

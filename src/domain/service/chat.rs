@@ -18,13 +18,14 @@ use crate::domain::failover::{
 };
 use crate::domain::health::{AttemptSample, BreakerPolicy};
 use crate::domain::ports::{
-    ByteStream, CircuitStore, Clock, ContextStore, MetricsStore, QpsLimiter, SessionStore,
-    UpstreamChatRequest, UpstreamClient, UpstreamReply,
+    ByteStream, CircuitStore, Clock, ContextStore, MetricsStore, NativeRequest, QpsLimiter,
+    SessionStore, UpstreamChatRequest, UpstreamClient, UpstreamReply,
 };
 use crate::domain::provider::ProviderConfig;
 use crate::domain::service::routing::{Candidate, PlanError, Planner, RouteRequest};
 use crate::domain::session::{Session, context_entry};
-use crate::protocol::openai::{self, ChatBody, StreamAssembler};
+use crate::protocol::WireFormat;
+use crate::protocol::openai::{ChatBody, StreamAssembler};
 use crate::protocol::sse::SseFramer;
 
 /// The upstream timeouts of SPEC 2.1 (the connect timeout lives in the HTTP client).
@@ -70,6 +71,8 @@ pub struct ChatRequest {
     pub body: ChatBody,
     pub stream: bool,
     pub session_id: Option<String>,
+    /// The client's request in a vendor's own format, passed through to providers of that vendor.
+    pub native: Option<Arc<NativeRequest>>,
 }
 
 /// Which upstream answered, after how many attempts.
@@ -80,16 +83,19 @@ pub struct ServedBy {
     pub attempts: u32,
 }
 
+/// An answer, in `format`: the hub's, or the client's own when its request was passed through.
 pub enum ChatReply {
     Complete {
         served: ServedBy,
         status: u16,
         body: Bytes,
+        format: WireFormat,
     },
     /// Whole SSE events, ready to write; an upstream failure after commit ends with an error event.
     Stream {
         served: ServedBy,
         events: BoxStream<'static, Bytes>,
+        format: WireFormat,
     },
 }
 
@@ -103,6 +109,7 @@ pub enum ChatError {
         served: ServedBy,
         status: u16,
         body: Bytes,
+        format: WireFormat,
     },
     AllFailed {
         attempts: u32,
@@ -216,7 +223,9 @@ impl ChatService {
                 model_id: model_id.clone(),
                 body: request.body.to_upstream(&model_id),
                 stream: request.stream,
+                native: request.native.clone(),
             };
+            let format = upstream_request.answer_format(provider.vendor);
             let started = Instant::now();
             let outcome = if request.stream {
                 self.attempt_stream(&provider, upstream_request).await
@@ -247,6 +256,7 @@ impl ChatService {
                         served,
                         status,
                         body,
+                        format,
                     });
                 }
                 Ok(Attempt::Stream(mut rest)) => {
@@ -258,11 +268,15 @@ impl ChatService {
                         provider_id: provider.id.clone(),
                         latency_ms: ms_since(started),
                         headers_ms: rest.headers_ms,
-                        context: context.map(|(id, req)| (id, req, StreamAssembler::default())),
+                        // The assembler reads hub chunks; a passed-through stream is kept as events.
+                        context: context
+                            .map(|(id, req)| (id, req, StreamAssembler::default()))
+                            .filter(|_| format == WireFormat::OpenAi),
                     });
                     return Ok(ChatReply::Stream {
                         served,
                         events: rest.into_stream(),
+                        format,
                     });
                 }
                 Err(failure) if !failure.is_retryable(&provider.retry) => {
@@ -293,6 +307,7 @@ impl ChatService {
                         served,
                         status,
                         body,
+                        format,
                     });
                 }
                 Err(failure) => {
@@ -447,6 +462,7 @@ impl ChatService {
         let deadline = started + t.total;
         let first_event_by = deadline.min(started + t.first_byte);
         let (reply, headers_ms) = self.open(provider, request, first_event_by).await?;
+        let format = reply.format;
         let mut body = reply.body;
         if reply.status >= 400 {
             let bytes = read_body(body, deadline, t.idle, self.settings.max_response_bytes).await?;
@@ -473,7 +489,7 @@ impl ChatService {
                     let last = framer.finish();
                     let commits = last.as_ref().is_some_and(|event| {
                         matches!(
-                            openai::classify_event(event),
+                            format.classify(event),
                             StreamEventKind::Content | StreamEventKind::End
                         )
                     });
@@ -496,7 +512,7 @@ impl ChatService {
                     held.push_back(event);
                     continue;
                 }
-                let kind = openai::classify_event(&event);
+                let kind = format.classify(&event);
                 match gate.observe(kind, event.len()) {
                     GateDecision::Fail => return Err(stream_error_failure(&event)),
                     GateDecision::Hold => held.push_back(event),
@@ -519,6 +535,7 @@ impl ChatService {
             done: false,
             headers_ms,
             on_end: None,
+            format,
         })))
     }
 }
@@ -752,6 +769,8 @@ struct RestOfStream {
     done: bool,
     headers_ms: f64,
     on_end: Option<StreamEnd>,
+    /// The answer's wire format, for the gateway's own error event.
+    format: WireFormat,
 }
 
 impl RestOfStream {
@@ -772,7 +791,7 @@ impl RestOfStream {
 
     async fn fail(&mut self, message: &str) -> Option<Bytes> {
         self.end(false);
-        Some(openai::error_event(None, message))
+        Some(self.format.error_event(None, message))
     }
 
     async fn next_event(&mut self) -> Option<Bytes> {
@@ -873,6 +892,7 @@ mod tests {
             status,
             retry_after: None,
             body,
+            format: WireFormat::OpenAi,
         }
     }
 
@@ -961,6 +981,7 @@ mod tests {
             body,
             stream,
             session_id: session_id.map(str::to_string),
+            native: None,
         }
     }
 
@@ -1013,6 +1034,7 @@ mod tests {
                 served,
                 status,
                 body,
+                ..
             }) => {
                 assert_eq!(
                     (served.provider_id.as_str(), served.attempts, status),
@@ -1095,7 +1117,7 @@ mod tests {
             .chat(request(true, None))
             .await
         {
-            Ok(ChatReply::Stream { served, events }) => {
+            Ok(ChatReply::Stream { served, events, .. }) => {
                 assert_eq!((served.provider_id.as_str(), served.attempts), ("b", 2));
                 let text = collect(events).await;
                 assert!(
@@ -1148,7 +1170,7 @@ mod tests {
             .chat(request(true, None))
             .await
         {
-            Ok(ChatReply::Stream { served, events }) => {
+            Ok(ChatReply::Stream { served, events, .. }) => {
                 assert_eq!(served.provider_id, "a");
                 let text = collect(events).await;
                 let expected_start = format!(
@@ -1187,6 +1209,7 @@ mod tests {
                 status,
                 body,
                 served,
+                ..
             }) => {
                 assert_eq!((status, served.provider_id.as_str()), (400, "a"));
                 assert!(String::from_utf8_lossy(&body).contains("bad temperature"));
@@ -1271,6 +1294,7 @@ mod tests {
                 body,
                 stream: false,
                 session_id: None,
+                native: None,
             })
             .await;
         assert_eq!(outcome.err(), Some(ChatError::ModelNotFound("nope".into())));
@@ -1283,6 +1307,7 @@ mod tests {
             status: 200,
             retry_after: None,
             body: stream::pending().boxed(),
+            format: WireFormat::OpenAi,
         });
         expect_chat(&mut upstream, "b", 1, || {
             reply(200, vec![Ok(TEXT_B), Ok(DONE)])

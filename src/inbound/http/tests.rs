@@ -67,6 +67,7 @@ fn fake_upstream() -> MockUpstreamClient {
             status: 200,
             retry_after: None,
             body,
+            format: crate::protocol::WireFormat::OpenAi,
         })
     });
     upstream

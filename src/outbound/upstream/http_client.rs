@@ -14,6 +14,7 @@ use crate::domain::ports::{
     ListModelsError, TransportError, UpstreamChatRequest, UpstreamClient, UpstreamReply,
 };
 use crate::domain::provider::{ProviderConfig, ProviderRegistry, Vendor};
+use crate::protocol::WireFormat;
 
 /// Browser-like headers added to chat requests when `MASK_AS_BROWSER` is on.
 #[derive(Debug, Clone, Default)]
@@ -158,6 +159,20 @@ fn provider_headers(
     })
 }
 
+/// The client headers a native request carries, as upstream headers (invalid ones dropped).
+fn extra(headers: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
 fn retry_after(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(RETRY_AFTER)?
@@ -220,6 +235,7 @@ impl HttpUpstream {
         model_id: &str,
         stream: bool,
         body: bytes::Bytes,
+        extra_headers: &[(String, String)],
     ) -> Result<UpstreamReply, TransportError> {
         let headers = self.headers_for(provider)?;
         let accept = if stream {
@@ -233,6 +249,7 @@ impl HttpUpstream {
             .post(url)
             .headers(headers.chat.clone())
             .header(ACCEPT, accept)
+            .headers(extra(extra_headers))
             .body(body)
             .send()
             .await
@@ -247,6 +264,7 @@ impl HttpUpstream {
             status,
             retry_after,
             body,
+            format: WireFormat::OpenAi,
         })
     }
 }
@@ -261,8 +279,31 @@ impl UpstreamClient for HttpUpstream {
         match provider.vendor {
             // The hub format is OpenAI's: the body goes as it is.
             Vendor::OpenAi => {
-                self.send(provider, &request.model_id, request.stream, request.body)
-                    .await
+                self.send(
+                    provider,
+                    &request.model_id,
+                    request.stream,
+                    request.body,
+                    &[],
+                )
+                .await
+            }
+            // A client's own Messages request goes to an Anthropic provider as it is.
+            Vendor::Anthropic
+                if request.answer_format(Vendor::Anthropic) == WireFormat::Anthropic =>
+            {
+                let (body, headers) = match &request.native {
+                    Some(native) => (
+                        native.body.to_upstream(&request.model_id),
+                        native.headers.clone(),
+                    ),
+                    None => (request.body.clone(), Vec::new()),
+                };
+                let mut reply = self
+                    .send(provider, &request.model_id, request.stream, body, &headers)
+                    .await?;
+                reply.format = WireFormat::Anthropic;
+                Ok(reply)
             }
             Vendor::Anthropic | Vendor::Gemini => {
                 super::vendor::translated_chat(self, provider, request).await

@@ -13,7 +13,7 @@ use super::http_client::HttpUpstream;
 use crate::domain::ports::{ByteStream, TransportError, UpstreamChatRequest, UpstreamReply};
 use crate::domain::provider::{ProviderConfig, Vendor};
 use crate::protocol::sse::SseFramer;
-use crate::protocol::{TranslateError, anthropic, gemini};
+use crate::protocol::{TranslateError, WireFormat, anthropic, gemini};
 
 /// Largest vendor answer translated in one piece.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
@@ -44,6 +44,7 @@ fn untranslatable(error: TranslateError) -> UpstreamReply {
         status: 400,
         retry_after: None,
         body: one_chunk(Bytes::from(body.to_string())),
+        format: WireFormat::OpenAi,
     }
 }
 
@@ -76,7 +77,7 @@ pub(super) async fn translated_chat(
         Err(error) => return Ok(untranslatable(error)),
     };
     let reply = upstream
-        .send(provider, &model, request.stream, body)
+        .send(provider, &model, request.stream, body, &[])
         .await?;
     let created = now_seconds();
     if reply.status >= 400 {
@@ -98,6 +99,7 @@ pub(super) async fn translated_chat(
             status,
             retry_after: reply.retry_after,
             body,
+            format: WireFormat::OpenAi,
         });
     }
     if !request.stream {
@@ -122,6 +124,7 @@ pub(super) async fn translated_chat(
             status: reply.status,
             retry_after: reply.retry_after,
             body,
+            format: WireFormat::OpenAi,
         });
     }
     let translator = match vendor {
@@ -147,6 +150,7 @@ pub(super) async fn translated_chat(
         status: reply.status,
         retry_after: reply.retry_after,
         body: state.into_stream(),
+        format: WireFormat::OpenAi,
     })
 }
 

@@ -30,6 +30,7 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
             served,
             status,
             body,
+            ..
         }) => {
             served_headers(res, &served);
             res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
@@ -37,7 +38,7 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
                 .insert("content-type", HeaderValue::from_static("application/json"));
             res.body(body);
         }
-        Ok(ChatReply::Stream { served, events }) => {
+        Ok(ChatReply::Stream { served, events, .. }) => {
             served_headers(res, &served);
             let headers = res.headers_mut();
             headers.insert(
@@ -102,6 +103,7 @@ async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRe
         body,
         stream,
         session_id,
+        native: None,
     })
 }
 
@@ -143,6 +145,7 @@ pub(super) fn write_chat_error(res: &mut Response, error: ChatError) {
             served,
             status,
             body,
+            ..
         } => {
             served_headers(res, &served);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);

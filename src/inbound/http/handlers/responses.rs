@@ -46,6 +46,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             body,
             stream,
             session_id,
+            native: None,
         })
         .await
     {
@@ -53,13 +54,14 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             served,
             status,
             body,
+            ..
         }) => {
             served_headers(res, &served);
             let chat: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             res.render(Json(response_from_chat(&chat, &request)));
         }
-        Ok(ChatReply::Stream { served, events }) => {
+        Ok(ChatReply::Stream { served, events, .. }) => {
             served_headers(res, &served);
             let headers = res.headers_mut();
             headers.insert(
