@@ -121,6 +121,14 @@ impl ChatBody {
         Bytes::from(out)
     }
 
+    /// Whether this is a Claude-style body sent to the chat endpoint (SPEC 4.2): Anthropic-only
+    /// fields, or a top-level `system`, which the OpenAI API does not have.
+    pub fn looks_like_anthropic(&self) -> bool {
+        ["anthropic_version", "max_tokens_to_sample", "system"]
+            .iter()
+            .any(|key| self.fields.contains_key(*key))
+    }
+
     /// The body as a JSON value (for the session context; not on the plain chat path).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_slice(&self.to_upstream(&self.model)).unwrap_or(serde_json::Value::Null)
@@ -180,6 +188,54 @@ fn unreachable_raw() -> Box<RawValue> {
 fn write_json_string(out: &mut Vec<u8>, text: &str) {
     // serde_json's string escaping cannot fail on a Vec.
     let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Converts a Gemini-style `input` (a string, or a list of `{role, content}` items whose content is
+/// a string or a list of parts with `text`) into `messages`; role defaults to `user` (SPEC 4.2).
+pub fn messages_from_input(input: &serde_json::Value) -> Result<serde_json::Value, BodyError> {
+    use serde_json::{Value, json};
+    let text_of = |content: &Value, at: &str| -> Result<String, BodyError> {
+        match content {
+            Value::String(text) => Ok(text.clone()),
+            Value::Array(parts) => Ok(parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("")),
+            _ => Err(BodyError::new(
+                format!("{at} must be a string or a list of parts with text"),
+                Some("input"),
+            )),
+        }
+    };
+    match input {
+        Value::String(text) => Ok(json!([{"role": "user", "content": text}])),
+        Value::Array(items) => {
+            let mut messages = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let role = match item.get("role").and_then(Value::as_str).unwrap_or("user") {
+                    "model" => "assistant",
+                    role @ ("user" | "assistant" | "system") => role,
+                    _ => {
+                        return Err(BodyError::new(
+                            format!("input[{i}].role must be user, assistant, model or system"),
+                            Some("input"),
+                        ));
+                    }
+                };
+                let content = item
+                    .get("content")
+                    .or_else(|| item.get("parts"))
+                    .unwrap_or(&Value::Null);
+                messages.push(json!({"role": role, "content": text_of(content, &format!("input[{i}].content"))?}));
+            }
+            Ok(Value::Array(messages))
+        }
+        _ => Err(BodyError::new(
+            "'input' must be a string or a list of items",
+            Some("input"),
+        )),
+    }
 }
 
 /// What one upstream chunk means for the commit rule (SPEC 5.5).
@@ -366,6 +422,35 @@ mod tests {
             ChatBody::parse(strings.as_bytes()).is_ok(),
             "brackets inside strings do not count"
         );
+    }
+
+    #[test]
+    fn gemini_style_input_becomes_messages() {
+        use serde_json::json;
+        assert_eq!(
+            messages_from_input(&json!("hi")).unwrap(),
+            json!([{"role": "user", "content": "hi"}])
+        );
+        let items =
+            json!([{"content": "a"}, {"role": "model", "content": [{"text": "b"}, {"text": "c"}]}]);
+        assert_eq!(
+            messages_from_input(&items).unwrap(),
+            json!([{"role": "user", "content": "a"}, {"role": "assistant", "content": "bc"}])
+        );
+        assert!(messages_from_input(&json!(5)).is_err());
+        assert!(messages_from_input(&json!([{"role": "robot", "content": "x"}])).is_err());
+    }
+
+    #[test]
+    fn claude_style_bodies_are_recognised() {
+        let claude =
+            ChatBody::parse(br#"{"model":"m","system":"be brief","max_tokens":5,"messages":[]}"#)
+                .unwrap();
+        assert!(claude.looks_like_anthropic());
+        let openai =
+            ChatBody::parse(br#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#)
+                .unwrap();
+        assert!(!openai.looks_like_anthropic());
     }
 
     #[test]

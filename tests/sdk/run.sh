@@ -22,14 +22,21 @@ trap cleanup EXIT
 mock_port=$(free_port)
 target/debug/mock-upstream --port "$mock_port" --name openai-mock --models gpt-mock > "$work/mock.log" 2>&1 &
 pids+=($!)
+claude_port=$(free_port)
+target/debug/mock-upstream --port "$claude_port" --name claude-mock --models claude-mock > "$work/claude.log" 2>&1 &
+pids+=($!)
 
+# chat-model: an OpenAI-vendor upstream; claude-model: an Anthropic-vendor upstream.
 cat > "$work/models.json" <<JSON
-[{"logical_id": "chat-model", "upstreams": [{"provider_id": "mock", "model_id": "gpt-mock"}]}]
+[{"logical_id": "chat-model", "upstreams": [{"provider_id": "mock", "model_id": "gpt-mock"}]},
+ {"logical_id": "claude-model", "upstreams": [{"provider_id": "claude", "model_id": "claude-mock"}]}]
 JSON
 gw_port=$(free_port)
 env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
-  LLM_PROVIDERS=mock LLM_PROVIDER_mock_NAME=Mock LLM_PROVIDER_mock_BASE_URL="http://127.0.0.1:$mock_port" \
-  LLM_PROVIDER_mock_API_KEY=sk-mock LOGICAL_MODELS_FILE="$work/models.json" \
+  LLM_PROVIDERS=mock,claude LLM_PROVIDER_mock_NAME=Mock LLM_PROVIDER_mock_BASE_URL="http://127.0.0.1:$mock_port" \
+  LLM_PROVIDER_mock_API_KEY=sk-mock LLM_PROVIDER_claude_NAME=Claude LLM_PROVIDER_claude_VENDOR=anthropic \
+  LLM_PROVIDER_claude_BASE_URL="http://127.0.0.1:$claude_port" LLM_PROVIDER_claude_API_KEY=sk-ant-mock \
+  LOGICAL_MODELS_FILE="$work/models.json" \
   target/debug/apiproxy serve --port "$gw_port" --env-file /dev/null > "$work/gateway.log" 2>&1 &
 pids+=($!)
 

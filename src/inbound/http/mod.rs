@@ -45,7 +45,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .push(Router::with_path("models").get(handlers::models::list))
                 .push(Router::with_path("models/{**id}").get(handlers::models::get_one))
                 .push(Router::with_path("chat/completions").post(handlers::chat::completions))
-                .push(Router::with_path("responses").post(handlers::responses::create)),
+                .push(Router::with_path("responses").post(handlers::responses::create))
+                .push(Router::with_path("messages").post(handlers::messages::create)),
         )
         .push(
             Router::with_path("providers")

@@ -22,7 +22,15 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
         return ApiError::internal().write(res);
     };
     let request = match read_request(req, state.max_body_bytes).await {
-        Ok(request) => request,
+        Ok(Incoming::Chat(request)) => request,
+        // A Claude-style body is answered exactly as /v1/messages would answer it (SPEC 4.2).
+        Ok(Incoming::Claude {
+            bytes,
+            session_id,
+            headers,
+        }) => {
+            return super::messages::serve(&state, &bytes, headers, session_id, res).await;
+        }
         Err(error) => return error.write(res),
     };
     match state.chat.chat(request).await {
@@ -67,8 +75,62 @@ pub(super) fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
     }
 }
 
-async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRequest, ApiError> {
+enum Incoming {
+    Chat(ChatRequest),
+    Claude {
+        bytes: bytes::Bytes,
+        session_id: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// A body without `messages`: Gemini-style `input`, or a native Gemini `contents` body, turned into
+/// an OpenAI body (SPEC 4.2). Only reached when the plain parse failed, so it costs nothing on the
+/// usual path.
+fn from_gemini_style(bytes: &[u8]) -> Option<Result<ChatBody, ApiError>> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let input = value.as_object_mut()?.remove("input");
+    let converted = if let Some(input) = input {
+        crate::protocol::openai::messages_from_input(&input)
+            .map(|messages| {
+                value["messages"] = messages;
+                value
+            })
+            .map_err(|e| ApiError::bad_request(e.message, e.param))
+    } else if value.get("contents").is_some() {
+        let model = value
+            .get("model")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_string();
+        crate::protocol::gemini::chat_request_from_gemini(&value, &model)
+            .map(|mut chat| {
+                if let Some(stream) = value.get("stream") {
+                    chat["stream"] = stream.clone();
+                }
+                chat
+            })
+            .map_err(|e| ApiError::bad_request(e.message, e.param.as_deref()))
+    } else {
+        return None;
+    };
+    Some(converted.and_then(|chat| {
+        ChatBody::parse(chat.to_string().as_bytes())
+            .map_err(|e| ApiError::bad_request(e.message, e.param))
+    }))
+}
+
+async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<Incoming, ApiError> {
     let session_id = session_id(req)?;
+    let anthropic_headers: Vec<(String, String)> = ["anthropic-version", "anthropic-beta"]
+        .iter()
+        .filter_map(|name| {
+            Some((
+                name.to_string(),
+                req.headers().get(*name)?.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect();
     let wants_sse = req.headers().get_all("accept").iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
@@ -89,7 +151,21 @@ async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRe
                 ApiError::bad_request(format!("request body could not be read: {other}"), None)
             }
         })?;
-    let mut body = ChatBody::parse(bytes).map_err(|e| ApiError::bad_request(e.message, e.param))?;
+    let mut body = match ChatBody::parse(bytes) {
+        Ok(body) => body,
+        Err(e) if e.param == Some("messages") => match from_gemini_style(bytes) {
+            Some(converted) => converted?,
+            None => return Err(ApiError::bad_request(e.message, e.param)),
+        },
+        Err(e) => return Err(ApiError::bad_request(e.message, e.param)),
+    };
+    if body.looks_like_anthropic() {
+        return Ok(Incoming::Claude {
+            bytes: bytes.clone(),
+            session_id,
+            headers: anthropic_headers,
+        });
+    }
     // Explicit `"stream": false` wins; an SSE Accept header turns streaming on otherwise.
     let stream = match body.stream_flag() {
         Some(flag) => flag,
@@ -99,12 +175,12 @@ async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<ChatRe
         }
         None => false,
     };
-    Ok(ChatRequest {
+    Ok(Incoming::Chat(ChatRequest {
         body,
         stream,
         session_id,
         native: None,
-    })
+    }))
 }
 
 pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod context;
 pub mod health;
 pub mod logical_models;
+pub mod messages;
 pub mod models;
 pub mod providers;
 pub mod responses;

@@ -1,0 +1,261 @@
+//! `POST /v1/messages` (SPEC 4.4): the Anthropic Messages API in and out, whatever vendor serves
+//! it. Anthropic-vendor providers get the client's request as it is (only `model` rewritten, the
+//! client's `anthropic-version`/`anthropic-beta` forwarded); others get it translated, and their
+//! answers are translated back. Claude-style bodies on `/v1/chat/completions` come here too.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use salvo::http::{HeaderValue, StatusCode};
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use super::chat::{served_headers, session_id};
+use super::state_or_500;
+use crate::domain::failover::AllFailed;
+use crate::domain::ports::NativeRequest;
+use crate::domain::service::chat::{ChatError, ChatReply, ChatRequest};
+use crate::inbound::http::AppState;
+use crate::protocol::WireFormat;
+use crate::protocol::anthropic::{self, MessagesStreamWriter};
+use crate::protocol::openai::ChatBody;
+
+/// Anthropic's error shape, with the status.
+fn anthropic_error(res: &mut Response, status: StatusCode, kind: &str, message: &str) {
+    res.status_code(status);
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    }
+    res.render(Json(
+        json!({"type": "error", "error": {"type": kind, "message": message}}),
+    ));
+}
+
+fn invalid(res: &mut Response, message: &str) {
+    anthropic_error(
+        res,
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        message,
+    );
+}
+
+#[handler]
+pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let session = match session_id(req) {
+        Ok(id) => id,
+        Err(error) => return invalid(res, &error.message),
+    };
+    let bytes = match req.payload_with_max_size(state.max_body_bytes).await {
+        Ok(bytes) => bytes.clone(),
+        Err(salvo::http::errors::ParseError::PayloadTooLarge) => {
+            let message = format!(
+                "request body is larger than {} bytes (MAX_REQUEST_BODY_BYTES)",
+                state.max_body_bytes
+            );
+            return anthropic_error(
+                res,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                &message,
+            );
+        }
+        Err(e) => return invalid(res, &format!("request body could not be read: {e}")),
+    };
+    let headers: Vec<(String, String)> = ["anthropic-version", "anthropic-beta"]
+        .iter()
+        .filter_map(|name| {
+            Some((
+                name.to_string(),
+                req.headers().get(*name)?.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect();
+    serve(&state, &bytes, headers, session, res).await;
+}
+
+/// Serves one Messages request given as raw JSON.
+pub async fn serve(
+    state: &Arc<AppState>,
+    bytes: &[u8],
+    headers: Vec<(String, String)>,
+    session_id: Option<String>,
+    res: &mut Response,
+) {
+    let request: Value = match serde_json::from_slice(bytes) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        Ok(_) => return invalid(res, "request body must be a JSON object"),
+        Err(e) => return invalid(res, &format!("request body is not valid JSON: {e}")),
+    };
+    if !request.get("max_tokens").is_some_and(Value::is_u64) {
+        return invalid(res, "max_tokens: a positive integer is required");
+    }
+    let chat = match anthropic::chat_request_from_messages(&request) {
+        Ok(chat) => chat,
+        Err(e) => {
+            let at = e.param.map(|p| format!("{p}: ")).unwrap_or_default();
+            return invalid(res, &format!("{at}{}", e.message));
+        }
+    };
+    let (hub, native) = match (
+        ChatBody::parse(chat.to_string().as_bytes()),
+        ChatBody::parse(bytes),
+    ) {
+        (Ok(hub), Ok(native)) => (hub, native),
+        (Err(e), _) | (_, Err(e)) => return invalid(res, &e.message),
+    };
+    let stream = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let native = Some(Arc::new(NativeRequest {
+        body: native,
+        headers,
+    }));
+    match state
+        .chat
+        .chat(ChatRequest {
+            body: hub,
+            stream,
+            session_id,
+            native,
+        })
+        .await
+    {
+        Ok(ChatReply::Complete {
+            served,
+            status,
+            body,
+            format,
+        }) => {
+            served_headers(res, &served);
+            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
+            if format == WireFormat::Anthropic {
+                res.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                res.body(body);
+                return;
+            }
+            let chat: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            match anthropic::messages_response_from_chat(&chat, &model) {
+                Ok(message) => res.render(Json(message)),
+                Err(e) => anthropic_error(
+                    res,
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    &format!(
+                        "the provider's answer cannot be expressed as a Message: {}",
+                        e.message
+                    ),
+                ),
+            }
+        }
+        Ok(ChatReply::Stream {
+            served,
+            events,
+            format,
+        }) => {
+            served_headers(res, &served);
+            let headers = res.headers_mut();
+            headers.insert(
+                "content-type",
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+            if format == WireFormat::Anthropic {
+                res.stream(events.map(Ok::<_, Infallible>));
+                return;
+            }
+            let writer = MessagesStreamWriter::new(
+                &model,
+                format!("msg_{:024x}", rand::random::<u128>() >> 32),
+            );
+            let translated = events
+                .map(Some)
+                .chain(stream::once(async { None }))
+                .scan(writer, |writer, event| {
+                    let out = match event {
+                        Some(event) => writer.push(&event),
+                        None => writer.finish(),
+                    };
+                    std::future::ready(Some(stream::iter(out.into_iter().map(Ok::<_, Infallible>))))
+                })
+                .flatten();
+            res.stream(translated);
+        }
+        Err(error) => write_error(res, error),
+    }
+}
+
+fn write_error(res: &mut Response, error: ChatError) {
+    match error {
+        ChatError::ModelNotFound(model) => anthropic_error(
+            res,
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            &format!("model: the model '{model}' does not exist or no provider offers it"),
+        ),
+        ChatError::ModelDisabled(model) => anthropic_error(
+            res,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            &format!("the logical model '{model}' is disabled"),
+        ),
+        ChatError::NoCandidates(model) => anthropic_error(
+            res,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            &format!("no configured upstream is available for the logical model '{model}'"),
+        ),
+        ChatError::UpstreamRejected {
+            served,
+            status,
+            body,
+            format,
+        } => {
+            served_headers(res, &served);
+            let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            res.status_code(status_code);
+            let body = if format == WireFormat::Anthropic
+                && serde_json::from_slice::<Value>(&body).is_ok_and(|v| v.get("error").is_some())
+            {
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)
+            } else {
+                anthropic::error_from_chat(status, &body)
+            };
+            res.render(Json(body));
+        }
+        ChatError::AllFailed { attempts, verdict } => {
+            res.headers_mut()
+                .insert("x-apiproxy-attempts", attempts.into());
+            match verdict {
+                AllFailed::RateLimited {
+                    retry_after,
+                    message,
+                } => {
+                    res.headers_mut().insert("retry-after", retry_after.into());
+                    anthropic_error(
+                        res,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        &message,
+                    );
+                }
+                AllFailed::Upstream { message, .. } => {
+                    anthropic_error(res, StatusCode::BAD_GATEWAY, "api_error", &message)
+                }
+            }
+        }
+    }
+}
