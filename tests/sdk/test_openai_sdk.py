@@ -6,6 +6,8 @@ import openai
 import pytest
 
 BASE = os.environ["APIPROXY_URL"]
+# chat-model is served by an OpenAI-vendor mock, claude-model by an Anthropic-vendor mock (translated).
+MODELS = [("chat-model", "openai-mock"), ("claude-model", "claude-mock")]
 
 
 @pytest.fixture
@@ -14,19 +16,21 @@ def client():
     return openai.OpenAI(base_url=f"{BASE}/v1", api_key="dGltZWxpbmU=", max_retries=0)
 
 
-def test_chat_completion(client):
+@pytest.mark.parametrize("model,mock", MODELS)
+def test_chat_completion(client, model, mock):
     reply = client.chat.completions.create(
-        model="chat-model", messages=[{"role": "user", "content": "Hello there"}]
+        model=model, messages=[{"role": "user", "content": "Hello there"}]
     )
-    assert reply.choices[0].message.content.startswith("Hello from openai-mock!")
+    assert reply.choices[0].message.content.startswith(f"Hello from {mock}!")
     assert "Hello there" in reply.choices[0].message.content
     assert reply.choices[0].finish_reason == "stop"
     assert reply.usage.total_tokens > 0
 
 
-def test_streamed_chat_completion(client):
+@pytest.mark.parametrize("model,mock", MODELS)
+def test_streamed_chat_completion(client, model, mock):
     stream = client.chat.completions.create(
-        model="chat-model",
+        model=model,
         messages=[{"role": "user", "content": "Stream it"}],
         stream=True,
         stream_options={"include_usage": True},
@@ -38,14 +42,14 @@ def test_streamed_chat_completion(client):
         for choice in chunk.choices:
             text += choice.delta.content or ""
             finish = choice.finish_reason or finish
-    assert text.startswith("Hello from openai-mock!") and "Stream it" in text
+    assert text.startswith(f"Hello from {mock}!") and "Stream it" in text
     assert finish == "stop"
     assert usage is not None and usage.total_tokens > 0
 
 
 def test_models_are_listed(client):
     ids = {model.id for model in client.models.list()}
-    assert {"chat-model", "gpt-mock"} <= ids
+    assert {"chat-model", "claude-model", "gpt-mock"} <= ids
 
 
 def test_an_unknown_model_raises_not_found(client):
@@ -66,15 +70,16 @@ TOOLS_RESPONSES = [{"type": "function", "name": "get_weather", "description": "W
                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
 
-def test_chat_tool_call_round_trip(client):
+@pytest.mark.parametrize("model,mock", MODELS)
+def test_chat_tool_call_round_trip(client, model, mock):
     first = client.chat.completions.create(
-        model="chat-model", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS_CHAT
+        model=model, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=TOOLS_CHAT
     )
     call = first.choices[0].message.tool_calls[0]
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather" and call.function.arguments == '{"city":"Paris"}'
     second = client.chat.completions.create(
-        model="chat-model",
+        model=model,
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
             first.choices[0].message.model_dump(exclude_none=True),
@@ -85,16 +90,18 @@ def test_chat_tool_call_round_trip(client):
     assert "18 degrees" in second.choices[0].message.content
 
 
-def test_responses_create(client):
-    response = client.responses.create(model="chat-model", instructions="Be brief.", input="Hello responses")
+@pytest.mark.parametrize("model,mock", MODELS)
+def test_responses_create(client, model, mock):
+    response = client.responses.create(model=model, instructions="Be brief.", input="Hello responses")
     assert response.status == "completed"
-    assert response.output_text.startswith("Hello from openai-mock!") and "Hello responses" in response.output_text
+    assert response.output_text.startswith(f"Hello from {mock}!") and "Hello responses" in response.output_text
     assert response.usage.total_tokens > 0
 
 
-def test_responses_stream(client):
+@pytest.mark.parametrize("model,mock", MODELS)
+def test_responses_stream(client, model, mock):
     with client.responses.stream(
-        model="chat-model", input=[{"role": "user", "content": [{"type": "input_text", "text": "Stream it"}]}]
+        model=model, input=[{"role": "user", "content": [{"type": "input_text", "text": "Stream it"}]}]
     ) as stream:
         deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
         final = stream.get_final_response()
@@ -102,12 +109,13 @@ def test_responses_stream(client):
     assert "".join(deltas) == final.output_text and "Stream it" in final.output_text
 
 
-def test_responses_function_call_round_trip(client):
-    first = client.responses.create(model="chat-model", input="Weather in Paris?", tools=TOOLS_RESPONSES)
+@pytest.mark.parametrize("model,mock", MODELS)
+def test_responses_function_call_round_trip(client, model, mock):
+    first = client.responses.create(model=model, input="Weather in Paris?", tools=TOOLS_RESPONSES)
     call = next(item for item in first.output if item.type == "function_call")
     assert call.name == "get_weather" and call.arguments == '{"city":"Paris"}'
     second = client.responses.create(
-        model="chat-model",
+        model=model,
         input=[
             {"role": "user", "content": "Weather in Paris?"},
             {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
