@@ -66,6 +66,8 @@ pub struct Settings {
     pub log_level: String,
     pub log_timezone: Option<String>,
     pub log_format: LogFormat,
+    /// Log request and response bodies (`LOG_BODIES`); off by default: prompts are the users' data.
+    pub log_bodies: bool,
     pub upstream_connect_timeout: Duration,
     pub upstream_first_byte_timeout: Duration,
     pub upstream_idle_timeout: Duration,
@@ -247,6 +249,7 @@ impl Settings {
             log_level: log_level.to_string(),
             log_timezone: v.get("LOG_TIMEZONE").map(str::to_string),
             log_format,
+            log_bodies: v.flag("LOG_BODIES", false)?,
             upstream_connect_timeout: v.seconds("UPSTREAM_CONNECT_TIMEOUT", 10)?,
             upstream_first_byte_timeout: v.seconds("UPSTREAM_FIRST_BYTE_TIMEOUT", 60)?,
             upstream_idle_timeout: v.seconds("UPSTREAM_IDLE_TIMEOUT", 120)?,

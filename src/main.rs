@@ -322,6 +322,7 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         session_ttl: settings.session_ttl,
         tokens: TokenCheck::new(settings.auth_token.clone()),
         max_body_bytes: settings.max_request_body_bytes,
+        log_bodies: settings.log_bodies,
     });
 
     let addr = format!("{}:{}", settings.host, settings.port);

@@ -15,6 +15,7 @@ mod models;
 mod redis_server;
 mod redis_store;
 mod routing;
+mod secrets;
 mod streaming;
 mod support;
 mod vendors;

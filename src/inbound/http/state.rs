@@ -23,6 +23,8 @@ pub struct AppState {
     pub session_ttl: Duration,
     pub tokens: TokenCheck,
     pub max_body_bytes: usize,
+    /// `LOG_BODIES`: log request bodies and whole answers (never by default).
+    pub log_bodies: bool,
 }
 
 impl AppState {

@@ -141,6 +141,7 @@ async fn app(max_body_bytes: usize) -> Service {
         session_ttl: Duration::from_secs(60),
         tokens,
         max_body_bytes,
+        log_bodies: false,
     }))
 }
 

@@ -21,7 +21,7 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
     let Some(state) = AppState::from_depot(depot) else {
         return ApiError::internal().write(res);
     };
-    let request = match read_request(req, state.max_body_bytes).await {
+    let request = match read_request(req, state.max_body_bytes, state.log_bodies).await {
         Ok(Incoming::Chat(request)) => request,
         // A Claude-style body is answered exactly as /v1/messages would answer it (SPEC 4.2).
         Ok(Incoming::Claude {
@@ -40,6 +40,9 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
             body,
             ..
         }) => {
+            if state.log_bodies {
+                log_body("response", &body);
+            }
             served_headers(res, &served);
             res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             res.headers_mut()
@@ -120,7 +123,11 @@ fn from_gemini_style(bytes: &[u8]) -> Option<Result<ChatBody, ApiError>> {
     }))
 }
 
-async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<Incoming, ApiError> {
+async fn read_request(
+    req: &mut Request,
+    max_body_bytes: usize,
+    log_bodies: bool,
+) -> Result<Incoming, ApiError> {
     let session_id = session_id(req)?;
     let anthropic_headers: Vec<(String, String)> = ["anthropic-version", "anthropic-beta"]
         .iter()
@@ -151,6 +158,9 @@ async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<Incomi
                 ApiError::bad_request(format!("request body could not be read: {other}"), None)
             }
         })?;
+    if log_bodies {
+        log_body("request", bytes);
+    }
     let mut body = match ChatBody::parse(bytes) {
         Ok(body) => body,
         Err(e) if e.param == Some("messages") => match from_gemini_style(bytes) {
@@ -181,6 +191,12 @@ async fn read_request(req: &mut Request, max_body_bytes: usize) -> Result<Incomi
         session_id,
         native: None,
     }))
+}
+
+/// Logs a body when the operator turned `LOG_BODIES` on (first 64 KiB).
+pub(super) fn log_body(what: &str, bytes: &[u8]) {
+    let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    tracing::info!(target: "apiproxy::bodies", kind = what, bytes = bytes.len(), body = %shown, "body");
 }
 
 pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {
