@@ -1,0 +1,37 @@
+//! Stream handling: any bytes, cut anywhere, through the SSE framer and every stream reader.
+#![no_main]
+
+use apiproxy::protocol::responses::ResponsesStreamWriter;
+use apiproxy::protocol::sse::SseFramer;
+use apiproxy::protocol::{WireFormat, anthropic, gemini};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let cut = data.first().map_or(1, |b| usize::from(*b).max(1));
+    let mut framer = SseFramer::new();
+    let mut claude = anthropic::StreamTranslator::new("m", 0, "chatcmpl-f".into());
+    let mut google = gemini::StreamTranslator::new("m", 0, "chatcmpl-f".into());
+    let mut writer = anthropic::MessagesStreamWriter::new("m", "msg_f".into());
+    let mut responses =
+        ResponsesStreamWriter::new(&serde_json::json!({"model": "m", "input": "x"}));
+    for chunk in data.chunks(cut) {
+        let Ok(events) = framer.push(chunk) else {
+            return;
+        };
+        for event in events {
+            let _ = WireFormat::OpenAi.classify(&event);
+            let _ = WireFormat::Anthropic.classify(&event);
+            let _ = claude.push(&event);
+            let _ = google.push(&event);
+            let _ = writer.push(&event);
+            let _ = responses.push(&event);
+        }
+    }
+    let _ = framer.finish();
+    let _ = (
+        claude.finish(),
+        google.finish(),
+        writer.finish(),
+        responses.finish(),
+    );
+});

@@ -1,0 +1,23 @@
+//! Every request and answer translator on any JSON value.
+#![no_main]
+
+use apiproxy::protocol::{anthropic, gemini, responses};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let _ = anthropic::request_from_chat(&value, "m", true);
+    let _ = anthropic::chat_from_response(&value, "m", 0);
+    let _ = anthropic::chat_request_from_messages(&value);
+    let _ = anthropic::messages_response_from_chat(&value, "m");
+    let _ = anthropic::error_to_chat(500, data);
+    let _ = anthropic::error_from_chat(500, data);
+    let _ = gemini::request_from_chat(&value, "m", false);
+    let _ = gemini::chat_from_response(&value, "m", 0);
+    let _ = gemini::chat_request_from_gemini(&value, "m");
+    let _ = gemini::error_to_chat(429, data);
+    let _ = responses::chat_request_from_responses(&value);
+    let _ = responses::response_from_chat(&value, &value);
+});

@@ -1,0 +1,103 @@
+//! Property versions of the fuzz targets (fuzz/): request parsing and stream handling never panic
+//! on arbitrary input, in the normal test run.
+
+use apiproxy::protocol::openai::ChatBody;
+use apiproxy::protocol::responses::{
+    ResponsesStreamWriter, chat_request_from_responses, response_from_chat,
+};
+use apiproxy::protocol::sse::SseFramer;
+use apiproxy::protocol::{WireFormat, anthropic, gemini};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        prop_oneof![
+            Just("model".to_string()),
+            Just("messages".to_string()),
+            Just("user".to_string()),
+            Just("data: [DONE]".to_string()),
+            ".{0,12}"
+        ]
+        .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("model".to_string()),
+                        Just("messages".to_string()),
+                        Just("role".to_string()),
+                        Just("content".to_string()),
+                        Just("stream".to_string()),
+                        Just("input".to_string()),
+                        Just("tools".to_string()),
+                        Just("type".to_string()),
+                        "[a-z_]{1,8}"
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn chat_bodies_never_panic_and_rewrite_to_valid_json(bytes in prop::collection::vec(any::<u8>(), 0..512), value in json_value()) {
+        for input in [bytes, value.to_string().into_bytes()] {
+            if let Ok(body) = ChatBody::parse(&input) {
+                let rewritten = body.to_upstream("m");
+                prop_assert!(serde_json::from_slice::<Value>(&rewritten).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn responses_translation_never_panics(value in json_value()) {
+        let _ = chat_request_from_responses(&value);
+        let _ = response_from_chat(&value, &value);
+    }
+
+    #[test]
+    fn stream_readers_never_panic_on_arbitrary_bytes_cut_anywhere(bytes in prop::collection::vec(any::<u8>(), 0..1024), cut in 1usize..64) {
+        let mut framer = SseFramer::new();
+        let mut claude = anthropic::StreamTranslator::new("m", 0, "chatcmpl-p".into());
+        let mut google = gemini::StreamTranslator::new("m", 0, "chatcmpl-p".into());
+        let mut writer = anthropic::MessagesStreamWriter::new("m", "msg_p".into());
+        let mut responses = ResponsesStreamWriter::new(&json!({"model": "m", "input": "x"}));
+        for chunk in bytes.chunks(cut) {
+            if let Ok(events) = framer.push(chunk) {
+                for event in events {
+                    let _ = (WireFormat::OpenAi.classify(&event), WireFormat::Anthropic.classify(&event));
+                    let _ = (claude.push(&event), google.push(&event));
+                    let _ = (writer.push(&event), responses.push(&event));
+                }
+            }
+        }
+        let _ = (framer.finish(), claude.finish(), google.finish(), writer.finish(), responses.finish());
+    }
+
+    #[test]
+    fn data_events_built_from_json_go_through_every_stream_reader(values in prop::collection::vec(json_value(), 0..12)) {
+        let mut writer = anthropic::MessagesStreamWriter::new("m", "msg_p".into());
+        let mut responses = ResponsesStreamWriter::new(&json!({"model": "m", "input": "x"}));
+        for value in values {
+            let event = format!("data: {value}\n\n");
+            let _ = WireFormat::OpenAi.classify(event.as_bytes());
+            let _ = writer.push(event.as_bytes());
+            let _ = responses.push(event.as_bytes());
+        }
+        let _ = (writer.finish(), responses.finish());
+    }
+}
