@@ -64,7 +64,8 @@ pub struct Settings {
     pub mask_referer: Option<String>,
     /// A tracing filter directive (`debug`, `info`, `warn`, `error`).
     pub log_level: String,
-    pub log_timezone: Option<String>,
+    /// `LOG_TIMEZONE`: log timestamps in this IANA zone; system local time when unset.
+    pub log_timezone: Option<chrono_tz::Tz>,
     pub log_format: LogFormat,
     /// Log request and response bodies (`LOG_BODIES`); off by default: prompts are the users' data.
     pub log_bodies: bool,
@@ -247,7 +248,16 @@ impl Settings {
             mask_origin: v.get("MASK_ORIGIN").map(str::to_string),
             mask_referer: v.get("MASK_REFERER").map(str::to_string),
             log_level: log_level.to_string(),
-            log_timezone: v.get("LOG_TIMEZONE").map(str::to_string),
+            log_timezone: match v.get("LOG_TIMEZONE") {
+                None => None,
+                Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|_| {
+                    invalid(
+                        "LOG_TIMEZONE",
+                        format!("'{name}' is not a time zone"),
+                        "an IANA name such as Asia/Shanghai or UTC",
+                    )
+                })?),
+            },
             log_format,
             log_bodies: v.flag("LOG_BODIES", false)?,
             upstream_connect_timeout: v.seconds("UPSTREAM_CONNECT_TIMEOUT", 10)?,
@@ -683,6 +693,7 @@ mod tests {
         let cases = [
             ("PORT", "eighty"),
             ("LOG_LEVEL", "LOUD"),
+            ("LOG_TIMEZONE", "Mars/Olympus"),
             ("UPSTREAM_TIMEOUT", "-1"),
             ("MAX_REQUEST_BODY_BYTES", "0"),
             ("REDIS_URL", "http://x"),

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod domain;
 pub mod inbound;
+pub mod logging;
 pub mod mock;
 pub mod outbound;
 pub mod protocol;

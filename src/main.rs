@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use apiproxy::config::{LogFormat, Settings};
+use apiproxy::config::Settings;
 use apiproxy::domain::health::BreakerPolicy;
 use apiproxy::domain::model::{LogicalModel, PhysicalModel};
 use apiproxy::domain::ports::{
@@ -159,22 +159,6 @@ fn check_config(settings: &Settings, warnings: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "apiproxy={0},mock_upstream={0},warn",
-            settings.log_level
-        ))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match settings.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn run(cli: &Cli, demo: bool) -> ExitCode {
     let (settings, warnings) = match load_settings(cli) {
         Ok(loaded) => loaded,
@@ -187,7 +171,7 @@ fn run(cli: &Cli, demo: bool) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    init_logging(&settings);
+    apiproxy::logging::init(&settings);
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
