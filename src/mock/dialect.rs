@@ -352,3 +352,14 @@ pub fn error_event(dialect: Dialect) -> Bytes {
         ),
     }
 }
+
+/// What `garbage_lines` puts before the event at `index`: in turn a line that is no SSE field, a
+/// comment, and a `data:` line that is not JSON, each ended like an event.
+pub fn garbage(index: usize) -> &'static [u8] {
+    const GARBAGE: [&[u8]; 3] = [
+        b"this is not sse\n\n",
+        b": comment\n\n",
+        b"data: {not json\n\n",
+    ];
+    GARBAGE[index % GARBAGE.len()]
+}

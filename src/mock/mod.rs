@@ -3,15 +3,19 @@
 //!
 //! Faults are scripted over HTTP: `PUT /_mock/fault` with a [`Fault`] applies it to the next chat
 //! requests (all of them, or `times` of them), `DELETE /_mock/fault` clears it, and
-//! `GET /_mock/stats` tells how many requests arrived and what the last one looked like.
+//! `GET /_mock/stats` tells how many requests arrived and what the last one looked like, and how
+//! many streamed answers ran to their end or were dropped by the client before it.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::stream::{self, BoxStream};
+use futures_util::{Stream, StreamExt};
 use parking_lot::Mutex;
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::prelude::*;
@@ -42,6 +46,16 @@ pub struct Fault {
     pub invalid_json: bool,
     /// Streams: send an error event as the first event.
     pub error_event_first: bool,
+    /// Streams: put a line that is not an SSE event, a comment or a `data:` line that is not JSON
+    /// (in turn) before each real event.
+    pub garbage_lines: bool,
+    /// Answer 200 with a reply whose text is this many MiB, sent in chunks without holding it in
+    /// memory: the whole JSON answer, or for streams one content event that big (between the usual
+    /// preamble and end events; `event_delay_ms`, `drop_after_events` and `garbage_lines` do not
+    /// apply to it).
+    pub huge_body_mib: Option<u64>,
+    /// Read the request, then close the connection without sending a byte of the response.
+    pub reset_before_headers: bool,
     /// Apply to this many requests, then clear; `None` means until cleared.
     pub times: Option<u32>,
 }
@@ -71,6 +85,11 @@ struct MockState {
     model_requests: AtomicU64,
     last_request: Mutex<Option<Value>>,
     last_headers: Mutex<Value>,
+    /// Streamed answers whose last byte was handed to the connection.
+    streams_completed: AtomicU64,
+    /// Streamed answers dropped before their end: the client (the gateway) went away. A stream the
+    /// mock cuts itself (`drop_after_events`) counts as neither.
+    streams_cancelled: AtomicU64,
 }
 
 impl MockState {
@@ -121,6 +140,8 @@ impl MockState {
             model_requests: AtomicU64::new(0),
             last_request: Mutex::new(None),
             last_headers: Mutex::new(json!({})),
+            streams_completed: AtomicU64::new(0),
+            streams_cancelled: AtomicU64::new(0),
         }
     }
 }
@@ -181,6 +202,8 @@ async fn stats(depot: &mut Depot, res: &mut Response) {
         "model_requests": state.model_requests.load(Ordering::Relaxed),
         "last_request": state.last_request.lock().clone(),
         "last_headers": state.last_headers.lock().clone(),
+        "streams_completed": state.streams_completed.load(Ordering::Relaxed),
+        "streams_cancelled": state.streams_cancelled.load(Ordering::Relaxed),
     })));
 }
 
@@ -250,6 +273,14 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     if fault.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
     }
+    if fault.reset_before_headers {
+        // A body whose first item is an error, ready at the first poll: hyper gives up the
+        // connection before it flushes the status line, so the client reads an empty reply.
+        res.stream(stream::iter([Err::<Bytes, _>(std::io::Error::other(
+            "mock reset before headers",
+        ))]));
+        return;
+    }
     if let Some(status) = fault.status {
         res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
         if let Some(seconds) = fault.retry_after {
@@ -280,17 +311,29 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         res.body("{not json");
         return;
     }
-    let reply = dialect::plan(
+    let mut reply = dialect::plan(
         dialect,
         &body,
         &model,
         &state.config.name,
         state.config.reply_words,
     );
+    let huge = fault
+        .huge_body_mib
+        .map(|mib| mib.saturating_mul(1024 * 1024));
+    if huge.is_some() {
+        reply.words = vec![HUGE_MARKER.to_string()];
+        reply.tool_call = None;
+    }
     if !streaming {
-        let bytes = Bytes::from(dialect::full(dialect, &reply).to_string());
         res.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
+        if let Some(size) = huge {
+            let whole = dialect::full(dialect, &reply).to_string();
+            res.stream(expand_marker(Bytes::from(whole), size));
+            return;
+        }
+        let bytes = Bytes::from(dialect::full(dialect, &reply).to_string());
         match fault.drop_after_events {
             Some(_) => {
                 let half = bytes.slice(..bytes.len() / 2);
@@ -313,6 +356,31 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         events.push(dialect::error_event(dialect));
     }
     events.extend(dialect::stream(dialect, &reply, include_usage));
+    let headers = res.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    if let Some(size) = huge {
+        let pieces: Vec<BoxStream<'static, std::io::Result<Bytes>>> = events
+            .into_iter()
+            .map(|event| expand_marker(event, size))
+            .collect();
+        res.stream(Tracked::new(state, stream::iter(pieces).flatten().boxed()));
+        return;
+    }
+    if fault.garbage_lines {
+        events = events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let mut with_garbage = dialect::garbage(index).to_vec();
+                with_garbage.extend_from_slice(&event);
+                Bytes::from(with_garbage)
+            })
+            .collect();
+    }
     let drop_after = fault.drop_after_events;
     let delay = Duration::from_millis(fault.event_delay_ms);
     let stream = stream::unfold(
@@ -334,13 +402,81 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             Some((Ok::<_, std::io::Error>(event), (iter, false)))
         },
     );
-    let headers = res.headers_mut();
-    headers.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
-    res.stream(stream);
+    res.stream(Tracked::new(state, stream.boxed()));
+}
+
+/// Stands for the text of a `huge_body_mib` reply until [`expand_marker`] replaces it.
+const HUGE_MARKER: &str = "__MOCK_HUGE_TEXT__";
+
+/// `bytes` as a stream of chunks, its [`HUGE_MARKER`] (if any) replaced by `size` bytes of `x`
+/// made from one shared 64 KiB buffer, so the mock never holds the huge text.
+fn expand_marker(bytes: Bytes, size: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
+    const CHUNK: usize = 64 * 1024;
+    let Some(at) = bytes
+        .windows(HUGE_MARKER.len())
+        .position(|w| w == HUGE_MARKER.as_bytes())
+    else {
+        return stream::iter([Ok(bytes)]).boxed();
+    };
+    let prefix = bytes.slice(..at);
+    let suffix = bytes.slice(at + HUGE_MARKER.len()..);
+    let fill = Bytes::from(vec![b'x'; CHUNK]);
+    let chunks = size.div_ceil(CHUNK as u64);
+    let filler = (0..chunks).map(move |i| {
+        let left = size - i * CHUNK as u64;
+        fill.slice(..(left.min(CHUNK as u64) as usize))
+    });
+    stream::iter(
+        std::iter::once(prefix)
+            .chain(filler)
+            .chain(std::iter::once(suffix))
+            .map(Ok),
+    )
+    .boxed()
+}
+
+/// A streamed answer that tells the stats how it ended: completed when its last item was taken,
+/// cancelled when it is dropped before that (the client went away), neither when it ends with the
+/// mock's own scripted error.
+struct Tracked {
+    inner: BoxStream<'static, std::io::Result<Bytes>>,
+    state: Arc<MockState>,
+    ended: bool,
+}
+
+impl Tracked {
+    fn new(state: Arc<MockState>, inner: BoxStream<'static, std::io::Result<Bytes>>) -> Self {
+        Tracked {
+            inner,
+            state,
+            ended: false,
+        }
+    }
+}
+
+impl Stream for Tracked {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = std::task::ready!(self.inner.poll_next_unpin(cx));
+        match &item {
+            None if !self.ended => {
+                self.ended = true;
+                self.state.streams_completed.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Err(_)) => self.ended = true,
+            _ => {}
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.state.streams_cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 #[handler]
