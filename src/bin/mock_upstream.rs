@@ -1,4 +1,4 @@
-//! `mock-upstream`: the OpenAI-speaking mock with scripted faults, stand-alone.
+//! `mock-upstream`: the mock upstream (OpenAI, Anthropic and Gemini APIs) with scripted faults, stand-alone.
 
 use apiproxy::mock::{MockConfig, spawn};
 use clap::Parser;
@@ -6,7 +6,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     version,
-    about = "A mock OpenAI-compatible upstream with scripted faults (PUT /_mock/fault)"
+    about = "A mock upstream speaking the OpenAI, Anthropic and Gemini APIs, with scripted faults (PUT /_mock/fault)"
 )]
 struct Args {
     #[arg(long, default_value = "127.0.0.1")]

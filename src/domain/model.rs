@@ -125,7 +125,10 @@ impl Model {
 pub struct PhysicalModel {
     #[validate(length(min = 1, max = 128, message = "must be a configured provider id"))]
     pub provider_id: String,
-    #[validate(length(min = 1, max = 256, message = "must not be empty"))]
+    #[validate(
+        length(min = 1, max = 256, message = "must be 1 to 256 characters"),
+        custom(function = "not_blank")
+    )]
     pub model_id: String,
     /// Derived from the provider's base URL and chat path, shown for information only: an
     /// upstream URL is never taken from input (the provider's key would follow it).
@@ -135,7 +138,7 @@ pub struct PhysicalModel {
     #[validate(range(
         exclusive_min = 0.0,
         max = 1000000.0,
-        message = "must be greater than 0"
+        message = "must be more than 0 and at most 1000000"
     ))]
     pub base_weight: f64,
     #[serde(default)]
@@ -146,6 +149,16 @@ pub struct PhysicalModel {
     pub meta_hash: Option<String>,
     #[serde(default)]
     pub updated_at: f64,
+}
+
+/// Ids made only of spaces could never be asked for: refused like empty ones.
+fn not_blank(value: &str) -> Result<(), validator::ValidationError> {
+    if value.trim().is_empty() {
+        return Err(
+            validator::ValidationError::new("blank").with_message("must not be blank".into())
+        );
+    }
+    Ok(())
 }
 
 fn default_weight() -> f64 {
@@ -159,7 +172,10 @@ fn default_true() -> bool {
 /// The public model name clients ask for, mapped to one or more upstreams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct LogicalModel {
-    #[validate(length(min = 1, max = 256, message = "must not be empty"))]
+    #[validate(
+        length(min = 1, max = 256, message = "must be 1 to 256 characters"),
+        custom(function = "not_blank")
+    )]
     pub logical_id: String,
     #[serde(default)]
     pub display_name: String,
@@ -256,5 +272,7 @@ mod tests {
         assert!(errors.contains("base_weight"), "{errors}");
         model.upstreams[0].base_weight = 0.1;
         assert!(model.validate().is_ok());
+        model.logical_id = "  ".into();
+        assert!(model.validate().unwrap_err().to_string().contains("blank"));
     }
 }

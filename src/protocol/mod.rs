@@ -28,6 +28,16 @@ impl WireFormat {
         }
     }
 
+    /// Whether an event is noise a client must not see: a `data:` line in an OpenAI stream that is
+    /// neither JSON nor `[DONE]` (the SDKs parse every data line and would fail on it).
+    pub fn is_garbage(self, event: &[u8]) -> bool {
+        self == WireFormat::OpenAi
+            && sse::event_data(event).is_some_and(|data| {
+                let data = data.trim();
+                data != "[DONE]" && serde_json::from_str::<serde::de::IgnoredAny>(data).is_err()
+            })
+    }
+
     /// The gateway's own event for an upstream failure after the stream started.
     pub fn error_event(self, status: Option<u16>, message: &str) -> Bytes {
         match self {

@@ -75,11 +75,7 @@ impl ChatBody {
                 ));
             }
         }
-        if let Some(raw) = fields.get("stream")
-            && !matches!(raw.get(), "true" | "false" | "null")
-        {
-            return Err(BodyError::new("'stream' must be a boolean", Some("stream")));
-        }
+        check_known_fields(&fields)?;
         Ok(ChatBody { fields, model })
     }
 
@@ -173,6 +169,128 @@ fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
         }
     }
     false
+}
+
+/// Rejects known fields of the wrong type with a 400 naming them, so a malformed request never
+/// costs an upstream call. Fields are checked from their raw text; `messages` is read shallowly
+/// (role and the kind of content), never re-modelled.
+fn check_known_fields(fields: &IndexMap<String, Box<RawValue>>) -> Result<(), BodyError> {
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        role: Option<&'a str>,
+        #[serde(borrow)]
+        content: Option<&'a RawValue>,
+    }
+    const INTEGERS: [&str; 4] = ["max_tokens", "max_completion_tokens", "n", "top_logprobs"];
+    const NUMBERS: [&str; 5] = [
+        "temperature",
+        "top_p",
+        "top_k",
+        "presence_penalty",
+        "frequency_penalty",
+    ];
+    const BOOLEANS: [&str; 3] = ["stream", "logprobs", "parallel_tool_calls"];
+    for (key, raw) in fields {
+        let text = raw.get();
+        if text == "null" {
+            continue;
+        }
+        let first = text.as_bytes().first().copied().unwrap_or(b' ');
+        let key = key.as_str();
+        let problem: Option<&str> = if INTEGERS.contains(&key) {
+            serde_json::from_str::<u64>(text)
+                .is_err()
+                .then_some("must be a non-negative integer")
+        } else if NUMBERS.contains(&key) {
+            serde_json::from_str::<f64>(text)
+                .is_err()
+                .then_some("must be a number")
+        } else if BOOLEANS.contains(&key) {
+            (!matches!(text, "true" | "false")).then_some("must be a boolean")
+        } else {
+            match key {
+                "seed" => serde_json::from_str::<i64>(text)
+                    .is_err()
+                    .then_some("must be an integer"),
+                "tools" => {
+                    serde_json::from_str::<Vec<IndexMap<String, serde::de::IgnoredAny>>>(text)
+                        .is_err()
+                        .then_some("must be an array of objects")
+                }
+                "tool_choice" => {
+                    (!matches!(first, b'"' | b'{')).then_some("must be a string or an object")
+                }
+                "stop" | "stop_sequences" => (!matches!(first, b'"' | b'['))
+                    .then_some("must be a string or an array of strings"),
+                "response_format" | "stream_options" | "metadata" => {
+                    (first != b'{').then_some("must be an object")
+                }
+                "messages" => {
+                    let messages: Vec<Message<'_>> = serde_json::from_str(text).map_err(|_| {
+                        BodyError::new(
+                            "'messages' must be an array of message objects",
+                            Some("messages"),
+                        )
+                    })?;
+                    for message in &messages {
+                        if message.role.is_none_or(str::is_empty) {
+                            return Err(BodyError::new(
+                                "every message needs a string 'role'",
+                                Some("messages"),
+                            ));
+                        }
+                        let content = message
+                            .content
+                            .map(|c| c.get().as_bytes().first().copied().unwrap_or(b' '));
+                        if !matches!(content, None | Some(b'"' | b'[' | b'n')) {
+                            return Err(BodyError::new(
+                                "a message's 'content' must be a string, an array of parts or null",
+                                Some("messages"),
+                            ));
+                        }
+                    }
+                    None
+                }
+                _ => None,
+            }
+        };
+        if let Some(problem) = problem {
+            return Err(BodyError::new(
+                format!("'{key}' {problem}"),
+                known_param(key),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The static name of a known field, for the error's `param`.
+fn known_param(key: &str) -> Option<&'static str> {
+    [
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "top_logprobs",
+        "temperature",
+        "top_p",
+        "top_k",
+        "presence_penalty",
+        "frequency_penalty",
+        "stream",
+        "logprobs",
+        "parallel_tool_calls",
+        "seed",
+        "tools",
+        "tool_choice",
+        "stop",
+        "stop_sequences",
+        "response_format",
+        "stream_options",
+        "metadata",
+        "messages",
+    ]
+    .into_iter()
+    .find(|k| *k == key)
 }
 
 fn raw_json(text: &str) -> Box<RawValue> {
@@ -403,6 +521,45 @@ mod tests {
     }
 
     #[test]
+    fn known_fields_of_the_wrong_type_are_refused_by_name() {
+        for (body, param) in [
+            (
+                r#"{"model":"m","messages":[],"max_tokens":"ten"}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"model":"m","messages":[],"max_tokens":1e400}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"model":"m","messages":[],"temperature":1e400}"#,
+                "temperature",
+            ),
+            (r#"{"model":"m","messages":[],"top_p":[]}"#, "top_p"),
+            (r#"{"model":"m","messages":[],"tools":[42]}"#, "tools"),
+            (
+                r#"{"model":"m","messages":[],"tool_choice":7}"#,
+                "tool_choice",
+            ),
+            (r#"{"model":"m","messages":[],"stop":{}}"#, "stop"),
+            (r#"{"model":"m","messages":[42]}"#, "messages"),
+            (r#"{"model":"m","messages":[{"role":5}]}"#, "messages"),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":{}}]}"#,
+                "messages",
+            ),
+        ] {
+            assert_eq!(
+                ChatBody::parse(body.as_bytes()).unwrap_err().param,
+                Some(param),
+                "{body}"
+            );
+        }
+        let fine = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x"}]},{"role":"assistant","content":null}],"max_tokens":5,"temperature":0.5,"tool_choice":"auto","stop":["x"],"x_custom":{"a":1},"seed":-3,"stream":null}"#;
+        assert!(ChatBody::parse(fine.as_bytes()).is_ok());
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let mut body = String::from("{\"model\":\"m\",\"messages\":[],\"x\":");
         body.push_str(&"[".repeat(10_000));
@@ -415,7 +572,7 @@ mod tests {
                 .contains("nests deeper")
         );
         let strings = format!(
-            "{{\"model\":\"m\",\"messages\":[\"{}\\\"[\"]}}",
+            "{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\\\"[\"}}]}}",
             "[".repeat(500)
         );
         assert!(

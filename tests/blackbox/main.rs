@@ -7,6 +7,8 @@ mod chat;
 mod cli;
 mod errors;
 mod failover;
+mod faults;
+mod hostile;
 mod ingress;
 mod lifecycle;
 mod management;

@@ -268,7 +268,8 @@ impl ChatService {
                         provider_id: provider.id.clone(),
                         latency_ms: ms_since(started),
                         headers_ms: rest.headers_ms,
-                        // The assembler reads hub chunks; a passed-through stream is kept as events.
+                        // The assembler reads hub chunks; a passed-through Anthropic stream is
+                        // not assembled, so it leaves no context entry.
                         context: context
                             .map(|(id, req)| (id, req, StreamAssembler::default()))
                             .filter(|_| format == WireFormat::OpenAi),
@@ -508,6 +509,9 @@ impl ChatService {
                 .push(&chunk)
                 .map_err(|e| AttemptFailure::transport(e.to_string()))?;
             for event in events {
+                if format.is_garbage(&event) {
+                    continue;
+                }
                 if committed {
                     held.push_back(event);
                     continue;
@@ -823,7 +827,11 @@ impl RestOfStream {
                 }
                 Ok(Some(Err(e))) => return self.fail(&e.0).await,
                 Ok(Some(Ok(chunk))) => match self.framer.push(&chunk) {
-                    Ok(events) => self.queue.extend(events),
+                    Ok(events) => {
+                        let format = self.format;
+                        self.queue
+                            .extend(events.into_iter().filter(|e| !format.is_garbage(e)));
+                    }
                     Err(e) => return self.fail(&e.to_string()).await,
                 },
             }

@@ -91,7 +91,17 @@ pub async fn require_token(
         .tokens
         .check(header("authorization"), header("x-api-key"))
     {
-        error.write(res);
+        if req.uri().path().starts_with("/v1/messages") {
+            // Anthropic clients parse Anthropic's error shape.
+            res.status_code(error.status);
+            res.headers_mut().insert(
+                "www-authenticate",
+                salvo::http::HeaderValue::from_static("Bearer"),
+            );
+            res.render(Json(serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": error.message}})));
+        } else {
+            error.write(res);
+        }
         ctrl.skip_rest();
     }
 }

@@ -303,6 +303,10 @@ impl UpstreamClient for HttpUpstream {
                     .send(provider, &request.model_id, request.stream, body, &headers)
                     .await?;
                 reply.format = WireFormat::Anthropic;
+                // Anthropic's "overloaded", retryable like a 503 under every retry policy.
+                if reply.status == 529 {
+                    reply.status = 503;
+                }
                 Ok(reply)
             }
             Vendor::Anthropic | Vendor::Gemini => {
