@@ -193,6 +193,9 @@ pub struct NativeRequest {
     pub body: crate::protocol::openai::ChatBody,
     /// Client headers the vendor defines (`anthropic-version`, `anthropic-beta`).
     pub headers: Vec<(String, String)>,
+    /// Why the request has no hub form (content only the vendor understands, e.g. documents or
+    /// server tools): then only providers that take it natively may serve it.
+    pub untranslatable: Option<String>,
 }
 
 /// The upstream's answer once its headers arrived; the body is read by the caller.

@@ -217,3 +217,49 @@ async fn gemini_style_input_and_native_contents_on_chat_completions_are_converte
         "{sent}"
     );
 }
+
+fn document_body() -> Value {
+    json!({"model": LOGICAL, "max_tokens": 64, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "A short document."}},
+        {"type": "text", "text": "Summarise it"}
+    ]}]})
+}
+
+#[tokio::test]
+async fn content_only_anthropic_understands_still_reaches_an_anthropic_provider() {
+    let (mock, gateway) = gateway_over(Some("anthropic")).await;
+    let response = gateway
+        .post("/v1/messages")
+        .json_body(&document_body())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let sent = &mock.stats().await["last_request"];
+    assert_eq!(
+        sent["messages"][0]["content"][0]["type"], "document",
+        "passed through untouched: {sent}"
+    );
+}
+
+#[tokio::test]
+async fn content_only_anthropic_understands_is_a_400_when_no_anthropic_provider_can_take_it() {
+    let (mock, gateway) = gateway_over(None).await;
+    let response = gateway
+        .post("/v1/messages")
+        .json_body(&document_body())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400);
+    let error = json_of(response).await;
+    assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Anthropic"),
+        "{error}"
+    );
+    assert_eq!(mock.chat_requests().await, 0);
+}

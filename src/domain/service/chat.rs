@@ -21,7 +21,7 @@ use crate::domain::ports::{
     ByteStream, CircuitStore, Clock, ContextStore, MetricsStore, NativeRequest, QpsLimiter,
     SessionStore, UpstreamChatRequest, UpstreamClient, UpstreamReply,
 };
-use crate::domain::provider::ProviderConfig;
+use crate::domain::provider::{ProviderConfig, Vendor};
 use crate::domain::service::routing::{Candidate, PlanError, Planner, RouteRequest};
 use crate::domain::session::{Session, context_entry};
 use crate::protocol::WireFormat;
@@ -115,6 +115,8 @@ pub enum ChatError {
         attempts: u32,
         verdict: AllFailed,
     },
+    /// The request exists only in a vendor's own format and no candidate takes that format.
+    Untranslatable(String),
 }
 
 impl From<PlanError> for ChatError {
@@ -190,6 +192,11 @@ impl ChatService {
         let mut tally = FailureTally::default();
         let mut queue: VecDeque<Candidate> = plan.order.into();
         let mut probe_taken: Vec<Candidate> = Vec::new();
+        let untranslatable = request
+            .native
+            .as_ref()
+            .and_then(|n| n.untranslatable.clone());
+        let mut skipped_untranslatable = false;
         loop {
             let candidate = match queue.pop_front() {
                 Some(candidate) => candidate,
@@ -204,6 +211,11 @@ impl ChatService {
                 }
                 None => break,
             };
+            // Content only the vendor understands goes only to providers taking it natively.
+            if untranslatable.is_some() && candidate.provider.vendor != Vendor::Anthropic {
+                skipped_untranslatable = true;
+                continue;
+            }
             match self.admit(&candidate).await {
                 Admission::Go => {}
                 Admission::ProbeTaken => {
@@ -326,6 +338,9 @@ impl ChatService {
             }
         }
         if tally.attempts == 0 {
+            if let (true, Some(reason)) = (skipped_untranslatable, untranslatable) {
+                return Err(ChatError::Untranslatable(reason));
+            }
             return Err(ChatError::NoCandidates(logical_id));
         }
         let verdict = tally.verdict(&logical_id);

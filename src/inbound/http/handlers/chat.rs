@@ -212,6 +212,7 @@ pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {
 
 pub(super) fn write_chat_error(res: &mut Response, error: ChatError) {
     let api_error = match error {
+        ChatError::Untranslatable(reason) => ApiError::bad_request(reason, None),
         ChatError::ModelNotFound(model) => ApiError {
             param: Some("model".into()),
             ..ApiError::new(

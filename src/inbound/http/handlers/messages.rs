@@ -96,11 +96,16 @@ pub async fn serve(
     if !request.get("max_tokens").is_some_and(Value::is_u64) {
         return invalid(res, "max_tokens: a positive integer is required");
     }
-    let chat = match anthropic::chat_request_from_messages(&request) {
-        Ok(chat) => chat,
+    // Content only Anthropic understands has no hub form: it can still go to Anthropic providers.
+    let (chat, untranslatable) = match anthropic::chat_request_from_messages(&request) {
+        Ok(chat) => (chat, None),
         Err(e) => {
             let at = e.param.map(|p| format!("{p}: ")).unwrap_or_default();
-            return invalid(res, &format!("{at}{}", e.message));
+            let model = request.get("model").cloned().unwrap_or(Value::Null);
+            (
+                json!({"model": model, "messages": []}),
+                Some(format!("{at}{}", e.message)),
+            )
         }
     };
     let (hub, native) = match (
@@ -122,6 +127,7 @@ pub async fn serve(
     let native = Some(Arc::new(NativeRequest {
         body: native,
         headers,
+        untranslatable,
     }));
     match state
         .chat
@@ -200,6 +206,12 @@ pub async fn serve(
 
 fn write_error(res: &mut Response, error: ChatError) {
     match error {
+        ChatError::Untranslatable(reason) => invalid(
+            res,
+            &format!(
+                "{reason} (only Anthropic providers can serve this request, and none is a candidate)"
+            ),
+        ),
         ChatError::ModelNotFound(model) => anthropic_error(
             res,
             StatusCode::NOT_FOUND,
