@@ -232,6 +232,7 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         );
     }
 
+    let metrics_handle = apiproxy::outbound::prometheus::install()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let providers = Arc::new(ProviderRegistry::new(settings.providers.clone()));
     let mask = settings.mask_as_browser.then(|| MaskHeaders {
@@ -307,6 +308,7 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         tokens: TokenCheck::new(settings.auth_token.clone()),
         max_body_bytes: settings.max_request_body_bytes,
         log_bodies: settings.log_bodies,
+        metrics_handle: Some(metrics_handle),
     });
 
     let addr = format!("{}:{}", settings.host, settings.port);

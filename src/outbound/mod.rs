@@ -1,6 +1,7 @@
 //! Adapters the domain's ports plug into: stores and upstream clients.
 
 pub mod memory;
+pub mod prometheus;
 pub mod redis;
 pub mod system;
 pub mod upstream;

@@ -12,6 +12,7 @@ mod hostile;
 mod ingress;
 mod lifecycle;
 mod management;
+mod metrics;
 mod models;
 #[path = "../common/redis_server.rs"]
 mod redis_server;

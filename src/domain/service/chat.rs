@@ -23,6 +23,7 @@ use crate::domain::ports::{
 };
 use crate::domain::provider::{ProviderConfig, Vendor};
 use crate::domain::service::routing::{Candidate, PlanError, Planner, RouteRequest};
+use crate::domain::service::telemetry;
 use crate::domain::session::{Session, context_entry};
 use crate::protocol::WireFormat;
 use crate::protocol::openai::{ChatBody, StreamAssembler};
@@ -81,6 +82,9 @@ pub struct ServedBy {
     pub provider_id: String,
     pub model_id: String,
     pub attempts: u32,
+    /// Time spent waiting on upstreams (every attempt, until the answer or the stream's commit),
+    /// so the HTTP layer can tell the gateway's own overhead apart.
+    pub upstream_ms: f64,
 }
 
 /// An answer, in `format`: the hub's, or the client's own when its request was passed through.
@@ -183,6 +187,7 @@ impl ChatService {
         };
         let plan = self.planner.plan(request.body.model(), &route).await?;
         let logical_id = plan.logical.logical_id.clone();
+        tracing::Span::current().record("logical_model", logical_id.as_str());
         // Only a session keeps the exchange; without one the body is never re-parsed.
         let context = request
             .session_id
@@ -190,6 +195,7 @@ impl ChatService {
             .map(|id| (id.clone(), request.body.to_value()));
 
         let mut tally = FailureTally::default();
+        let mut upstream_ms = 0.0;
         let mut queue: VecDeque<Candidate> = plan.order.into();
         let mut probe_taken: Vec<Candidate> = Vec::new();
         let untranslatable = request
@@ -223,6 +229,7 @@ impl ChatService {
                     continue;
                 }
                 Admission::RateLimited => {
+                    telemetry::attempt(&candidate.provider, "qps_limited");
                     tally.record(AttemptFailure::RateLimited {
                         retry_after: Some(1),
                     });
@@ -244,18 +251,23 @@ impl ChatService {
             } else {
                 self.attempt_complete(&provider, upstream_request).await
             };
+            upstream_ms += ms_since(started);
             let served = ServedBy {
                 provider_id: provider.id.clone(),
                 model_id,
                 attempts: tally.attempts + 1,
+                upstream_ms,
             };
             match outcome {
                 Ok(Attempt::Complete {
                     status,
                     body,
                     headers_ms,
+                    usage,
                 }) => {
                     let latency_ms = ms_since(started);
+                    telemetry::attempt(&provider, "success");
+                    telemetry::count_answer(&provider.id, &served.model_id, usage.as_ref());
                     self.recorder
                         .attempt(&logical_id, &provider.id, true, latency_ms, headers_ms);
                     self.recorder
@@ -272,6 +284,8 @@ impl ChatService {
                     });
                 }
                 Ok(Attempt::Stream(mut rest)) => {
+                    telemetry::attempt(&provider, "success");
+                    rest.usage_label = Some((provider.id.clone(), served.model_id.clone()));
                     self.recorder
                         .bind(&request, plan.session.clone(), &logical_id, &served);
                     rest.on_end = Some(StreamEnd {
@@ -295,6 +309,7 @@ impl ChatService {
                 Err(failure) if !failure.is_retryable(&provider.retry) => {
                     // Relayed as it is, no failover; a 4xx is the client's mistake, no health penalty.
                     tracing::info!(provider = %provider.id, status = ?failure.status(), "upstream refused the request; relaying");
+                    telemetry::attempt(&provider, "relayed_error");
                     if failure.status().is_some_and(|status| status >= 500) {
                         // Not worth retrying elsewhere, but still the provider failing.
                         self.recorder.attempt(
@@ -331,6 +346,7 @@ impl ChatService {
                         error = %failure.describe(),
                         "upstream attempt failed; trying the next candidate"
                     );
+                    telemetry::attempt(&provider, "failed_over");
                     self.recorder
                         .attempt(&logical_id, &provider.id, false, ms_since(started), 0.0);
                     tally.record(failure);
@@ -454,16 +470,17 @@ impl ChatService {
                 retry_after: reply.retry_after,
             });
         }
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        let Ok(usage) = telemetry::read_answer(&body) else {
             return Err(AttemptFailure::transport(format!(
                 "upstream answered {} with a body that is not JSON",
                 reply.status
             )));
-        }
+        };
         Ok(Attempt::Complete {
             status: reply.status,
             body,
             headers_ms,
+            usage,
         })
     }
 
@@ -555,6 +572,8 @@ impl ChatService {
             headers_ms,
             on_end: None,
             format,
+            usage_label: None,
+            _open: telemetry::OpenStream::new(),
         })))
     }
 }
@@ -663,6 +682,7 @@ impl Recorder {
         }
         match circuit {
             Ok(crate::domain::health::Circuit::Open { until }) if !success => {
+                metrics::counter!("apiproxy_cooldowns_total", "provider" => provider_id.to_string()).increment(1);
                 tracing::warn!(
                     provider = provider_id,
                     cooldown_until = until,
@@ -734,6 +754,7 @@ enum Attempt {
         status: u16,
         body: Bytes,
         headers_ms: f64,
+        usage: Option<telemetry::Usage>,
     },
     Stream(Box<RestOfStream>),
 }
@@ -790,6 +811,10 @@ struct RestOfStream {
     on_end: Option<StreamEnd>,
     /// The answer's wire format, for the gateway's own error event.
     format: WireFormat,
+    /// (provider, model) for token counts read from the stream's usage chunk.
+    usage_label: Option<(String, String)>,
+    /// Counts this stream in the open-streams gauge until it is dropped.
+    _open: telemetry::OpenStream,
 }
 
 impl RestOfStream {
@@ -818,6 +843,11 @@ impl RestOfStream {
             if let Some(event) = self.queue.pop_front() {
                 if let Some(on_end) = &mut self.on_end {
                     on_end.observe(&event);
+                }
+                if let Some((provider, model)) = &self.usage_label
+                    && self.format == WireFormat::OpenAi
+                {
+                    telemetry::usage_of_chunk(provider, model, &event);
                 }
                 return Some(event);
             }

@@ -3,3 +3,4 @@
 pub mod catalog;
 pub mod chat;
 pub mod routing;
+pub mod telemetry;

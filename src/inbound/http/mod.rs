@@ -40,6 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let authed = Router::new()
         .hoop(auth::require_token)
         .push(Router::with_path("models").get(handlers::models::list))
+        .push(Router::with_path("metrics").get(handlers::metrics::render))
         .push(
             Router::with_path("v1")
                 .push(Router::with_path("models").get(handlers::models::list))

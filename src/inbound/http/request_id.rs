@@ -1,10 +1,12 @@
-//! `X-Request-Id` on every response (the client's when it sent a sane one, else a fresh one), and
-//! the DEBUG access log with credentials redacted.
+//! Around every request: `X-Request-Id` (the client's when it sent a sane one, else a fresh one),
+//! request metrics (count, latency, the gateway's own overhead) and the DEBUG access log with
+//! credentials redacted.
 
 use std::time::Instant;
 
 use salvo::http::HeaderValue;
 use salvo::prelude::*;
+use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -58,12 +60,20 @@ pub async fn request_id(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, value);
     }
+    let started = Instant::now();
     // Off the hot path unless DEBUG is on.
-    let debug = tracing::enabled!(tracing::Level::DEBUG);
-    let started = debug.then(Instant::now);
-    let headers = debug.then(|| redacted_headers(req.headers()));
-    ctrl.call_next(req, depot, res).await;
-    if let (Some(started), Some(headers)) = (started, headers) {
+    let headers = tracing::enabled!(tracing::Level::DEBUG).then(|| redacted_headers(req.headers()));
+    // One span per request; the chat handlers fill in the model, provider and attempts.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        logical_model = tracing::field::Empty,
+        provider = tracing::field::Empty,
+        attempts = tracing::field::Empty
+    );
+    ctrl.call_next(req, depot, res).instrument(span).await;
+    record(req.uri().path(), res, started);
+    if let Some(headers) = headers {
         tracing::debug!(
             request_id = %id,
             method = %req.method(),
@@ -76,9 +86,64 @@ pub async fn request_id(
     }
 }
 
+/// A low-cardinality name for the endpoint (ids in paths would explode the label set).
+fn endpoint(path: &str) -> &'static str {
+    const KNOWN: [&str; 12] = [
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/messages",
+        "/v1/models",
+        "/models",
+        "/health",
+        "/metrics",
+        "/providers",
+        "/logical-models",
+        "/routing/decide",
+        "/routing/sessions",
+        "/context",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| {
+            path.strip_prefix(known)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .unwrap_or("other")
+}
+
+fn record(path: &str, res: &Response, started: Instant) {
+    let endpoint = endpoint(path);
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = res.status_code.map_or(200, |s| s.as_u16()).to_string();
+    metrics::counter!("apiproxy_requests_total", "endpoint" => endpoint, "status" => status)
+        .increment(1);
+    metrics::histogram!("apiproxy_request_duration_seconds", "endpoint" => endpoint)
+        .record(elapsed);
+    // Until the answer (or a stream's first byte) minus the time spent waiting on upstreams.
+    let upstream_ms = res
+        .headers()
+        .get(super::handlers::chat::UPSTREAM_MS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok());
+    if let Some(upstream_ms) = upstream_ms {
+        let overhead = (elapsed - upstream_ms / 1000.0).max(0.0);
+        metrics::histogram!("apiproxy_gateway_overhead_seconds", "endpoint" => endpoint)
+            .record(overhead);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_named_without_their_ids() {
+        assert_eq!(endpoint("/v1/chat/completions"), "/v1/chat/completions");
+        assert_eq!(endpoint("/providers/openai/health"), "/providers");
+        assert_eq!(endpoint("/routing/sessions/abc"), "/routing/sessions");
+        assert_eq!(endpoint("/v1/chat/completionsX"), "other");
+        assert_eq!(endpoint("/nothing"), "other");
+    }
 
     #[test]
     fn credentials_are_redacted_in_logged_headers() {

@@ -25,6 +25,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// `LOG_BODIES`: log request bodies and whole answers (never by default).
     pub log_bodies: bool,
+    /// Renders `/metrics`; `None` when no recorder is installed (tests).
+    pub metrics_handle: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {

@@ -142,6 +142,7 @@ async fn app(max_body_bytes: usize) -> Service {
         tokens,
         max_body_bytes,
         log_bodies: false,
+        metrics_handle: None,
     }))
 }
 

@@ -199,7 +199,12 @@ pub(super) fn log_body(what: &str, bytes: &[u8]) {
     tracing::info!(target: "apiproxy::bodies", kind = what, bytes = bytes.len(), body = %shown, "body");
 }
 
+pub const UPSTREAM_MS_HEADER: &str = "x-apiproxy-upstream-ms";
+
 pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {
+    let span = tracing::Span::current();
+    span.record("provider", served.provider_id.as_str());
+    span.record("attempts", served.attempts);
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&served.provider_id) {
         headers.insert("x-apiproxy-provider", v);
@@ -208,6 +213,11 @@ pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {
         headers.insert("x-apiproxy-model", v);
     }
     headers.insert("x-apiproxy-attempts", served.attempts.into());
+    // Time spent waiting on upstreams: lets clients (and the overhead histogram) tell the
+    // gateway's own time apart.
+    if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", served.upstream_ms)) {
+        headers.insert(UPSTREAM_MS_HEADER, value);
+    }
 }
 
 pub(super) fn write_chat_error(res: &mut Response, error: ChatError) {

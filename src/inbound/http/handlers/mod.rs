@@ -5,6 +5,7 @@ pub mod context;
 pub mod health;
 pub mod logical_models;
 pub mod messages;
+pub mod metrics;
 pub mod models;
 pub mod providers;
 pub mod responses;
