@@ -5,6 +5,8 @@
 
 mod chat;
 mod cli;
+mod docs_page;
+mod documented;
 mod errors;
 mod failover;
 mod faults;

@@ -36,7 +36,10 @@ impl Handler for InjectState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let open = Router::new().push(Router::with_path("health").get(handlers::health::health));
+    let open = Router::new()
+        .push(Router::with_path("health").get(handlers::health::health))
+        .push(Router::with_path("openapi.json").get(handlers::docs::openapi))
+        .push(Router::with_path("docs").get(handlers::docs::page));
     let authed = Router::new()
         .hoop(auth::require_token)
         .push(Router::with_path("models").get(handlers::models::list))

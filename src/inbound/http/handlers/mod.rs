@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod context;
+pub mod docs;
 pub mod health;
 pub mod logical_models;
 pub mod messages;

@@ -1,0 +1,73 @@
+//! What the README and .env.example tell a newcomer to run works as written: `.env.example` is a
+//! valid configuration, and `apiproxy demo` serves the curl line it prints.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+#[test]
+fn env_example_is_accepted_by_check_config() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example");
+    let output = clean_command(apiproxy_bin())
+        .args(["check-config", "--env-file"])
+        .arg(&example)
+        .output()
+        .expect("run check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("configuration OK"), "{text}");
+}
+
+#[tokio::test]
+async fn the_demo_serves_the_curl_line_it_prints() {
+    let port = free_port();
+    let mut demo = clean_command(apiproxy_bin())
+        .args([
+            "demo",
+            "--port",
+            &port.to_string(),
+            "--env-file",
+            "/dev/null",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let stdout = demo.stdout.take().expect("stdout");
+    let curl_line = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap_or_default();
+            if line.trim_start().starts_with("curl ") {
+                return Some(line.trim().to_string());
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+        None
+    })
+    .await
+    .expect("join")
+    .expect("the demo prints a curl line");
+    // Run exactly what the demo printed.
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("{curl_line} -sS -w '\\n%{{http_code}}'")])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run curl");
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.trim_end().ends_with("200"), "{text}");
+    assert!(text.contains("Hello from mock-"), "{text}");
+}
