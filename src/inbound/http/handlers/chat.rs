@@ -1,13 +1,11 @@
 //! `POST /v1/chat/completions` (SPEC 4.2): read and check the body, detect streaming, call the chat
 //! service, and write its answer or error.
 
-use std::convert::Infallible;
-
-use futures_util::StreamExt;
 use salvo::http::errors::ParseError;
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::prelude::*;
 
+use super::stream_events;
 use crate::domain::failover::{AllFailed, upstream_message};
 use crate::domain::service::chat::{ChatError, ChatReply, ChatRequest, ServedBy};
 use crate::inbound::http::{ApiError, AppState};
@@ -49,17 +47,7 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
                 .insert("content-type", HeaderValue::from_static("application/json"));
             res.body(body);
         }
-        Ok(ChatReply::Stream { served, events, .. }) => {
-            served_headers(res, &served);
-            let headers = res.headers_mut();
-            headers.insert(
-                "content-type",
-                HeaderValue::from_static("text/event-stream"),
-            );
-            headers.insert("cache-control", HeaderValue::from_static("no-cache"));
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            res.stream(events.map(Ok::<_, Infallible>));
-        }
+        Ok(ChatReply::Stream { served, events, .. }) => stream_events(res, &served, events),
         Err(error) => write_chat_error(res, error),
     }
 }
@@ -129,15 +117,7 @@ async fn read_request(
     log_bodies: bool,
 ) -> Result<Incoming, ApiError> {
     let session_id = session_id(req)?;
-    let anthropic_headers: Vec<(String, String)> = ["anthropic-version", "anthropic-beta"]
-        .iter()
-        .filter_map(|name| {
-            Some((
-                name.to_string(),
-                req.headers().get(*name)?.to_str().ok()?.to_string(),
-            ))
-        })
-        .collect();
+    let anthropic_headers = super::anthropic_headers(req);
     let wants_sse = req.headers().get_all("accept").iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))

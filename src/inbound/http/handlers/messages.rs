@@ -3,17 +3,14 @@
 //! client's `anthropic-version`/`anthropic-beta` forwarded); others get it translated, and their
 //! answers are translated back. Claude-style bodies on `/v1/chat/completions` come here too.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-use futures_util::stream;
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
 use super::chat::{served_headers, session_id};
-use super::state_or_500;
+use super::{anthropic_headers, rewritten, state_or_500, stream_events};
 use crate::domain::failover::AllFailed;
 use crate::domain::ports::NativeRequest;
 use crate::domain::service::chat::{ChatError, ChatReply, ChatRequest};
@@ -68,15 +65,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         }
         Err(e) => return invalid(res, &format!("request body could not be read: {e}")),
     };
-    let headers: Vec<(String, String)> = ["anthropic-version", "anthropic-beta"]
-        .iter()
-        .filter_map(|name| {
-            Some((
-                name.to_string(),
-                req.headers().get(*name)?.to_str().ok()?.to_string(),
-            ))
-        })
-        .collect();
+    let headers = anthropic_headers(req);
     serve(&state, &bytes, headers, session, res).await;
 }
 
@@ -172,33 +161,14 @@ pub async fn serve(
             events,
             format,
         }) => {
-            served_headers(res, &served);
-            let headers = res.headers_mut();
-            headers.insert(
-                "content-type",
-                HeaderValue::from_static("text/event-stream"),
-            );
-            headers.insert("cache-control", HeaderValue::from_static("no-cache"));
-            if format == WireFormat::Anthropic {
-                res.stream(events.map(Ok::<_, Infallible>));
-                return;
-            }
-            let writer = MessagesStreamWriter::new(
-                &model,
-                format!("msg_{:024x}", rand::random::<u128>() >> 32),
-            );
-            let translated = events
-                .map(Some)
-                .chain(stream::once(async { None }))
-                .scan(writer, |writer, event| {
-                    let out = match event {
-                        Some(event) => writer.push(&event),
-                        None => writer.finish(),
-                    };
-                    std::future::ready(Some(stream::iter(out.into_iter().map(Ok::<_, Infallible>))))
-                })
-                .flatten();
-            res.stream(translated);
+            let events = match format {
+                WireFormat::Anthropic => events,
+                WireFormat::OpenAi => {
+                    let id = format!("msg_{:024x}", rand::random::<u128>() >> 32);
+                    rewritten(events, MessagesStreamWriter::new(&model, id))
+                }
+            };
+            stream_events(res, &served, events);
         }
         Err(error) => write_error(res, error),
     }

@@ -16,6 +16,83 @@ use salvo::prelude::*;
 
 use super::{ApiError, AppState};
 
+/// Starts an event stream: the served-by headers, the SSE headers, then the events.
+pub fn stream_events(
+    res: &mut Response,
+    served: &crate::domain::service::chat::ServedBy,
+    events: futures_util::stream::BoxStream<'static, bytes::Bytes>,
+) {
+    use futures_util::StreamExt;
+    use salvo::http::HeaderValue;
+    chat::served_headers(res, served);
+    let headers = res.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res.stream(events.map(Ok::<_, std::convert::Infallible>));
+}
+
+/// Turns hub chunk events into another client format's events.
+pub trait EventWriter: Send + 'static {
+    fn push(&mut self, event: &[u8]) -> Vec<bytes::Bytes>;
+    /// The hub stream ended: whatever closes the other format's stream.
+    fn finish(&mut self) -> Vec<bytes::Bytes>;
+}
+
+impl EventWriter for crate::protocol::responses::ResponsesStreamWriter {
+    fn push(&mut self, event: &[u8]) -> Vec<bytes::Bytes> {
+        crate::protocol::responses::ResponsesStreamWriter::push(self, event)
+    }
+    fn finish(&mut self) -> Vec<bytes::Bytes> {
+        crate::protocol::responses::ResponsesStreamWriter::finish(self)
+    }
+}
+
+impl EventWriter for crate::protocol::anthropic::MessagesStreamWriter {
+    fn push(&mut self, event: &[u8]) -> Vec<bytes::Bytes> {
+        crate::protocol::anthropic::MessagesStreamWriter::push(self, event)
+    }
+    fn finish(&mut self) -> Vec<bytes::Bytes> {
+        crate::protocol::anthropic::MessagesStreamWriter::finish(self)
+    }
+}
+
+/// The hub events rewritten by `writer`, its closing events after the last one.
+pub fn rewritten(
+    events: futures_util::stream::BoxStream<'static, bytes::Bytes>,
+    writer: impl EventWriter,
+) -> futures_util::stream::BoxStream<'static, bytes::Bytes> {
+    use futures_util::{StreamExt, stream};
+    events
+        .map(Some)
+        .chain(stream::once(async { None }))
+        .scan(writer, |writer, event| {
+            let out = match event {
+                Some(event) => writer.push(&event),
+                None => writer.finish(),
+            };
+            std::future::ready(Some(stream::iter(out)))
+        })
+        .flatten()
+        .boxed()
+}
+
+/// The client's own Anthropic headers, forwarded on native pass-through.
+pub fn anthropic_headers(req: &Request) -> Vec<(String, String)> {
+    ["anthropic-version", "anthropic-beta"]
+        .iter()
+        .filter_map(|name| {
+            Some((
+                name.to_string(),
+                req.headers().get(*name)?.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// The shared state, or a 500 written to the response (only a mis-wired router lacks it).
 pub fn state_or_500(depot: &Depot, res: &mut Response) -> Option<std::sync::Arc<AppState>> {
     let state = AppState::from_depot(depot);

@@ -1,16 +1,12 @@
 //! `POST /v1/responses` (SPEC 4.3): the Responses API over the chat use case. The request is mapped
 //! to a chat request, and the answer to a Response object or the Responses event stream.
 
-use std::convert::Infallible;
-
-use futures_util::StreamExt;
-use futures_util::stream;
-use salvo::http::{HeaderValue, StatusCode};
+use salvo::http::StatusCode;
 use salvo::prelude::*;
 use serde_json::Value;
 
 use super::chat::{served_headers, session_id, write_chat_error};
-use super::{json_body, state_or_500};
+use super::{json_body, rewritten, state_or_500, stream_events};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
 use crate::protocol::openai::ChatBody;
@@ -62,27 +58,12 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             res.render(Json(response_from_chat(&chat, &request)));
         }
         Ok(ChatReply::Stream { served, events, .. }) => {
-            served_headers(res, &served);
-            let headers = res.headers_mut();
-            headers.insert(
-                "content-type",
-                HeaderValue::from_static("text/event-stream"),
-            );
-            headers.insert("cache-control", HeaderValue::from_static("no-cache"));
-            let writer = ResponsesStreamWriter::new(&request);
             // Chat events in, Responses events out; the end of the chat stream completes the response.
-            let translated = events
-                .map(Some)
-                .chain(stream::once(async { None }))
-                .scan(writer, |writer, event| {
-                    let out = match event {
-                        Some(event) => writer.push(&event),
-                        None => writer.finish(),
-                    };
-                    std::future::ready(Some(stream::iter(out.into_iter().map(Ok::<_, Infallible>))))
-                })
-                .flatten();
-            res.stream(translated);
+            stream_events(
+                res,
+                &served,
+                rewritten(events, ResponsesStreamWriter::new(&request)),
+            );
         }
         Err(error) => write_chat_error(res, error),
     }
