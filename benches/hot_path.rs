@@ -115,3 +115,76 @@ fn aggregate_a_busy_metrics_window(bencher: divan::Bencher) {
     }
     bencher.bench(|| window.aggregate(black_box("l"), "p", 1059.5));
 }
+
+fn tool_chat() -> serde_json::Value {
+    serde_json::json!({
+        "model": "m", "max_tokens": 256, "temperature": 0.3,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}, {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 degrees"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    })
+}
+
+#[divan::bench]
+fn translate_a_tool_conversation_to_anthropic() {
+    let chat = tool_chat();
+    black_box(
+        apiproxy::protocol::anthropic::request_from_chat(black_box(&chat), "claude", false).ok(),
+    );
+}
+
+#[divan::bench]
+fn translate_a_tool_conversation_to_gemini() {
+    let chat = tool_chat();
+    black_box(
+        apiproxy::protocol::gemini::request_from_chat(black_box(&chat), "gemini", false).ok(),
+    );
+}
+
+#[divan::bench]
+fn translate_a_responses_request_to_chat() {
+    let request = serde_json::json!({"model": "m", "instructions": "Be brief.", "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hi"}]}]});
+    black_box(apiproxy::protocol::responses::chat_request_from_responses(black_box(&request)).ok());
+}
+
+const ANTHROPIC_STREAM: [&str; 6] = [
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":[],\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+];
+
+#[divan::bench]
+fn translate_an_anthropic_stream_to_chunks() -> usize {
+    let mut translator =
+        apiproxy::protocol::anthropic::StreamTranslator::new("c", 0, "chatcmpl-1".into());
+    ANTHROPIC_STREAM
+        .iter()
+        .map(|e| {
+            translator
+                .push(black_box(e.as_bytes()))
+                .map_or(0, |out| out.len())
+        })
+        .sum()
+}
+
+#[divan::bench]
+fn rewrite_a_chunk_stream_as_responses_events() -> usize {
+    let mut writer = apiproxy::protocol::responses::ResponsesStreamWriter::new(
+        &serde_json::json!({"model": "m", "input": "x"}),
+    );
+    let mut events = 0;
+    for chunk in STREAM
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"data:"))
+    {
+        events += writer.push(black_box(chunk)).len();
+    }
+    events + writer.finish().len()
+}

@@ -386,11 +386,9 @@ async fn garbage_lines_in_an_upstream_stream_are_tolerated_and_the_client_gets_t
         "Hello from a! You said: \"Hi\". word1 word2 word3 word4 word5",
         "{text}"
     );
-    // The gateway relays SSE events untouched (src/domain/service/chat.rs frames them whole;
-    // protocol/openai.rs classifies a non-JSON `data:` as a preamble, which is held and then
-    // released, not dropped). So the client sees well-formed SSE whose events are each the
-    // upstream's own: JSON chunks, [DONE], or the upstream's garbage verbatim, never a mangled
-    // or merged event. A gateway that filtered the garbage out would pass too.
+    // The gateway frames events whole and drops `data:` lines that are neither JSON nor [DONE]
+    // (WireFormat::is_garbage); comments pass. So the client sees well-formed SSE whose events
+    // are each the upstream's own, never a mangled or merged event.
     for event in text.split("\n\n").filter(|e| !e.is_empty()) {
         let well_formed = event
             .strip_prefix("data: ")

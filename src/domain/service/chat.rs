@@ -865,7 +865,9 @@ impl RestOfStream {
                     return self.fail(why).await;
                 }
                 Ok(None) => {
-                    if let Some(last) = self.framer.finish() {
+                    if let Some(last) = self.framer.finish()
+                        && !self.format.is_garbage(&last)
+                    {
                         self.queue.push_back(last);
                     }
                     self.end(true);
