@@ -71,3 +71,79 @@ async fn the_demo_serves_the_curl_line_it_prints() {
     assert!(text.trim_end().ends_with("200"), "{text}");
     assert!(text.contains("Hello from mock-"), "{text}");
 }
+
+/// The README's shell blocks that talk to the gateway, in order, with the demo's real port.
+fn readme_curl_blocks(port: u16) -> String {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```bash") => current = Some(String::new()),
+            (Some(block), "```") => {
+                if block.contains("curl http") || block.contains("curl 'http") {
+                    blocks.push(block.replace("127.0.0.1:8000", &format!("127.0.0.1:{port}")));
+                }
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks.join("\n")
+}
+
+#[tokio::test]
+async fn the_readme_curl_examples_work_against_the_demo() {
+    let port = free_port();
+    let mut demo = clean_command(apiproxy_bin())
+        .args([
+            "demo",
+            "--port",
+            &port.to_string(),
+            "--env-file",
+            "/dev/null",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let health = format!("http://127.0.0.1:{port}/health");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while reqwest::get(&health).await.is_err() {
+        assert!(Instant::now() < deadline, "the demo did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let blocks = readme_curl_blocks(port);
+    assert!(
+        blocks.matches("curl ").count() >= 8,
+        "the README's examples were found:\n{blocks}"
+    );
+    // The README's lines run as written; curl fails on any HTTP error status.
+    let script =
+        format!("set -e\ncurl() {{ command curl -sS --fail-with-body \"$@\"; echo; }}\n{blocks}");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run sh");
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Hello from mock-"), "{stdout}");
+    assert!(stdout.contains("\"selected_upstream\""), "{stdout}");
+}

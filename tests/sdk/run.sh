@@ -26,9 +26,11 @@ claude_port=$(free_port)
 target/debug/mock-upstream --port "$claude_port" --name claude-mock --models claude-mock > "$work/claude.log" 2>&1 &
 pids+=($!)
 
-# chat-model: an OpenAI-vendor upstream; claude-model: an Anthropic-vendor upstream.
+# chat-model: an OpenAI-vendor upstream; claude-model: an Anthropic-vendor upstream; demo: the
+# README's examples' model.
 cat > "$work/models.json" <<JSON
 [{"logical_id": "chat-model", "upstreams": [{"provider_id": "mock", "model_id": "gpt-mock"}]},
+ {"logical_id": "demo", "upstreams": [{"provider_id": "mock", "model_id": "gpt-mock"}]},
  {"logical_id": "claude-model", "upstreams": [{"provider_id": "claude", "model_id": "claude-mock"}]}]
 JSON
 gw_port=$(free_port)
