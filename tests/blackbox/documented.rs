@@ -24,10 +24,9 @@ fn env_example_is_accepted_by_check_config() {
     assert!(text.contains("configuration OK"), "{text}");
 }
 
-#[tokio::test]
-async fn the_demo_serves_the_curl_line_it_prints() {
-    let port = free_port();
-    let mut demo = clean_command(apiproxy_bin())
+/// `apiproxy demo` on `port`, as a newcomer runs it (stdout as given, logs dropped).
+fn spawn_demo(port: u16, stdout: Stdio) -> std::process::Child {
+    clean_command(apiproxy_bin())
         .args([
             "demo",
             "--port",
@@ -35,10 +34,16 @@ async fn the_demo_serves_the_curl_line_it_prints() {
             "--env-file",
             "/dev/null",
         ])
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn demo");
+        .expect("spawn demo")
+}
+
+#[tokio::test]
+async fn the_demo_serves_the_curl_line_it_prints() {
+    let port = free_port();
+    let mut demo = spawn_demo(port, Stdio::piped());
     let stdout = demo.stdout.take().expect("stdout");
     let curl_line = tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -101,18 +106,7 @@ fn readme_curl_blocks(port: u16) -> String {
 #[tokio::test]
 async fn the_readme_curl_examples_work_against_the_demo() {
     let port = free_port();
-    let mut demo = clean_command(apiproxy_bin())
-        .args([
-            "demo",
-            "--port",
-            &port.to_string(),
-            "--env-file",
-            "/dev/null",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn demo");
+    let mut demo = spawn_demo(port, Stdio::null());
     let health = format!("http://127.0.0.1:{port}/health");
     let deadline = Instant::now() + Duration::from_secs(15);
     while reqwest::get(&health).await.is_err() {
