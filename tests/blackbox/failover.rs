@@ -5,26 +5,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-struct Pair {
-    a: Mock,
-    b: Mock,
-    gateway: Gateway,
-}
-
-async fn pair(extra_env: &[(&str, &str)]) -> Pair {
-    let a = Mock::start("a", &["up-a"]);
-    let b = Mock::start("b", &["up-b"]);
-    let mut builder = Gateway::builder()
-        .provider("a", &a.url)
-        .provider("b", &b.url)
-        .logical(&[("a", "up-a", FIRST), ("b", "up-b", SECOND)]);
-    for (key, value) in extra_env {
-        builder = builder.env(key, value);
-    }
-    let gateway = builder.start().await;
-    Pair { a, b, gateway }
-}
-
 /// A gateway whose first upstream `dead` refuses connections and whose second is the mock `b`.
 async fn dead_then_b() -> (Mock, Gateway) {
     let b = Mock::start("b", &["up-b"]);

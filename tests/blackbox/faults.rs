@@ -11,26 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
-struct Pair {
-    a: Mock,
-    b: Mock,
-    gateway: Gateway,
-}
-
-async fn pair(extra_env: &[(&str, &str)]) -> Pair {
-    let a = Mock::start("a", &["up-a"]);
-    let b = Mock::start("b", &["up-b"]);
-    let mut builder = Gateway::builder()
-        .provider("a", &a.url)
-        .provider("b", &b.url)
-        .logical(&[("a", "up-a", FIRST), ("b", "up-b", SECOND)]);
-    for (key, value) in extra_env {
-        builder = builder.env(key, value);
-    }
-    let gateway = builder.start().await;
-    Pair { a, b, gateway }
-}
-
 /// A gateway over the one mock `a` (started with `mock_args`).
 async fn single(mock_args: &[&str], env: &[(&str, &str)]) -> (Mock, Gateway) {
     let a = Mock::start_with("a", &["up-a"], mock_args);

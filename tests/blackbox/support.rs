@@ -573,3 +573,24 @@ pub fn unix_second() -> u64 {
         .expect("clock after 1970")
         .as_secs()
 }
+
+/// Two mock providers `a` and `b` behind one gateway, `a` first in the failover order.
+pub struct Pair {
+    pub a: Mock,
+    pub b: Mock,
+    pub gateway: Gateway,
+}
+
+pub async fn pair(extra_env: &[(&str, &str)]) -> Pair {
+    let a = Mock::start("a", &["up-a"]);
+    let b = Mock::start("b", &["up-b"]);
+    let mut builder = Gateway::builder()
+        .provider("a", &a.url)
+        .provider("b", &b.url)
+        .logical(&[("a", "up-a", FIRST), ("b", "up-b", SECOND)]);
+    for (key, value) in extra_env {
+        builder = builder.env(key, value);
+    }
+    let gateway = builder.start().await;
+    Pair { a, b, gateway }
+}
