@@ -4,6 +4,7 @@ mod auth;
 mod error;
 mod handlers;
 mod listener;
+mod openapi;
 mod request_id;
 mod state;
 #[cfg(test)]
