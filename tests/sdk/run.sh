@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 venv=target/sdk-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai, anthropic, pytest" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai, anthropic, pytest, openapi_spec_validator" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 fi

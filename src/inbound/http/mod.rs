@@ -4,7 +4,7 @@ mod auth;
 mod error;
 mod handlers;
 mod listener;
-mod openapi;
+pub(crate) mod openapi;
 mod request_id;
 mod state;
 #[cfg(test)]
@@ -18,10 +18,15 @@ pub use state::AppState;
 use std::sync::Arc;
 
 use salvo::catcher::Catcher;
+use salvo::oapi::RouterExt;
 use salvo::prelude::*;
 
-/// Puts the shared state into every request's depot.
-struct InjectState(Arc<AppState>);
+/// Puts the shared state, and the OpenAPI document describing the routes, into every request's
+/// depot.
+struct InjectState {
+    state: Arc<AppState>,
+    openapi: handlers::docs::Published,
+}
 
 #[async_trait]
 impl Handler for InjectState {
@@ -32,7 +37,8 @@ impl Handler for InjectState {
         _res: &mut Response,
         _ctrl: &mut FlowCtrl,
     ) {
-        depot.insert_typed(self.0.clone());
+        depot.insert_typed(self.state.clone());
+        depot.insert_typed(self.openapi.clone());
     }
 }
 
@@ -43,7 +49,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(Router::with_path("docs").get(handlers::docs::page));
     let authed = Router::new()
         .hoop(auth::require_token)
-        .push(Router::with_path("models").get(handlers::models::list))
+        .oapi_securities(openapi::token_requirements())
+        .push(Router::with_path("models").get(handlers::models::list_unversioned))
         .push(Router::with_path("metrics").get(handlers::metrics::render))
         .push(
             Router::with_path("v1")
@@ -86,12 +93,13 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(handlers::context::get_one)
                 .delete(handlers::context::delete),
         );
+    let api = Router::new().push(open).push(authed);
+    let openapi = handlers::docs::Published::new(&openapi::document(&api));
     Router::new()
-        .hoop(InjectState(state))
+        .hoop(InjectState { state, openapi })
         .hoop(request_id::request_id)
         .hoop(salvo::catch_panic::CatchPanic::new())
-        .push(open)
-        .push(authed)
+        .push(api)
 }
 
 /// The service: routes plus a catcher that gives every error without a body (unknown route, wrong

@@ -329,3 +329,60 @@ async fn a_client_request_id_is_kept_and_one_is_made_otherwise() {
             .starts_with("req_")
     );
 }
+
+/// Every `$ref` string inside `value`.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                out.push(target.clone());
+            }
+            map.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_generated_openapi_document_is_whole() {
+    let app = app(1 << 20).await;
+    let mut res = TestClient::get(format!("{URL}/openapi.json")).send(&app).await;
+    assert_eq!(res.status_code, Some(StatusCode::OK));
+    let doc: Value = res.take_json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(targets.len() > 100, "{} refs", targets.len());
+    for target in targets {
+        let pointer = target.strip_prefix('#').expect("a local $ref");
+        assert!(doc.pointer(pointer).is_some(), "{target} resolves");
+    }
+
+    let mut ids = std::collections::HashSet::new();
+    let mut open = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(!path.contains("{*"), "{path}: catch-alls are plain parameters");
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "{id} is unique");
+            assert!(operation["summary"].is_string(), "{id} has a summary");
+            assert!(operation["tags"][0].is_string(), "{id} has a tag");
+            // Every `{name}` of the path is a declared path parameter.
+            for name in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+                let declared = operation["parameters"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| p["name"] == name && p["in"] == "path")
+                });
+                assert!(declared, "{method} {path}: {name} is declared");
+            }
+            match operation["security"].as_array().map(Vec::len) {
+                Some(0) => open.push(path.clone()),
+                Some(2) => assert!(operation["responses"]["401"].is_object(), "{id}: 401"),
+                other => panic!("{id}: security {other:?}"),
+            }
+        }
+    }
+    open.sort();
+    assert_eq!(open, ["/docs", "/health", "/openapi.json"]);
+}

@@ -1,8 +1,10 @@
 //! `POST /v1/chat/completions` (SPEC 4.2): read and check the body, detect streaming, call the chat
 //! service, and write its answer or error.
 
+use crate::inbound::http::openapi::{alternatives, schemas};
 use salvo::http::errors::ParseError;
 use salvo::http::{HeaderValue, StatusCode};
+use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
 use super::stream_events;
@@ -14,7 +16,46 @@ use crate::protocol::openai::ChatBody;
 /// Longest `X-Session-Id` accepted: it becomes a store key.
 const MAX_SESSION_ID_LEN: usize = 256;
 
-#[handler]
+/// Create a chat completion
+///
+/// The OpenAI Chat Completions API, streaming and not, served by whichever upstream the routing
+/// picks (translated when the upstream speaks Anthropic or Gemini). `model` names a logical
+/// model, any model a provider lists, or `provider/model` to pin a provider. Fields the gateway
+/// does not know are passed through untouched to OpenAI-vendor upstreams.
+///
+/// Streaming: when `"stream": true`, or when the `Accept` header contains `text/event-stream`
+/// and `stream` is not `false` (an explicit `false` wins).
+///
+/// Other bodies: a Claude-style body (a top-level `system`, `anthropic_version` or
+/// `max_tokens_to_sample`) is served exactly like `POST /v1/messages` and answered in
+/// Anthropic's format (a `Message`, Anthropic events, or an `AnthropicError`). A Gemini-style
+/// body with `input` instead of `messages`, or a native Gemini `contents` body, is converted to
+/// messages and answered in OpenAI format.
+///
+/// Retryable upstream failures fail over to the next candidate; a non-retryable upstream error
+/// is relayed with the upstream's own status (an OpenAI-shaped `{"error":{...}}` body as it is,
+/// anything else wrapped with `type: upstream_error`, `code: upstream_rejected`).
+#[endpoint(
+    operation_id = "createChatCompletion",
+    tags("chat"),
+    parameters(
+        ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 visible ASCII characters after trimming, else 400.", min_length = 1, max_length = 256),
+        ("X-Request-Id" = Option<String>, Header, description = "Request id echoed in the `X-Request-Id` response header and the logs. Kept when it is 1 to 128 visible ASCII characters; otherwise the gateway makes one (`req_<32 hex>`).", min_length = 1, max_length = 128),
+        ("anthropic-version" = Option<String>, Header, description = "Forwarded (Claude-style bodies only) to anthropic-vendor providers (replacing the default `2023-06-01`); ignored by other vendors.", example = json!("2023-06-01")),
+        ("anthropic-beta" = Option<String>, Header, description = "Forwarded (Claude-style bodies only) to anthropic-vendor providers; ignored by other vendors."),
+    ),
+    request_body(content = schemas::ChatCompletionRequest),
+    responses(
+        (status_code = 200, description = "The completion: a `chat.completion` object, or the stream of `chat.completion.chunk` events ending with `data: [DONE]`. A Claude-style body gets an Anthropic `Message` (or Anthropic's stream events).", content(("application/json" = alternatives::ChatCompletionOrMessage), ("text/event-stream" = String, example = json!("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1764180000,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n")))),
+        (status_code = 400, description = "Invalid body or fields (`code: invalid_request`, `param` naming the field), a bad `X-Session-Id`, or a request the chosen upstream's vendor cannot express; also a relayed upstream 400. Claude-style bodies get `AnthropicError` once recognised.", body = alternatives::ErrorOrAnthropicError),
+        (status_code = 404, description = "Unknown model (`code: model_not_found`, `param: model`).", body = alternatives::ErrorOrAnthropicError),
+        (status_code = 413, description = "The body is larger than `MAX_REQUEST_BODY_BYTES` (`code: request_too_large`).", body = schemas::Error),
+        (status_code = 429, description = "Every candidate failed with a 429 or hit its `MAX_QPS` (`type: rate_limit_error`, `code: rate_limit_exceeded`).", body = alternatives::ErrorOrAnthropicError),
+        (status_code = 502, description = "Every candidate failed (`type: upstream_error`, `code: all_upstreams_failed`; the message names the logical model, last status and last error).", body = alternatives::ErrorOrAnthropicError),
+        (status_code = 503, description = "The logical model is disabled (`code: model_disabled`) or has no usable upstream (`code: no_available_upstream`).", body = alternatives::ErrorOrAnthropicError),
+        (status_code = "default", description = "A non-retryable upstream error relayed with the upstream's own status (e.g. 403, 422), or another gateway error (405, 500).", body = alternatives::ErrorOrAnthropicError),
+    ),
+)]
 pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = AppState::from_depot(depot) else {
         return ApiError::internal().write(res);

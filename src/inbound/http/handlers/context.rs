@@ -1,13 +1,29 @@
 //! `/context/{session_id}`: a session's history, newest first, as JSON objects (SPEC 4.5).
 
+use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
+use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
 use super::state_or_500;
 use crate::inbound::http::ApiError;
 
-#[handler]
+/// Get a session's context history
+///
+/// The recorded exchanges, newest first, at most `CONTEXT_MAX_ENTRIES`. An unknown id gives an
+/// empty history (200).
+#[endpoint(
+    operation_id = "getContext",
+    tags("sessions"),
+    parameters(
+        ("id" = String, Path, description = "The session id (the `X-Session-Id` of chat requests).", example = json!("conv-42")),
+    ),
+    responses(
+        (status_code = 200, description = "The history.", body = schemas::ContextHistory),
+        (status_code = 503, description = "The store could not be read or written (context; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
+    ),
+)]
 pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
@@ -25,7 +41,20 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     }
 }
 
-#[handler]
+/// Delete a session's context history
+///
+/// 204 whether or not the history existed.
+#[endpoint(
+    operation_id = "deleteContext",
+    tags("sessions"),
+    parameters(
+        ("id" = String, Path, description = "The session id (the `X-Session-Id` of chat requests).", example = json!("conv-42")),
+    ),
+    responses(
+        (status_code = 204, description = "Deleted (or there was nothing to delete)."),
+        (status_code = 503, description = "The store could not be read or written (context; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
+    ),
+)]
 pub async fn delete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;

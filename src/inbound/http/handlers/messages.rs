@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::inbound::http::openapi::{alternatives, schemas};
 use salvo::http::{HeaderValue, StatusCode};
+use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
@@ -40,7 +42,35 @@ fn invalid(res: &mut Response, message: &str) {
     );
 }
 
-#[handler]
+/// Create a message (Anthropic Messages API)
+///
+/// Anthropic request in, Anthropic answer out, whatever vendor serves it. When the chosen
+/// upstream is an anthropic-vendor provider the body is passed through natively (only `model`
+/// rewritten; the client's `anthropic-version` and `anthropic-beta` headers forwarded), so
+/// thinking blocks and `cache_control` survive; other vendors get it translated and their
+/// answers translated back. `max_tokens` is required. Streaming only when `"stream": true`.
+/// Errors use Anthropic's shape, the 401 of the token check included.
+#[endpoint(
+    operation_id = "createMessage",
+    tags("chat"),
+    parameters(
+        ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 visible ASCII characters after trimming, else 400.", min_length = 1, max_length = 256),
+        ("X-Request-Id" = Option<String>, Header, description = "Request id echoed in the `X-Request-Id` response header and the logs. Kept when it is 1 to 128 visible ASCII characters; otherwise the gateway makes one (`req_<32 hex>`).", min_length = 1, max_length = 128),
+        ("anthropic-version" = Option<String>, Header, description = "Forwarded to anthropic-vendor providers (replacing the default `2023-06-01`); ignored by other vendors.", example = json!("2023-06-01")),
+        ("anthropic-beta" = Option<String>, Header, description = "Forwarded to anthropic-vendor providers; ignored by other vendors."),
+    ),
+    request_body(content = schemas::MessagesRequest),
+    responses(
+        (status_code = 200, description = "A Message, or Anthropic's stream events.", content(("application/json" = schemas::Message), ("text/event-stream" = String, example = json!("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{...}}\n\n")))),
+        (status_code = 400, description = "Invalid body, missing or non-integer `max_tokens`, a bad `X-Session-Id`, or content no candidate can carry (`type: invalid_request_error`).", body = schemas::AnthropicError),
+        (status_code = 404, description = "Unknown model (`type: not_found_error`).", body = schemas::AnthropicError),
+        (status_code = 413, description = "The body is larger than `MAX_REQUEST_BODY_BYTES` (`type: request_too_large`).", body = schemas::AnthropicError),
+        (status_code = 429, description = "Every candidate failed with a 429 or hit its `MAX_QPS` (`type: rate_limit_error`).", body = schemas::AnthropicError),
+        (status_code = 502, description = "Every candidate failed, or the provider's answer cannot be expressed as a Message (`type: api_error`).", body = schemas::AnthropicError),
+        (status_code = 503, description = "The logical model is disabled or has no usable upstream (`type: api_error`).", body = schemas::AnthropicError),
+        (status_code = "default", description = "A non-retryable upstream error relayed with the upstream's own status (Anthropic's own error body, or the error mapped by status: 403 `permission_error`, 529 `overloaded_error`, ...). Gateway errors outside the handler (405, 500) use the OpenAI `Error` shape.", body = alternatives::ErrorOrAnthropicError),
+    ),
+)]
 pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;

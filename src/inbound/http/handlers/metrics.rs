@@ -1,11 +1,23 @@
 //! `GET /metrics`: Prometheus text format (authenticated, like every management endpoint).
 
 use salvo::http::HeaderValue;
+use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
 use super::state_or_500;
 
-#[handler]
+/// Prometheus metrics
+///
+/// Prometheus text exposition format: requests by endpoint and status, request-duration and
+/// gateway-overhead histograms, upstream attempts by provider/vendor/outcome, failovers,
+/// cool-downs entered, QPS rejections, tokens in and out, store errors, open streams.
+#[endpoint(
+    operation_id = "getMetrics",
+    tags("observability"),
+    responses(
+        (status_code = 200, description = "The metrics.", content(("text/plain; version=0.0.4; charset=utf-8" = String, example = json!("# TYPE apiproxy_store_errors_total counter\napiproxy_store_errors_total 0\n")))),
+    ),
+)]
 pub async fn render(depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;

@@ -1,7 +1,9 @@
 //! `/providers`, `/providers/{id}`, its models, live health and recorded metrics (SPEC 4.5).
 //! Keys are never returned: only masks.
 
+use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
+use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
@@ -47,7 +49,17 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-#[handler]
+/// List providers
+///
+/// Every configured provider, in `LLM_PROVIDERS` order. API keys and custom header values are
+/// only ever shown masked (`****abcd`).
+#[endpoint(
+    operation_id = "listProviders",
+    tags("management"),
+    responses(
+        (status_code = 200, description = "The providers.", body = schemas::ProviderList),
+    ),
+)]
 pub async fn list(depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
@@ -58,7 +70,18 @@ pub async fn list(depot: &mut Depot, res: &mut Response) {
     ));
 }
 
-#[handler]
+/// Get a provider
+#[endpoint(
+    operation_id = "getProvider",
+    tags("management"),
+    parameters(
+        ("id" = String, Path, description = "A provider id from `LLM_PROVIDERS`.", example = json!("openai")),
+    ),
+    responses(
+        (status_code = 200, description = "The provider (keys masked).", body = schemas::Provider),
+        (status_code = 404, description = "The provider is not configured (`code: provider_not_found`).", body = schemas::Error),
+    ),
+)]
 pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
@@ -70,7 +93,22 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     }
 }
 
-#[handler]
+/// List a provider's models
+///
+/// The provider's static models, or its model list from the cache or a fresh call to its models
+/// path. A failed list is remembered for `MODELS_CACHE_TTL`.
+#[endpoint(
+    operation_id = "listProviderModels",
+    tags("management"),
+    parameters(
+        ("id" = String, Path, description = "A provider id from `LLM_PROVIDERS`.", example = json!("openai")),
+    ),
+    responses(
+        (status_code = 200, description = "The provider's models.", body = schemas::ProviderModelList),
+        (status_code = 404, description = "The provider is not configured (`code: provider_not_found`).", body = schemas::Error),
+        (status_code = 502, description = "The provider's model list could not be read (`type: upstream_error`, `code: upstream_unavailable`, the reason in the message).", body = schemas::Error),
+    ),
+)]
 pub async fn models(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
@@ -89,7 +127,22 @@ pub async fn models(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     }
 }
 
-#[handler]
+/// Check a provider's health
+///
+/// One live, timed GET of the provider's models path (even for providers with static models):
+/// `healthy` when the list is read, `degraded` for a 4xx or an unreadable list, `down` for a
+/// 5xx or a transport error.
+#[endpoint(
+    operation_id = "checkProviderHealth",
+    tags("management"),
+    parameters(
+        ("id" = String, Path, description = "A provider id from `LLM_PROVIDERS`.", example = json!("openai")),
+    ),
+    responses(
+        (status_code = 200, description = "The health check's result.", body = schemas::HealthStatus),
+        (status_code = 404, description = "The provider is not configured (`code: provider_not_found`).", body = schemas::Error),
+    ),
+)]
 pub async fn health(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
@@ -102,7 +155,24 @@ pub async fn health(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     }
 }
 
-#[handler]
+/// Get a provider's routing metrics
+///
+/// The figures the gateway recorded itself over the last minute, one entry per logical model
+/// the provider served, sorted by logical model. Pairs with no attempt in the window are
+/// absent.
+#[endpoint(
+    operation_id = "getProviderMetrics",
+    tags("management"),
+    parameters(
+        ("id" = String, Path, description = "A provider id from `LLM_PROVIDERS`.", example = json!("openai")),
+        ("logical_model" = Option<String>, Query, description = "Only this logical model's figures (an empty list when it had no attempt in the window)."),
+    ),
+    responses(
+        (status_code = 200, description = "The metrics.", body = schemas::ProviderMetrics),
+        (status_code = 404, description = "The provider is not configured (`code: provider_not_found`).", body = schemas::Error),
+        (status_code = 503, description = "The store could not be read or written (metrics; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
+    ),
+)]
 pub async fn metrics(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;

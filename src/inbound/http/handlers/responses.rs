@@ -1,7 +1,9 @@
 //! `POST /v1/responses` (SPEC 4.3): the Responses API over the chat use case. The request is mapped
 //! to a chat request, and the answer to a Response object or the Responses event stream.
 
+use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
+use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::Value;
 
@@ -14,7 +16,34 @@ use crate::protocol::responses::{
     ResponsesStreamWriter, chat_request_from_responses, response_from_chat,
 };
 
-#[handler]
+/// Create a model response (OpenAI Responses API)
+///
+/// The OpenAI Responses API over the chat routing: `instructions` becomes a system message,
+/// `input` (a string or a list of items) becomes messages, `max_output_tokens`, `temperature`,
+/// `top_p`, function `tools`, `tool_choice`, `parallel_tool_calls`, `user` and `text.format`
+/// map to their chat equivalents. The gateway stores no responses: continue a conversation by
+/// sending its items in `input` (`previous_response_id`, `store`, `reasoning`, `include`,
+/// `truncation` are accepted and not used). Streaming when `"stream": true`. Errors are the
+/// chat endpoint's (OpenAI shape, same statuses).
+#[endpoint(
+    operation_id = "createResponse",
+    tags("chat"),
+    parameters(
+        ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 visible ASCII characters after trimming, else 400.", min_length = 1, max_length = 256),
+        ("X-Request-Id" = Option<String>, Header, description = "Request id echoed in the `X-Request-Id` response header and the logs. Kept when it is 1 to 128 visible ASCII characters; otherwise the gateway makes one (`req_<32 hex>`).", min_length = 1, max_length = 128),
+    ),
+    request_body(content = schemas::ResponsesRequest),
+    responses(
+        (status_code = 200, description = "A Response object, or the Responses event stream.", content(("application/json" = schemas::Response), ("text/event-stream" = String, example = json!("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{...}}\n\n")))),
+        (status_code = 400, description = "Invalid body or fields (`code: invalid_request`, `param` naming the field: no `model` or `input`, an unsupported item, part, tool, `tool_choice` or `text.format` type), or a bad `X-Session-Id`.", body = schemas::Error),
+        (status_code = 404, description = "Unknown model (`code: model_not_found`, `param: model`).", body = schemas::Error),
+        (status_code = 413, description = "The body is larger than `MAX_REQUEST_BODY_BYTES` (`code: request_too_large`).", body = schemas::Error),
+        (status_code = 429, description = "Every candidate failed with a 429 or hit its `MAX_QPS` (`code: rate_limit_exceeded`).", body = schemas::Error),
+        (status_code = 502, description = "Every candidate failed (`code: all_upstreams_failed`).", body = schemas::Error),
+        (status_code = 503, description = "The logical model is disabled (`model_disabled`) or has no usable upstream (`no_available_upstream`).", body = schemas::Error),
+        (status_code = "default", description = "A non-retryable upstream error relayed with the upstream's own status, or another gateway error (405, 500).", body = schemas::Error),
+    ),
+)]
 pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
+use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
+use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
@@ -26,7 +28,23 @@ struct DecideRequest {
     exclude_providers: Vec<String>,
 }
 
-#[handler]
+/// Explain a routing decision
+///
+/// Runs the router for a logical model without calling any upstream (no probe or QPS slot is
+/// claimed) and explains the pick. With a `conversation_id` the session's sticky binding is
+/// honoured, and the session is bound to the selected upstream.
+#[endpoint(
+    operation_id = "decideRoute",
+    tags("routing"),
+    request_body(content = schemas::RoutingDecisionRequest),
+    responses(
+        (status_code = 200, description = "The decision.", body = schemas::RoutingDecision),
+        (status_code = 400, description = "Invalid JSON, an unknown or mistyped field, an empty `logical_model` (`param: logical_model`) or an unknown strategy (`param: strategy`); `code: invalid_request`.", body = schemas::Error),
+        (status_code = 404, description = "The logical model does not exist (`code: model_not_found`).", body = schemas::Error),
+        (status_code = 413, description = "The body is larger than `MAX_REQUEST_BODY_BYTES` (`code: request_too_large`).", body = schemas::Error),
+        (status_code = 503, description = "The logical model is disabled (`code: model_disabled`) or has no candidate upstream (`code: no_available_upstream`).", body = schemas::Error),
+    ),
+)]
 pub async fn decide(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
@@ -163,7 +181,19 @@ fn strategy_name(strategy: Strategy) -> &'static str {
     }
 }
 
-#[handler]
+/// Get a session binding
+#[endpoint(
+    operation_id = "getSession",
+    tags("sessions"),
+    parameters(
+        ("id" = String, Path, description = "The conversation id (the `X-Session-Id` a chat request sent, or `/routing/decide`'s `conversation_id`).", example = json!("conv-42")),
+    ),
+    responses(
+        (status_code = 200, description = "The session.", body = schemas::Session),
+        (status_code = 404, description = "No such session, or it expired (`code: session_not_found`).", body = schemas::Error),
+        (status_code = 503, description = "The store could not be read or written (sessions; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
+    ),
+)]
 pub async fn get_session(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
@@ -180,7 +210,21 @@ pub async fn get_session(req: &mut Request, depot: &mut Depot, res: &mut Respons
     }
 }
 
-#[handler]
+/// Delete a session binding
+///
+/// Ends the stickiness: the conversation's next request is routed afresh.
+#[endpoint(
+    operation_id = "deleteSession",
+    tags("sessions"),
+    parameters(
+        ("id" = String, Path, description = "The conversation id (the `X-Session-Id` a chat request sent, or `/routing/decide`'s `conversation_id`).", example = json!("conv-42")),
+    ),
+    responses(
+        (status_code = 204, description = "Deleted."),
+        (status_code = 404, description = "No such session, or it expired (`code: session_not_found`).", body = schemas::Error),
+        (status_code = 503, description = "The store could not be read or written (sessions; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
+    ),
+)]
 pub async fn delete_session(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
