@@ -5,6 +5,7 @@
 
 mod chat;
 mod cli;
+mod deploy;
 mod docs_page;
 mod documented;
 mod errors;
@@ -16,6 +17,7 @@ mod lifecycle;
 mod management;
 mod metrics;
 mod models;
+mod openapi_conformance;
 #[path = "../common/redis_server.rs"]
 mod redis_server;
 mod redis_store;

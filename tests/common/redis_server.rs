@@ -8,16 +8,28 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Extra `redis-server` arguments, passed again on every restart.
+    args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port. Panics with a clear message if `redis-server` is missing.
     pub fn start() -> RedisServer {
+        RedisServer::start_with_args(&[])
+    }
+
+    /// [`RedisServer::start`] with extra `redis-server` arguments (e.g. `--requirepass`), given
+    /// after the port, bind and persistence ones.
+    pub fn start_with_args(args: &[String]) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            args: args.to_vec(),
+        };
         server.restart();
         server
     }
@@ -40,6 +52,7 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
