@@ -347,7 +347,9 @@ fn refs(value: &Value, out: &mut Vec<String>) {
 #[tokio::test]
 async fn the_generated_openapi_document_is_whole() {
     let app = app(1 << 20).await;
-    let mut res = TestClient::get(format!("{URL}/openapi.json")).send(&app).await;
+    let mut res = TestClient::get(format!("{URL}/openapi.json"))
+        .send(&app)
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
     let doc: Value = res.take_json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
@@ -363,7 +365,10 @@ async fn the_generated_openapi_document_is_whole() {
     let mut ids = std::collections::HashSet::new();
     let mut open = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        assert!(!path.contains("{*"), "{path}: catch-alls are plain parameters");
+        assert!(
+            !path.contains("{*"),
+            "{path}: catch-alls are plain parameters"
+        );
         for (method, operation) in item.as_object().unwrap() {
             let id = operation["operationId"].as_str().unwrap();
             assert!(ids.insert(id.to_owned()), "{id} is unique");
@@ -371,9 +376,9 @@ async fn the_generated_openapi_document_is_whole() {
             assert!(operation["tags"][0].is_string(), "{id} has a tag");
             // Every `{name}` of the path is a declared path parameter.
             for name in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
-                let declared = operation["parameters"].as_array().is_some_and(|ps| {
-                    ps.iter().any(|p| p["name"] == name && p["in"] == "path")
-                });
+                let declared = operation["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path"));
                 assert!(declared, "{method} {path}: {name} is declared");
             }
             match operation["security"].as_array().map(Vec::len) {
