@@ -22,7 +22,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::redis_server::RedisServer;
-use crate::support::{apiproxy_bin, clean_command, client, eventually, free_port};
+use crate::support::{apiproxy_bin, clean_command, client, eventually, free_port, output_text};
 
 fn repo_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
@@ -938,11 +938,7 @@ fn the_image_env_is_a_valid_configuration() {
         .current_dir(dir.path())
         .output()
         .expect("run check-config");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     assert!(
         text.contains(&format!("listen: {}:{}", env["HOST"], env["PORT"])),
@@ -963,11 +959,7 @@ fn mimalloc_reads_the_image_settings() {
         .env("MIMALLOC_VERBOSE", "1")
         .output()
         .expect("run apiproxy --version");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = output_text(&output);
     assert!(output.status.success(), "{printed}");
     let settings: Vec<(&String, &String)> = env
         .iter()

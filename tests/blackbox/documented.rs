@@ -15,11 +15,7 @@ fn env_example_is_accepted_by_check_config() {
         .arg(&example)
         .output()
         .expect("run check-config");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("configuration OK"), "{text}");
 }

@@ -73,6 +73,15 @@ pub fn run_apiproxy(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run apiproxy")
 }
 
+/// A finished command's stdout and stderr, one after the other (for messages and searches).
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // The mock upstream
 
