@@ -1,7 +1,6 @@
 //! `POST /v1/chat/completions` (SPEC 4.2): read and check the body, detect streaming, call the chat
 //! service, and write its answer or error.
 
-use crate::inbound::http::openapi::{alternatives, schemas};
 use salvo::http::errors::ParseError;
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::oapi::endpoint;
@@ -10,6 +9,7 @@ use salvo::prelude::*;
 use super::stream_events;
 use crate::domain::failover::{AllFailed, upstream_message};
 use crate::domain::service::chat::{ChatError, ChatReply, ChatRequest, ServedBy};
+use crate::inbound::http::openapi::{alternatives, schemas};
 use crate::inbound::http::{ApiError, AppState};
 use crate::protocol::openai::ChatBody;
 

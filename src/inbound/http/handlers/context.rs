@@ -1,6 +1,5 @@
 //! `/context/{session_id}`: a session's history, newest first, as JSON objects (SPEC 4.5).
 
-use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
@@ -8,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::state_or_500;
 use crate::inbound::http::ApiError;
+use crate::inbound::http::openapi::schemas;
 
 /// Get a session's context history
 ///

@@ -1,13 +1,13 @@
 //! `GET /health` (open): ok, or degraded when the shared store is unreachable (the gateway still
 //! serves).
 
-use crate::inbound::http::openapi::schemas;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::json;
 
 use super::state_or_500;
 use crate::domain::ports::StoreHealth;
+use crate::inbound::http::openapi::schemas;
 
 /// Gateway health
 ///

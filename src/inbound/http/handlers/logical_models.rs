@@ -1,6 +1,5 @@
 //! `/logical-models`: list, get, create-or-replace (validated), delete, upstreams (SPEC 4.5).
 
-use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
@@ -9,6 +8,7 @@ use serde_json::{Value, json};
 use super::{json_body, state_or_500};
 use crate::domain::model::LogicalModel;
 use crate::inbound::http::ApiError;
+use crate::inbound::http::openapi::schemas;
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use crate::inbound::http::openapi::{alternatives, schemas};
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
@@ -17,6 +16,7 @@ use crate::domain::failover::AllFailed;
 use crate::domain::ports::NativeRequest;
 use crate::domain::service::chat::{ChatError, ChatReply, ChatRequest};
 use crate::inbound::http::AppState;
+use crate::inbound::http::openapi::{alternatives, schemas};
 use crate::protocol::WireFormat;
 use crate::protocol::anthropic::{self, MessagesStreamWriter};
 use crate::protocol::openai::ChatBody;

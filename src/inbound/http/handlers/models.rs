@@ -1,11 +1,11 @@
 //! `GET /models`, `GET /v1/models` and `GET /v1/models/{id}` (SPEC 4.1).
 
-use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::json;
 
+use crate::inbound::http::openapi::schemas;
 use crate::inbound::http::{ApiError, AppState};
 
 /// List models

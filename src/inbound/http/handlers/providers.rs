@@ -1,7 +1,6 @@
 //! `/providers`, `/providers/{id}`, its models, live health and recorded metrics (SPEC 4.5).
 //! Keys are never returned: only masks.
 
-use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
@@ -11,6 +10,7 @@ use super::state_or_500;
 use crate::domain::provider::{ProviderConfig, RetryPolicy, mask_secret};
 use crate::domain::service::catalog::CatalogError;
 use crate::inbound::http::ApiError;
+use crate::inbound::http::openapi::schemas;
 
 fn view(p: &ProviderConfig) -> Value {
     let retryable = match &p.retry {

@@ -1,7 +1,6 @@
 //! `POST /v1/responses` (SPEC 4.3): the Responses API over the chat use case. The request is mapped
 //! to a chat request, and the answer to a Response object or the Responses event stream.
 
-use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
@@ -11,6 +10,7 @@ use super::chat::{served_headers, session_id, write_chat_error};
 use super::{json_body, rewritten, state_or_500, stream_events};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
+use crate::inbound::http::openapi::schemas;
 use crate::protocol::openai::ChatBody;
 use crate::protocol::responses::{
     ResponsesStreamWriter, chat_request_from_responses, response_from_chat,

@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use crate::inbound::http::openapi::schemas;
 use salvo::http::StatusCode;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
@@ -15,6 +14,7 @@ use crate::domain::routing::Strategy;
 use crate::domain::service::routing::{Candidate, PlanError, RouteRequest};
 use crate::domain::session::Session;
 use crate::inbound::http::ApiError;
+use crate::inbound::http::openapi::schemas;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
