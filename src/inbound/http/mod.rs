@@ -21,12 +21,8 @@ use salvo::catcher::Catcher;
 use salvo::oapi::RouterExt;
 use salvo::prelude::*;
 
-/// Puts the shared state, and the OpenAPI document describing the routes, into every request's
-/// depot.
-struct InjectState {
-    state: Arc<AppState>,
-    openapi: handlers::docs::Published,
-}
+/// Puts the shared state into every request's depot.
+struct InjectState(Arc<AppState>);
 
 #[async_trait]
 impl Handler for InjectState {
@@ -37,15 +33,19 @@ impl Handler for InjectState {
         _res: &mut Response,
         _ctrl: &mut FlowCtrl,
     ) {
-        depot.insert_typed(self.state.clone());
-        depot.insert_typed(self.openapi.clone());
+        depot.insert_typed(self.0.clone());
     }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let published = handlers::docs::Published::default();
     let open = Router::new()
         .push(Router::with_path("health").get(handlers::health::health))
-        .push(Router::with_path("openapi.json").get(handlers::docs::openapi))
+        .push(
+            Router::with_path("openapi.json")
+                .hoop(published.clone())
+                .get(handlers::docs::openapi),
+        )
         .push(Router::with_path("docs").get(handlers::docs::page));
     let authed = Router::new()
         .hoop(auth::require_token)
@@ -94,9 +94,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(handlers::context::delete),
         );
     let api = Router::new().push(open).push(authed);
-    let openapi = handlers::docs::Published::new(&openapi::document(&api));
+    published.set(&openapi::document(&api));
     Router::new()
-        .hoop(InjectState { state, openapi })
+        .hoop(InjectState(state))
         .hoop(request_id::request_id)
         .hoop(salvo::catch_panic::CatchPanic::new())
         .push(api)

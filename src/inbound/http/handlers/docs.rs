@@ -1,5 +1,7 @@
 //! `GET /openapi.json` and the browsable page at `/docs` (both open, like `/health`).
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 use salvo::http::HeaderValue;
 use salvo::oapi::endpoint;
@@ -10,13 +12,28 @@ use crate::inbound::http::ApiError;
 /// A self-contained page that renders the document (no CDN: it works on a closed network).
 const PAGE: &str = include_str!("../docs.html");
 
-/// The OpenAPI document, serialized once when the router is built (not per request).
-#[derive(Clone)]
-pub struct Published(Bytes);
+/// The OpenAPI document, serialized once when the router is built (not per request). It is a hoop
+/// of the `/openapi.json` route only, so no other request carries it; it is set after the router
+/// it describes is built, which is why it is a cell.
+#[derive(Clone, Default)]
+pub struct Published(Arc<OnceLock<Bytes>>);
 
 impl Published {
-    pub fn new(document: &serde_json::Value) -> Self {
-        Self(Bytes::from(document.to_string()))
+    pub fn set(&self, document: &serde_json::Value) {
+        let _ = self.0.set(Bytes::from(document.to_string()));
+    }
+}
+
+#[async_trait]
+impl Handler for Published {
+    async fn handle(
+        &self,
+        _req: &mut Request,
+        depot: &mut Depot,
+        _res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
+        depot.insert_typed(self.clone());
     }
 }
 
@@ -31,7 +48,11 @@ impl Published {
     ),
 )]
 pub async fn openapi(depot: &mut Depot, res: &mut Response) {
-    let Ok(Published(document)) = depot.get_typed::<Published>() else {
+    let Some(document) = depot
+        .get_typed::<Published>()
+        .ok()
+        .and_then(|published| published.0.get())
+    else {
         return ApiError::internal().write(res);
     };
     res.headers_mut()
