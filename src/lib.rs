@@ -1,5 +1,6 @@
 //! APIProxy: an AI gateway in front of many LLM providers.
 
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod inbound;

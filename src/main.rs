@@ -5,22 +5,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use apiproxy::app::{Options, Stores, assemble};
 use apiproxy::config::Settings;
 use apiproxy::domain::health::BreakerPolicy;
 use apiproxy::domain::model::{LogicalModel, PhysicalModel};
-use apiproxy::domain::ports::{
-    CircuitStore, ContextStore, MetricsStore, ModelCacheStore, QpsLimiter, SessionStore,
-    StoreStatus,
-};
 use apiproxy::domain::ports::{Clock, LogicalModelStore};
 use apiproxy::domain::provider::ProviderRegistry;
-use apiproxy::domain::service::catalog::Catalog;
-use apiproxy::domain::service::chat::{ChatService, ChatSettings, ChatStores, Timeouts};
-use apiproxy::domain::service::routing::Planner;
-use apiproxy::inbound::http::{AppState, TokenCheck};
-use apiproxy::outbound::memory::{InProcess, MemoryStores};
+use apiproxy::domain::service::chat::{ChatSettings, Timeouts};
+use apiproxy::outbound::memory::MemoryStores;
 use apiproxy::outbound::redis::RedisStores;
-use apiproxy::outbound::system::{SystemClock, ThreadRandom};
+use apiproxy::outbound::system::SystemClock;
 use apiproxy::outbound::upstream::{HttpUpstream, HttpUpstreamSettings, MaskHeaders};
 use base64::Engine;
 use clap::{Parser, Subcommand};
@@ -248,68 +242,30 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         &providers,
     )?);
     let stores = open_stores(&settings, clock.clone(), logical_models).await?;
-    let catalog = Arc::new(Catalog::new(
-        providers.clone(),
-        stores.logical_models.clone(),
-        stores.model_cache.clone(),
-        upstream.clone(),
-        clock.clone(),
-        settings.models_cache_ttl,
-    ));
-    let breaker = BreakerPolicy {
-        failure_threshold: settings.provider_failure_threshold,
-        cooldown_seconds: settings.provider_cooldown.as_secs_f64(),
-        probe_lease_seconds: settings.upstream_timeout.as_secs_f64(),
-    };
-    let planner = Arc::new(Planner::new(
-        catalog.clone(),
-        stores.sessions.clone(),
-        stores.metrics.clone(),
-        stores.circuits.clone(),
-        clock.clone(),
-        Arc::new(ThreadRandom),
-        breaker,
-    ));
-    let chat_settings = ChatSettings {
-        timeouts: Timeouts {
-            first_byte: settings.upstream_first_byte_timeout,
-            idle: settings.upstream_idle_timeout,
-            total: settings.upstream_timeout,
+    let options = Options {
+        models_cache_ttl: settings.models_cache_ttl,
+        breaker: BreakerPolicy {
+            failure_threshold: settings.provider_failure_threshold,
+            cooldown_seconds: settings.provider_cooldown.as_secs_f64(),
+            probe_lease_seconds: settings.upstream_timeout.as_secs_f64(),
         },
-        session_ttl: settings.session_ttl,
-        context_max_entries: settings.context_max_entries,
-        context_ttl: settings.context_ttl,
-        ..ChatSettings::default()
-    };
-    let chat_stores = ChatStores {
-        sessions: stores.sessions.clone(),
-        metrics: stores.metrics.clone(),
-        circuits: stores.circuits.clone(),
-        qps: stores.qps.clone(),
-        context: stores.context.clone(),
-    };
-    let chat = Arc::new(ChatService::new(
-        planner.clone(),
-        upstream,
-        chat_stores,
-        clock.clone(),
-        chat_settings,
-    ));
-    let state = Arc::new(AppState {
-        catalog,
-        planner,
-        chat,
-        sessions: stores.sessions.clone(),
-        context: stores.context.clone(),
-        metrics: stores.metrics.clone(),
-        clock,
-        store: stores.status.clone(),
-        session_ttl: settings.session_ttl,
-        tokens: TokenCheck::new(settings.auth_token.clone()),
+        chat: ChatSettings {
+            timeouts: Timeouts {
+                first_byte: settings.upstream_first_byte_timeout,
+                idle: settings.upstream_idle_timeout,
+                total: settings.upstream_timeout,
+            },
+            session_ttl: settings.session_ttl,
+            context_max_entries: settings.context_max_entries,
+            context_ttl: settings.context_ttl,
+            ..ChatSettings::default()
+        },
+        auth_token: settings.auth_token.clone(),
         max_body_bytes: settings.max_request_body_bytes,
         log_bodies: settings.log_bodies,
         metrics_handle: Some(metrics_handle),
-    });
+    };
+    let state = assemble(providers.clone(), stores, upstream, clock, options);
 
     let addr = format!("{}:{}", settings.host, settings.port);
     let (acceptor, bound) = apiproxy::inbound::http::bind(&addr)?;
@@ -345,18 +301,6 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
     server.serve(apiproxy::inbound::http::service(state)).await;
     tracing::info!("apiproxy stopped");
     Ok(())
-}
-
-/// The state backend's ports: in memory by default, Redis when `REDIS_URL` is set.
-struct Stores {
-    logical_models: Arc<dyn LogicalModelStore>,
-    model_cache: Arc<dyn ModelCacheStore>,
-    sessions: Arc<dyn SessionStore>,
-    context: Arc<dyn ContextStore>,
-    metrics: Arc<dyn MetricsStore>,
-    circuits: Arc<dyn CircuitStore>,
-    qps: Arc<dyn QpsLimiter>,
-    status: Arc<dyn StoreStatus>,
 }
 
 async fn open_stores(
@@ -395,16 +339,7 @@ async fn open_stores(
             .map_err(|e| e.to_string())?;
     }
     tracing::info!("state store: in memory (set REDIS_URL to share state between instances)");
-    Ok(Stores {
-        logical_models: memory.logical_models,
-        model_cache: memory.model_cache,
-        sessions: memory.sessions,
-        context: memory.context,
-        metrics: memory.metrics,
-        circuits: memory.circuits,
-        qps: memory.qps,
-        status: Arc::new(InProcess),
-    })
+    Ok(memory.into())
 }
 
 async fn shutdown_signal() {

@@ -12,18 +12,15 @@ use salvo::test::{ResponseExt, TestClient};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::{AppState, TokenCheck, service};
+use super::service;
+use crate::app::{Options, assemble};
 use crate::domain::health::BreakerPolicy;
 use crate::domain::model::{LogicalModel, PhysicalModel};
-use crate::domain::ports::{
-    Clock, LogicalModelStore, MockUpstreamClient, UpstreamClient, UpstreamReply,
-};
+use crate::domain::ports::{Clock, LogicalModelStore, MockUpstreamClient, UpstreamReply};
 use crate::domain::provider::{ProviderConfig, ProviderRegistry, RetryPolicy, Vendor};
-use crate::domain::service::catalog::Catalog;
-use crate::domain::service::chat::{ChatService, ChatSettings, ChatStores};
-use crate::domain::service::routing::Planner;
+use crate::domain::service::chat::ChatSettings;
 use crate::outbound::memory::MemoryStores;
-use crate::outbound::system::{SystemClock, ThreadRandom};
+use crate::outbound::system::SystemClock;
 
 const URL: &str = "http://127.0.0.1:8000";
 const TOKEN: &str = "Bearer dGltZWxpbmU=";
@@ -91,59 +88,29 @@ async fn app(max_body_bytes: usize) -> Service {
         .put(LogicalModel::dynamic("m", vec![upstream], 0.0))
         .await
         .unwrap();
-    let upstream: Arc<dyn UpstreamClient> = Arc::new(fake_upstream());
-    let catalog = Arc::new(Catalog::new(
-        Arc::new(ProviderRegistry::new(vec![provider()])),
-        stores.logical_models.clone(),
-        stores.model_cache.clone(),
-        upstream.clone(),
-        clock.clone(),
-        Duration::from_secs(60),
-    ));
-    let breaker = BreakerPolicy {
-        failure_threshold: 3,
-        cooldown_seconds: 30.0,
-        probe_lease_seconds: 600.0,
-    };
-    let planner = Arc::new(Planner::new(
-        catalog.clone(),
-        stores.sessions.clone(),
-        stores.metrics.clone(),
-        stores.circuits.clone(),
-        clock.clone(),
-        Arc::new(ThreadRandom),
-        breaker,
-    ));
-    let chat_stores = ChatStores {
-        sessions: stores.sessions.clone(),
-        metrics: stores.metrics.clone(),
-        circuits: stores.circuits.clone(),
-        qps: stores.qps.clone(),
-        context: stores.context.clone(),
-    };
-    let chat = Arc::new(ChatService::new(
-        planner.clone(),
-        upstream,
-        chat_stores,
-        clock.clone(),
-        ChatSettings::default(),
-    ));
-    let tokens = TokenCheck::new(SecretString::from("timeline".to_string()));
-    service(Arc::new(AppState {
-        catalog,
-        planner,
-        chat,
-        sessions: stores.sessions.clone(),
-        context: stores.context.clone(),
-        metrics: stores.metrics.clone(),
-        clock,
-        store: Arc::new(crate::outbound::memory::InProcess),
-        session_ttl: Duration::from_secs(60),
-        tokens,
+    let options = Options {
+        models_cache_ttl: Duration::from_secs(60),
+        breaker: BreakerPolicy {
+            failure_threshold: 3,
+            cooldown_seconds: 30.0,
+            probe_lease_seconds: 600.0,
+        },
+        chat: ChatSettings {
+            session_ttl: Duration::from_secs(60),
+            ..ChatSettings::default()
+        },
+        auth_token: SecretString::from("timeline".to_string()),
         max_body_bytes,
         log_bodies: false,
         metrics_handle: None,
-    }))
+    };
+    service(assemble(
+        Arc::new(ProviderRegistry::new(vec![provider()])),
+        stores.into(),
+        Arc::new(fake_upstream()),
+        clock,
+        options,
+    ))
 }
 
 async fn error_of(response: &mut salvo::Response) -> Value {

@@ -1,0 +1,118 @@
+//! The application joined from its ports: the domain services and the HTTP state, given the
+//! stores, the upstream client and the settings. `main.rs` picks the adapters and calls
+//! [`assemble`]; the handler tests join their fakes the same way, so both wire one application.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::SecretString;
+
+use crate::domain::health::BreakerPolicy;
+use crate::domain::ports::{
+    CircuitStore, Clock, ContextStore, LogicalModelStore, MetricsStore, ModelCacheStore,
+    QpsLimiter, SessionStore, StoreStatus, UpstreamClient,
+};
+use crate::domain::provider::ProviderRegistry;
+use crate::domain::service::catalog::Catalog;
+use crate::domain::service::chat::{ChatService, ChatSettings, ChatStores};
+use crate::domain::service::routing::Planner;
+use crate::inbound::http::{AppState, TokenCheck};
+use crate::outbound::memory::{InProcess, MemoryStores};
+use crate::outbound::system::ThreadRandom;
+
+/// The state backend's ports: in memory by default, Redis when `REDIS_URL` is set.
+pub struct Stores {
+    pub logical_models: Arc<dyn LogicalModelStore>,
+    pub model_cache: Arc<dyn ModelCacheStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub context: Arc<dyn ContextStore>,
+    pub metrics: Arc<dyn MetricsStore>,
+    pub circuits: Arc<dyn CircuitStore>,
+    pub qps: Arc<dyn QpsLimiter>,
+    pub status: Arc<dyn StoreStatus>,
+}
+
+impl From<MemoryStores> for Stores {
+    fn from(memory: MemoryStores) -> Self {
+        Stores {
+            logical_models: memory.logical_models,
+            model_cache: memory.model_cache,
+            sessions: memory.sessions,
+            context: memory.context,
+            metrics: memory.metrics,
+            circuits: memory.circuits,
+            qps: memory.qps,
+            status: Arc::new(InProcess),
+        }
+    }
+}
+
+/// What the services and handlers are told, beyond their ports.
+pub struct Options {
+    pub models_cache_ttl: Duration,
+    pub breaker: BreakerPolicy,
+    pub chat: ChatSettings,
+    pub auth_token: SecretString,
+    pub max_body_bytes: usize,
+    pub log_bodies: bool,
+    /// Renders `/metrics`; `None` when no recorder is installed (tests).
+    pub metrics_handle: Option<PrometheusHandle>,
+}
+
+/// Builds the catalog, the planner and the chat service over `stores`, and the state every
+/// handler shares.
+pub fn assemble(
+    providers: Arc<ProviderRegistry>,
+    stores: Stores,
+    upstream: Arc<dyn UpstreamClient>,
+    clock: Arc<dyn Clock>,
+    options: Options,
+) -> Arc<AppState> {
+    let catalog = Arc::new(Catalog::new(
+        providers,
+        stores.logical_models,
+        stores.model_cache,
+        upstream.clone(),
+        clock.clone(),
+        options.models_cache_ttl,
+    ));
+    let planner = Arc::new(Planner::new(
+        catalog.clone(),
+        stores.sessions.clone(),
+        stores.metrics.clone(),
+        stores.circuits.clone(),
+        clock.clone(),
+        Arc::new(ThreadRandom),
+        options.breaker,
+    ));
+    let session_ttl = options.chat.session_ttl;
+    let chat = Arc::new(ChatService::new(
+        planner.clone(),
+        upstream,
+        ChatStores {
+            sessions: stores.sessions.clone(),
+            metrics: stores.metrics.clone(),
+            circuits: stores.circuits,
+            qps: stores.qps,
+            context: stores.context.clone(),
+        },
+        clock.clone(),
+        options.chat,
+    ));
+    Arc::new(AppState {
+        catalog,
+        planner,
+        chat,
+        sessions: stores.sessions,
+        context: stores.context,
+        metrics: stores.metrics,
+        clock,
+        store: stores.status,
+        session_ttl,
+        tokens: TokenCheck::new(options.auth_token),
+        max_body_bytes: options.max_body_bytes,
+        log_bodies: options.log_bodies,
+        metrics_handle: options.metrics_handle,
+    })
+}
