@@ -108,6 +108,14 @@ def rss_mib(pid):
     return NAN
 
 
+def note_rss(results, label, pid):
+    """Records and prints the gateway's RSS after a scenario (nobody reads /metrics in the run, so
+    anything kept per request until a scrape shows here as growth)."""
+    rss = rss_mib(pid)
+    results.setdefault("rss.after", []).append([label, rss])
+    print(f"  RSS after {label}: {fmt(rss, 1)} MiB", flush=True)
+
+
 def log_path(name):
     return LOGS / f"{name}.log"
 
@@ -229,16 +237,18 @@ def check_alive(name, proc):
     CHECK(proc.poll() is None, f"{name} still running" + ("" if proc.poll() is None else f" (exited with status {proc.returncode}; log: {log_path(name)})"))
 
 
-def run_suite(label, gw_port, direct_port, results):
+def run_suite(label, gw_port, gw_pid, direct_port, results):
     direct = f"http://127.0.0.1:{direct_port}/v1/chat/completions"
     via = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
     print(f"[{label}] max throughput at 32 connections", flush=True)
     results[f"{label}.max.direct"] = oha(direct, "fast-model", 32, auth=False)
     results[f"{label}.max.gateway"] = oha(via, "bench", 32)
+    note_rss(results, f"{label}: max throughput", gw_pid)
     for rate in (500, 2000):
         print(f"[{label}] fixed rate {rate}/s", flush=True)
         results[f"{label}.rate{rate}.direct"] = oha(direct, "fast-model", 64, rate=rate, auth=False)
         results[f"{label}.rate{rate}.gateway"] = oha(via, "bench", 64, rate=rate)
+        note_rss(results, f"{label}: {rate} req/s", gw_pid)
     for step in ("max", "rate500", "rate2000"):
         for path in ("direct", "gateway"):
             check_load(f"{label}.{step}.{path}", results[f"{label}.{step}.{path}"])
@@ -308,7 +318,7 @@ def run(procs, results):
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        run_suite("memory", gw_port, fast, results)
+        run_suite("memory", gw_port, gw.pid, fast, results)
     finally:
         sampling.set()
         sampler.join()
@@ -325,16 +335,20 @@ def run(procs, results):
         check_probe(f"stream.{path} (1 at a time)", results[f"stream.{path}"], n)
         results[f"stream.{path}.busy"] = probe("ttfb", url, model, n * 4, 16)
         check_probe(f"stream.{path} (16 at a time)", results[f"stream.{path}.busy"], n * 4)
+        if path == "gateway":
+            note_rss(results, "memory: streaming", gw.pid)
 
     hold_streams(procs, gw_port, gw, slow, results)
     check_alive("gateway", gw)
+    time.sleep(2)
+    note_rss(results, "memory: after the held streams ended", gw.pid)
 
     if shutil.which("redis-server"):
         redis_port = free_port()
         rp = procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         wait_redis(redis_port, rp)
         rgw_port, rgw = gateway(procs, fast, slow, redis_url=f"redis://127.0.0.1:{redis_port}/0", name="gateway-redis")
-        run_suite("redis", rgw_port, fast, results)
+        run_suite("redis", rgw_port, rgw.pid, fast, results)
         check_alive("gateway-redis", rgw)
     else:
         print("[redis] redis-server not found: Redis rows skipped", flush=True)
@@ -456,6 +470,15 @@ def write_markdown(r, machine_line):
         f"| holding {h.get('open', 0)} open slow streams ({h.get('failed', 0)} failed to open) | {fmt(h.get('rss', NAN), 1)} | ≤ 150 MiB{' (for 5,000)' if SMOKE else ''}: {'met' if h.get('rss', 999) <= 150 and h.get('open', 0) >= HOLD_STREAMS else 'not met'} |",
         "",
     ]
+    after = r.get("rss.after", [])
+    if after:
+        lines += [
+            "RSS after each scenario, with nobody reading `/metrics` (per-request state kept until a",
+            "scrape would show as growth from row to row):",
+            "",
+            "| after | RSS MiB |",
+            "| --- | ---: |",
+        ] + [f"| {label} | {fmt(rss, 1)} |" for label, rss in after] + [""]
     if SMOKE:
         failed = CHECK.failed()
         lines += [

@@ -77,6 +77,8 @@ pub struct Settings {
     pub session_ttl: Duration,
     pub context_max_entries: usize,
     pub context_ttl: Duration,
+    /// Sessions whose context history is kept; past it the least recently written go.
+    pub context_max_sessions: usize,
     pub logical_models_file: Option<PathBuf>,
     pub provider_failure_threshold: u32,
     pub provider_cooldown: Duration,
@@ -176,7 +178,32 @@ impl Vars<'_> {
     }
 }
 
+/// Whether `host` (a bind address) accepts connections from this machine only.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Settings {
+    /// Refuses to listen beyond this machine with the public default token: anyone who can reach
+    /// the port would spend every provider key's money. On a loopback address it is a warning.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if !self.auth_token_is_default || is_loopback(&self.host) {
+            return Ok(());
+        }
+        Err(invalid(
+            "APIPROXY_AUTH_TOKEN",
+            format!(
+                "unset, blank or the public default '{DEFAULT_AUTH_TOKEN}' while the gateway would listen on {}, which other machines can reach; refusing to start",
+                self.host
+            ),
+            "a secret of your own (clients send its Base64 form, which `apiproxy encode-token <token>` prints), or HOST=127.0.0.1",
+        ))
+    }
+
     /// Reads every setting from `vars`. Returns the settings and the warnings to log.
     pub fn from_vars(
         vars: &BTreeMap<String, String>,
@@ -268,6 +295,7 @@ impl Settings {
             session_ttl: v.seconds("SESSION_TTL", 7200)?,
             context_max_entries: v.positive("CONTEXT_MAX_ENTRIES", 50usize)?,
             context_ttl: v.seconds("CONTEXT_TTL", 604_800)?,
+            context_max_sessions: v.positive("CONTEXT_MAX_SESSIONS", 10_000usize)?,
             logical_models_file: v.get("LOGICAL_MODELS_FILE").map(PathBuf::from),
             provider_failure_threshold: v.positive("PROVIDER_FAILURE_THRESHOLD", 3u32)?,
             provider_cooldown: v.seconds("PROVIDER_COOLDOWN_SECONDS", 30)?,
@@ -609,6 +637,45 @@ mod tests {
         ]);
         all.extend(vars(extra));
         all
+    }
+
+    #[test]
+    fn the_default_token_is_refused_beyond_loopback() {
+        for (host, token, allowed) in [
+            ("127.0.0.1", None, true),
+            ("localhost", Some("  "), true),
+            ("::1", Some("timeline"), true),
+            ("[::1]", None, true),
+            ("127.0.0.2", None, true),
+            ("0.0.0.0", None, false),
+            ("0.0.0.0", Some(""), false),
+            ("0.0.0.0", Some("timeline"), false),
+            ("::", None, false),
+            ("10.1.2.3", None, false),
+            ("gateway.internal", None, false),
+            ("0.0.0.0", Some("my-own-secret"), true),
+        ] {
+            let mut v = vars(&[("HOST", host)]);
+            if let Some(token) = token {
+                v.insert("APIPROXY_AUTH_TOKEN".into(), token.into());
+            }
+            let (settings, _) = Settings::from_vars(&v).unwrap();
+            let checked = settings.check_exposure();
+            assert_eq!(
+                checked.is_ok(),
+                allowed,
+                "{host} with {token:?}: {checked:?}"
+            );
+            if let Err(e) = checked {
+                let message = e.to_string();
+                assert!(
+                    message.starts_with("APIPROXY_AUTH_TOKEN")
+                        && message.contains("encode-token")
+                        && message.contains(host),
+                    "{message}"
+                );
+            }
+        }
     }
 
     #[test]

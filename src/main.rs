@@ -106,6 +106,7 @@ fn load_settings(cli: &Cli) -> Result<(Settings, Vec<String>), String> {
     if let Some(port) = cli.port {
         settings.port = port;
     }
+    settings.check_exposure().map_err(|e| e.to_string())?;
     Ok((settings, warnings))
 }
 
@@ -133,7 +134,7 @@ fn check_config(settings: &Settings, warnings: &[String]) -> ExitCode {
             p.id,
             p.name,
             p.vendor,
-            p.base_url,
+            p.masked_base_url(),
             p.chat_path,
             p.models_path,
             p.weight,
@@ -227,6 +228,10 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
     }
 
     let metrics_handle = apiproxy::outbound::prometheus::install()?;
+    apiproxy::outbound::prometheus::spawn_upkeep(
+        metrics_handle.clone(),
+        apiproxy::outbound::prometheus::UPKEEP_PERIOD,
+    );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let providers = Arc::new(ProviderRegistry::new(settings.providers.clone()));
     let mask = settings.mask_as_browser.then(|| MaskHeaders {
@@ -312,9 +317,17 @@ async fn open_stores(
         model.updated_at = clock.now();
     }
     if let Some(url) = &settings.redis_url {
-        let redis = RedisStores::new(url.expose_secret(), settings.redis_pool_size, clock)?;
+        let redis = RedisStores::with_context_bound(
+            url.expose_secret(),
+            settings.redis_pool_size,
+            clock,
+            settings.context_max_sessions,
+        )?;
         if redis.backend.ping().await {
             tracing::info!("state store: Redis");
+            if let Err(e) = redis.logical_models.migrate().await {
+                tracing::warn!(error = %e, "could not move the logical-model index sets to their new keys");
+            }
         } else {
             tracing::warn!("state store: Redis is not answering; serving without it until it does");
         }
@@ -330,7 +343,7 @@ async fn open_stores(
             status: Arc::new(redis.backend),
         });
     }
-    let memory = MemoryStores::new(clock);
+    let memory = MemoryStores::with_context_bound(clock, settings.context_max_sessions);
     for model in seed {
         memory
             .logical_models

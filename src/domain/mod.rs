@@ -3,6 +3,7 @@
 pub mod failover;
 pub mod health;
 pub mod model;
+pub mod names;
 pub mod ports;
 pub mod provider;
 pub mod routing;

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use validator::Validate;
 
+use super::names;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelCapability {
@@ -125,10 +127,7 @@ impl Model {
 pub struct PhysicalModel {
     #[validate(length(min = 1, max = 128, message = "must be a configured provider id"))]
     pub provider_id: String,
-    #[validate(
-        length(min = 1, max = 256, message = "must be 1 to 256 characters"),
-        custom(function = "not_blank")
-    )]
+    #[validate(custom(function = "model_name"))]
     pub model_id: String,
     /// Derived from the provider's base URL and chat path, shown for information only: an
     /// upstream URL is never taken from input (the provider's key would follow it).
@@ -151,14 +150,18 @@ pub struct PhysicalModel {
     pub updated_at: f64,
 }
 
-/// Ids made only of spaces could never be asked for: refused like empty ones.
-fn not_blank(value: &str) -> Result<(), validator::ValidationError> {
-    if value.trim().is_empty() {
-        return Err(
-            validator::ValidationError::new("blank").with_message("must not be blank".into())
-        );
-    }
-    Ok(())
+/// A logical model's id becomes a store key: the bounds every stored id has (SPEC 4.1).
+fn logical_id(value: &str) -> Result<(), validator::ValidationError> {
+    names::check_logical_id("logical_id", value).map_err(as_validation)
+}
+
+/// A physical model id goes into upstream URLs and headers: the bounds of a model name.
+fn model_name(value: &str) -> Result<(), validator::ValidationError> {
+    names::check_model_name("model_id", value).map_err(as_validation)
+}
+
+fn as_validation(error: names::NameError) -> validator::ValidationError {
+    validator::ValidationError::new("name").with_message(error.problem.into())
 }
 
 fn default_weight() -> f64 {
@@ -172,10 +175,7 @@ fn default_true() -> bool {
 /// The public model name clients ask for, mapped to one or more upstreams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct LogicalModel {
-    #[validate(
-        length(min = 1, max = 256, message = "must be 1 to 256 characters"),
-        custom(function = "not_blank")
-    )]
+    #[validate(custom(function = "logical_id"))]
     pub logical_id: String,
     #[serde(default)]
     pub display_name: String,
@@ -273,6 +273,26 @@ mod tests {
         model.upstreams[0].base_weight = 0.1;
         assert!(model.validate().is_ok());
         model.logical_id = "  ".into();
-        assert!(model.validate().unwrap_err().to_string().contains("blank"));
+        assert!(
+            model
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("logical_id")
+        );
+        // Ids that could name one of the store's own keys, or reach another URL path.
+        for bad in ["index/x", "a b", "x\r\ny", &"m".repeat(257)] {
+            model.logical_id = bad.into();
+            assert!(model.validate().is_err(), "{bad:?}");
+        }
+        model.logical_id = "m".into();
+        model.upstreams[0].model_id = "../../admin?x".into();
+        assert!(
+            model
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("model_id")
+        );
     }
 }

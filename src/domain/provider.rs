@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::model::Model;
@@ -171,9 +172,63 @@ impl ProviderConfig {
         join_url(&self.base_url, path)
     }
 
-    /// The chat URL for one physical model (Gemini puts the model in the path).
+    /// The chat URL for one physical model (Gemini puts the model in the path, percent-encoded as
+    /// one segment so no name can reach another path or add a query).
     pub fn chat_url(&self, model_id: &str) -> String {
-        self.url_for(&self.chat_path.replace("{model}", model_id))
+        self.url_for(
+            &self
+                .chat_path
+                .replace("{model}", &encode_path_segment(model_id)),
+        )
+    }
+
+    /// The chat URL as shown to operators (`GET /logical-models`, `/routing/decide`): credentials
+    /// in the base URL masked.
+    pub fn shown_chat_url(&self, model_id: &str) -> String {
+        join_url(
+            &self.masked_base_url(),
+            &self
+                .chat_path
+                .replace("{model}", &encode_path_segment(model_id)),
+        )
+    }
+
+    /// `body` with this provider's secrets (its key and custom header values) replaced, so an
+    /// upstream error that echoes them never reaches a client.
+    pub fn redact(&self, body: Bytes) -> Bytes {
+        let key = self.api_key.expose_secret();
+        let (userinfo, query) = url_secrets(&self.base_url);
+        let secrets = std::iter::once(key)
+            .filter(|k| k.len() >= 4)
+            .chain(userinfo.into_iter().chain(query).filter(|s| s.len() >= 4))
+            .chain(
+                self.custom_headers
+                    .iter()
+                    .map(|(_, value)| value.as_str())
+                    // Short values ("true", "1") are settings, not secrets, and common in JSON.
+                    .filter(|v| v.len() >= 8),
+            );
+        let mut out: Option<Vec<u8>> = None;
+        for secret in secrets {
+            let current = out.as_deref().unwrap_or(&body);
+            if let Some(replaced) = replace_all(current, secret.as_bytes(), b"[redacted]") {
+                out = Some(replaced);
+            }
+        }
+        out.map_or(body, Bytes::from)
+    }
+
+    /// `base_url` as shown to operators: credentials in its userinfo and query replaced by `****`.
+    pub fn masked_base_url(&self) -> String {
+        let (userinfo, query) = url_secrets(&self.base_url);
+        let mut shown = self.base_url.clone();
+        if let Some(userinfo) = userinfo {
+            shown = shown.replacen(&format!("{userinfo}@"), "****@", 1);
+        }
+        if let Some(query) = query {
+            shown = shown.replacen(&format!("?{query}"), "?****", 1);
+        }
+        shown
     }
 
     /// `****abcd`: enough for an operator to tell keys apart, never enough to use one.
@@ -189,6 +244,56 @@ pub fn mask_secret(secret: &str) -> String {
     }
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("****{tail}")
+}
+
+/// The userinfo (`user:password`) and the query of a URL, the parts that may carry credentials.
+fn url_secrets(url: &str) -> (Option<&str>, Option<&str>) {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let userinfo = after_scheme[..authority_end]
+        .rsplit_once('@')
+        .map(|(userinfo, _)| userinfo);
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(q))
+        .filter(|q| !q.is_empty());
+    (userinfo, query)
+}
+
+/// Every occurrence of `needle` in `haystack` replaced, or `None` when there is none.
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    let first = haystack.windows(needle.len()).position(|w| w == needle)?;
+    let mut out = Vec::with_capacity(haystack.len());
+    out.extend_from_slice(&haystack[..first]);
+    out.extend_from_slice(with);
+    let mut rest = &haystack[first + needle.len()..];
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
+/// `segment` percent-encoded so it stays one URL path segment: everything but RFC 3986's
+/// unreserved characters is encoded, and so are the dots of a `.` or `..` segment.
+pub fn encode_path_segment(segment: &str) -> String {
+    let dot_segment = segment == "." || segment == "..";
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        let keep = byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_' | b'~')
+            || (byte == b'.' && !dot_segment);
+        if keep {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 pub fn join_url(base: &str, path: &str) -> String {
@@ -208,6 +313,98 @@ pub fn join_url(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gemini(base_url: &str, key: &str, custom: &[(&str, &str)]) -> ProviderConfig {
+        ProviderConfig {
+            id: "gem".into(),
+            name: "Gemini".into(),
+            base_url: base_url.into(),
+            api_key: SecretString::from(key.to_string()),
+            vendor: Vendor::Gemini,
+            models_path: "/v1beta/models".into(),
+            chat_path: "/v1beta/models/{model}:generateContent".into(),
+            weight: 1.0,
+            region: None,
+            max_qps: None,
+            retry: RetryPolicy::Generic,
+            cost_input: None,
+            cost_output: None,
+            static_models: None,
+            custom_headers: custom
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_model_in_the_url_path_stays_one_segment() {
+        let p = gemini("https://g.example.com", "k", &[]);
+        assert_eq!(
+            p.chat_url("gemini-2.0-flash"),
+            "https://g.example.com/v1beta/models/gemini-2.0-flash:generateContent"
+        );
+        assert_eq!(
+            p.chat_url("../../../admin/secret?q="),
+            "https://g.example.com/v1beta/models/..%2F..%2F..%2Fadmin%2Fsecret%3Fq%3D:generateContent"
+        );
+        assert_eq!(encode_path_segment(".."), "%2E%2E");
+        assert_eq!(encode_path_segment("a b#c"), "a%20b%23c");
+    }
+
+    #[test]
+    fn secrets_echoed_by_an_upstream_are_redacted() {
+        let p = gemini(
+            "https://g.example.com",
+            "AIzaSy-secret-key",
+            &[("x-org", "org-secret-123"), ("x-flag", "true")],
+        );
+        let body = Bytes::from_static(
+            br#"{"error":{"message":"bad key AIzaSy-secret-key for org-secret-123 (true); AIzaSy-secret-key"}}"#,
+        );
+        let shown = p.redact(body);
+        assert_eq!(
+            &shown[..],
+            br#"{"error":{"message":"bad key [redacted] for [redacted] (true); [redacted]"}}"#
+        );
+        let clean = Bytes::from_static(b"nothing to hide");
+        assert_eq!(p.redact(clean.clone()), clean);
+    }
+
+    #[test]
+    fn credentials_in_a_base_url_are_masked_and_redacted() {
+        let p = gemini(
+            "https://user:pa55word@g.example.com/v1?key=secret-query-key",
+            "k",
+            &[],
+        );
+        assert_eq!(p.masked_base_url(), "https://****@g.example.com/v1?****");
+        let shown = p.redact(Bytes::from_static(
+            b"error sending request for url (https://user:pa55word@g.example.com/v1?key=secret-query-key)",
+        ));
+        let shown = String::from_utf8_lossy(&shown);
+        assert!(
+            !shown.contains("pa55word") && !shown.contains("secret-query-key"),
+            "{shown}"
+        );
+        let plain = gemini("https://g.example.com/v1", "k", &[]);
+        assert_eq!(plain.masked_base_url(), "https://g.example.com/v1");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_model_name_moves_the_upstream_url_off_its_path(model in "\\PC{0,64}") {
+            let p = gemini("https://g.example.com/base", "k", &[]);
+            let url = reqwest::Url::parse(&p.chat_url(&model)).expect("a valid URL");
+            proptest::prop_assert_eq!(url.host_str(), Some("g.example.com"));
+            proptest::prop_assert!(url.query().is_none() && url.fragment().is_none());
+            let path = url.path();
+            proptest::prop_assert!(path.starts_with("/base/v1beta/models/"), "{}", path);
+            proptest::prop_assert!(path.ends_with(":generateContent"), "{}", path);
+            let segment = &path["/base/v1beta/models/".len()..];
+            proptest::prop_assert!(!segment.contains('/'), "{}", path);
+        }
+    }
 
     fn codes(list: &[u16]) -> RetryPolicy {
         RetryPolicy::Codes(list.iter().copied().collect())

@@ -331,7 +331,7 @@ impl Catalog {
     pub fn with_endpoints(&self, mut model: LogicalModel) -> LogicalModel {
         for upstream in &mut model.upstreams {
             if let Some(provider) = self.providers.get(&upstream.provider_id) {
-                upstream.endpoint = provider.chat_url(&upstream.model_id);
+                upstream.endpoint = provider.shown_chat_url(&upstream.model_id);
             }
         }
         model

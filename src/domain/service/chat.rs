@@ -105,6 +105,8 @@ pub enum ChatReply {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatError {
+    /// A name the client sent is out of bounds (SPEC 4.1).
+    InvalidName(crate::domain::names::NameError),
     ModelNotFound(String),
     ModelDisabled(String),
     NoCandidates(String),
@@ -126,6 +128,7 @@ pub enum ChatError {
 impl From<PlanError> for ChatError {
     fn from(error: PlanError) -> Self {
         match error {
+            PlanError::InvalidName(error) => ChatError::InvalidName(error),
             PlanError::NotFound(model) => ChatError::ModelNotFound(model),
             PlanError::Disabled(model) => ChatError::ModelDisabled(model),
             PlanError::NoCandidates(model) => ChatError::NoCandidates(model),
@@ -267,7 +270,11 @@ impl ChatService {
                 }) => {
                     let latency_ms = ms_since(started);
                     telemetry::attempt(&provider, "success");
-                    telemetry::count_answer(&provider.id, &served.model_id, usage.as_ref());
+                    telemetry::count_answer(
+                        &provider.id,
+                        telemetry::model_label(&logical_id, &provider.id, &served.model_id),
+                        usage.as_ref(),
+                    );
                     self.recorder
                         .attempt(&logical_id, &provider.id, true, latency_ms, headers_ms);
                     self.recorder
@@ -285,7 +292,11 @@ impl ChatService {
                 }
                 Ok(Attempt::Stream(mut rest)) => {
                     telemetry::attempt(&provider, "success");
-                    rest.usage_label = Some((provider.id.clone(), served.model_id.clone()));
+                    rest.usage_label = Some((
+                        provider.id.clone(),
+                        telemetry::model_label(&logical_id, &provider.id, &served.model_id)
+                            .to_string(),
+                    ));
                     self.recorder
                         .bind(&request, plan.session.clone(), &logical_id, &served);
                     rest.on_end = Some(StreamEnd {
@@ -388,9 +399,10 @@ impl ChatService {
                 .qps
                 .try_acquire(&candidate.provider.id, max_qps, now)
                 .await
+                // A limit never fails open: an unknown count is treated as a full one.
                 .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "QPS limiter unreachable; not limiting");
-                    true
+                    tracing::warn!(error = %e, "QPS limiter failed; treating the provider as at its limit");
+                    false
                 });
             if !admitted {
                 return Admission::RateLimited;
@@ -440,7 +452,9 @@ impl ChatService {
                 "no response from upstream within {}s",
                 self.settings.timeouts.first_byte.as_secs_f64()
             ))),
-            Ok(Err(e)) => Err(AttemptFailure::transport(e.0)),
+            Ok(Err(e)) => Err(AttemptFailure::transport(String::from_utf8_lossy(
+                &provider.redact(Bytes::from(e.0)),
+            ))),
             Ok(Ok(reply)) => Ok((reply, ms_since(started))),
         }
     }
@@ -466,7 +480,7 @@ impl ChatService {
         if reply.status >= 400 {
             return Err(AttemptFailure::Status {
                 status: reply.status,
-                body,
+                body: provider.redact(body),
                 retry_after: reply.retry_after,
             });
         }
@@ -501,7 +515,7 @@ impl ChatService {
             let bytes = read_body(body, deadline, t.idle, self.settings.max_response_bytes).await?;
             return Err(AttemptFailure::Status {
                 status: reply.status,
-                body: bytes,
+                body: provider.redact(bytes),
                 retry_after: reply.retry_after,
             });
         }
@@ -1002,7 +1016,7 @@ mod tests {
             metrics,
             circuits,
             qps: Arc::new(MemoryQpsLimiter::default()),
-            context: Arc::new(MemoryContextStore::new(clock.clone())),
+            context: Arc::new(MemoryContextStore::new(clock.clone(), 1000)),
         };
         ChatService::new(
             Arc::new(planner),

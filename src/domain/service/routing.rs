@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::domain::health::{Availability, BreakerPolicy, Circuit, RoutingMetrics};
 use crate::domain::model::{LogicalModel, PhysicalModel};
+use crate::domain::names::{NameError, check_model_name};
 use crate::domain::ports::{CircuitStore, Clock, MetricsStore, RandomSource, SessionStore};
 use crate::domain::provider::ProviderConfig;
 use crate::domain::routing::{ScoreInputs, Scored, Strategy, failover_order, score};
@@ -45,6 +46,8 @@ pub struct Plan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanError {
+    /// The model name is out of bounds (SPEC 4.1): refused before any lookup.
+    InvalidName(NameError),
     NotFound(String),
     Disabled(String),
     NoCandidates(String),
@@ -90,6 +93,7 @@ impl Planner {
     }
 
     pub async fn plan(&self, requested: &str, request: &RouteRequest) -> Result<Plan, PlanError> {
+        check_model_name("model", requested).map_err(PlanError::InvalidName)?;
         // The session does not depend on the model: read both at once.
         let (resolution, session) = tokio::join!(
             self.catalog.resolve(requested),

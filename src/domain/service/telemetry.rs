@@ -22,6 +22,15 @@ pub fn attempt(provider: &ProviderConfig, outcome: &'static str) {
     }
 }
 
+/// The `model` label of token counters: the physical model, unless the client named it by
+/// pinning (`provider/anything`), which would make one series per name a client invents.
+pub fn model_label<'a>(logical_id: &str, provider_id: &str, model_id: &'a str) -> &'a str {
+    let pinned = logical_id
+        .split_once('/')
+        .is_some_and(|(prefix, rest)| prefix == provider_id && rest == model_id);
+    if pinned { "other" } else { model_id }
+}
+
 #[derive(Deserialize)]
 struct WithUsage {
     usage: Option<Usage>,
@@ -98,5 +107,20 @@ impl Default for OpenStream {
 impl Drop for OpenStream {
     fn drop(&mut self) {
         metrics::gauge!("apiproxy_open_streams").decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_label;
+
+    #[test]
+    fn pinned_names_are_not_metric_labels() {
+        assert_eq!(model_label("gpt", "openai", "gpt-4o"), "gpt-4o");
+        assert_eq!(model_label("group/gpt-4o", "openai", "gpt-4o"), "gpt-4o");
+        assert_eq!(
+            model_label("openai/anything-at-all", "openai", "anything-at-all"),
+            "other"
+        );
     }
 }

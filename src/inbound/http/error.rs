@@ -53,13 +53,15 @@ impl ApiError {
         )
     }
 
-    /// A store or other dependency failed: the operator's problem, said plainly.
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    /// The store failed: the detail (a Redis error naming hosts and keys) goes to the log, the
+    /// client gets a plain sentence.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "store call failed; answering 503");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "api_error",
             "store_unavailable",
-            message,
+            "the gateway's state store is unavailable; try again shortly",
         )
     }
 

@@ -1,4 +1,5 @@
-//! Session histories in memory: newest first, capped, expiring after their last write.
+//! Session histories in memory: newest first, capped per session and in the number of sessions,
+//! expiring after their last write.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,9 +15,11 @@ pub struct MemoryContextStore {
 }
 
 impl MemoryContextStore {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    /// Keeps the histories of at most `max_sessions` sessions (`CONTEXT_MAX_SESSIONS`); past
+    /// it, the least recently written go first.
+    pub fn new(clock: Arc<dyn Clock>, max_sessions: usize) -> Self {
         MemoryContextStore {
-            histories: ExpiringMap::new(clock),
+            histories: ExpiringMap::new(clock, max_sessions),
         }
     }
 }

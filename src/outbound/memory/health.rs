@@ -18,6 +18,16 @@ pub struct MemoryMetricsStore {
 /// Every this many records, windows idle for a whole minute are dropped, so names that are asked
 /// for once (pinned `provider/anything`) do not pile up.
 const PRUNE_EVERY: u64 = 4096;
+/// Most windows kept (about 16 KiB each): a flood of new names within one minute is not recorded
+/// beyond it, rather than growing the process.
+const MAX_WINDOWS: usize = 4096;
+
+fn prune_idle(windows: &mut HashMap<String, HashMap<String, MetricsWindow>>, now: f64) {
+    for by_model in windows.values_mut() {
+        by_model.retain(|_, window| window.aggregate("", "", now).is_some());
+    }
+    windows.retain(|_, by_model| !by_model.is_empty());
+}
 
 #[async_trait]
 impl MetricsStore for MemoryMetricsStore {
@@ -34,20 +44,27 @@ impl MetricsStore for MemoryMetricsStore {
             % PRUNE_EVERY
             == PRUNE_EVERY - 1
         {
-            for by_model in windows.values_mut() {
-                by_model.retain(|_, window| window.aggregate("", "", sample.at).is_some());
-            }
-            windows.retain(|_, by_model| !by_model.is_empty());
+            prune_idle(&mut windows, sample.at);
         }
-        let by_model = windows.entry(provider_id.to_string()).or_default();
-        match by_model.get_mut(logical_model) {
-            Some(window) => window.record(sample),
-            None => {
-                let mut window = MetricsWindow::default();
-                window.record(sample);
-                by_model.insert(logical_model.to_string(), window);
+        if let Some(window) = windows
+            .get_mut(provider_id)
+            .and_then(|by_model| by_model.get_mut(logical_model))
+        {
+            window.record(sample);
+            return Ok(());
+        }
+        if windows.values().map(HashMap::len).sum::<usize>() >= MAX_WINDOWS {
+            prune_idle(&mut windows, sample.at);
+            if windows.values().map(HashMap::len).sum::<usize>() >= MAX_WINDOWS {
+                return Ok(());
             }
         }
+        let mut window = MetricsWindow::default();
+        window.record(sample);
+        windows
+            .entry(provider_id.to_string())
+            .or_default()
+            .insert(logical_model.to_string(), window);
         Ok(())
     }
 
@@ -169,6 +186,33 @@ impl QpsLimiter for MemoryQpsLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(at: f64) -> AttemptSample {
+        AttemptSample {
+            at,
+            success: true,
+            latency_ms: 10.0,
+            ttfb_ms: 5.0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_new_names_keeps_at_most_max_windows() {
+        let store = MemoryMetricsStore::default();
+        for i in 0..3 * MAX_WINDOWS {
+            store
+                .record(&format!("p/name-{i}"), "p", sample(1000.0))
+                .await
+                .unwrap();
+        }
+        let kept: usize = store.windows.lock().values().map(HashMap::len).sum();
+        assert_eq!(kept, MAX_WINDOWS);
+        // A minute later the idle ones make room again.
+        store.record("p/new", "p", sample(1100.0)).await.unwrap();
+        let figures = store.for_provider("p", 1100.0).await.unwrap();
+        assert_eq!(figures.len(), 1);
+        assert_eq!(figures[0].logical_model, "p/new");
+    }
 
     #[tokio::test]
     async fn the_limiter_admits_max_qps_per_calendar_second_then_refuses() {

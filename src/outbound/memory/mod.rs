@@ -44,13 +44,21 @@ pub struct MemoryStores {
     pub qps: Arc<MemoryQpsLimiter>,
 }
 
+/// The default of `CONTEXT_MAX_SESSIONS`: sessions whose context history is kept.
+pub const DEFAULT_CONTEXT_MAX_SESSIONS: usize = 10_000;
+
 impl MemoryStores {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_context_bound(clock, DEFAULT_CONTEXT_MAX_SESSIONS)
+    }
+
+    /// Stores that keep the context of at most `context_max_sessions` sessions.
+    pub fn with_context_bound(clock: Arc<dyn Clock>, context_max_sessions: usize) -> Self {
         MemoryStores {
             logical_models: Arc::new(MemoryLogicalModelStore::default()),
             model_cache: Arc::new(MemoryModelCache::new(clock.clone())),
             sessions: Arc::new(MemorySessionStore::new(clock.clone())),
-            context: Arc::new(MemoryContextStore::new(clock)),
+            context: Arc::new(MemoryContextStore::new(clock, context_max_sessions)),
             metrics: Arc::new(MemoryMetricsStore::default()),
             circuits: Arc::new(MemoryCircuitStore::default()),
             qps: Arc::new(MemoryQpsLimiter::default()),

@@ -16,8 +16,8 @@ pub struct MemoryModelCache {
 impl MemoryModelCache {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         MemoryModelCache {
-            providers: ExpiringMap::new(clock.clone()),
-            aggregate: ExpiringMap::new(clock),
+            providers: ExpiringMap::new(clock.clone(), 4096),
+            aggregate: ExpiringMap::new(clock, 16),
         }
     }
 }

@@ -9,6 +9,10 @@ use super::expiring::ExpiringMap;
 use crate::domain::ports::{Clock, SessionStore, StoreResult};
 use crate::domain::session::Session;
 
+/// Most session bindings kept (a few hundred bytes each): past it the least recently used go,
+/// which costs those conversations their stickiness, never the process its memory.
+pub const MAX_SESSIONS: usize = 200_000;
+
 pub struct MemorySessionStore {
     sessions: ExpiringMap<Session>,
 }
@@ -16,7 +20,7 @@ pub struct MemorySessionStore {
 impl MemorySessionStore {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         MemorySessionStore {
-            sessions: ExpiringMap::new(clock),
+            sessions: ExpiringMap::new(clock, MAX_SESSIONS),
         }
     }
 }

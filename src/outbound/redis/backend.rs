@@ -31,7 +31,13 @@ struct Health {
     down_until_ms: AtomicU64,
     errors: AtomicU64,
     last_log_ms: AtomicU64,
+    /// The last PING's answer and when it came (`/health` asks at most once a second, and
+    /// concurrent callers share one PING).
+    last_ping: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
+
+/// How long a PING's answer is reused by `/health`.
+const PING_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Plain commands share one multiplexed connection taken from the pool: concurrent calls are
 /// pipelined on it, and no pool check-out (an UNWATCH+PING round trip in deadpool-redis) sits on the
@@ -90,6 +96,20 @@ impl RedisBackend {
         alive
     }
 
+    /// Whether Redis answered a PING within the last second (one PING per second at most,
+    /// whoever asks and however often).
+    pub async fn recently_alive(&self) -> bool {
+        let mut last = self.health.last_ping.lock().await;
+        if let Some((at, alive)) = *last
+            && at.elapsed() < PING_MAX_AGE
+        {
+            return alive;
+        }
+        let alive = self.ping().await;
+        *last = Some((std::time::Instant::now(), alive));
+        alive
+    }
+
     fn failed(&self, what: &str, error: &str) -> StoreError {
         let now = now_ms();
         self.health
@@ -143,7 +163,7 @@ impl RedisBackend {
         let mut conn = self.multiplexed().await?;
         let outcome =
             tokio::time::timeout(CALL_TIMEOUT, pipeline.query_async::<T>(&mut conn)).await;
-        if !matches!(outcome, Ok(Ok(_))) && !is_type_error(&outcome) {
+        if matches!(&outcome, Ok(Err(e)) if is_outage(e)) || outcome.is_err() {
             // The connection may be broken (Redis restarted): the next call opens a fresh one.
             self.shared.lock().take();
         }
@@ -168,14 +188,36 @@ impl RedisBackend {
     }
 
     fn redis_error(&self, e: RedisError) -> StoreError {
-        // A value the gateway cannot read is a data problem, not an outage: no back-off for it.
-        if e.kind() == deadpool_redis::redis::ErrorKind::UnexpectedReturnType {
+        // A value of the wrong type or shape is a data problem, not an outage: it says nothing
+        // about the next call, so no back-off (which would also switch off QPS limits and
+        // stickiness for everyone).
+        if !is_outage(&e) {
+            tracing::warn!(error = %e, "Redis refused a command on the data it found");
             return StoreError(format!("unexpected value in Redis: {e}"));
         }
         self.failed("call", &e.to_string())
     }
 }
 
-fn is_type_error<T>(outcome: &Result<Result<T, RedisError>, tokio::time::error::Elapsed>) -> bool {
-    matches!(outcome, Ok(Err(e)) if e.kind() == deadpool_redis::redis::ErrorKind::UnexpectedReturnType)
+/// Whether an error means Redis is unreachable or unwell (back off and reconnect), as opposed to
+/// a problem with one command's data (`WRONGTYPE`, a reply the gateway cannot read).
+fn is_outage(e: &RedisError) -> bool {
+    use deadpool_redis::redis::{ErrorKind, ServerErrorKind};
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        return true;
+    }
+    match e.kind() {
+        ErrorKind::UnexpectedReturnType | ErrorKind::Client => false,
+        ErrorKind::Extension => {
+            matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "OOM" | "MISCONF"))
+        }
+        ErrorKind::Server(
+            ServerErrorKind::ResponseError
+            | ServerErrorKind::ExecAbort
+            | ServerErrorKind::NoScript
+            | ServerErrorKind::NotBusy
+            | ServerErrorKind::NoSub,
+        ) => false,
+        _ => true,
+    }
 }

@@ -1,5 +1,7 @@
 //! Session histories in Redis: `session:{id}:history`, a list of JSON strings, LPUSH then LTRIM with
-//! the TTL in the same MULTI.
+//! the TTL in the same MULTI. The sessions that have one are indexed by last write in the sorted
+//! set `session:#index`; past `CONTEXT_MAX_SESSIONS` the least recently written are dropped, so
+//! new session ids cannot fill Redis.
 
 use std::time::Duration;
 
@@ -12,11 +14,30 @@ use crate::domain::ports::{ContextStore, StoreResult};
 
 pub struct RedisContextStore {
     backend: RedisBackend,
+    max_sessions: usize,
 }
 
 impl RedisContextStore {
-    pub fn new(backend: RedisBackend) -> Self {
-        RedisContextStore { backend }
+    pub fn new(backend: RedisBackend, max_sessions: usize) -> Self {
+        RedisContextStore {
+            backend,
+            max_sessions: max_sessions.max(1),
+        }
+    }
+
+    /// Drops the histories of the least recently written sessions beyond the bound (an eighth
+    /// below it, so this runs once per many new sessions).
+    async fn trim(&self, count: usize) -> StoreResult<()> {
+        let excess = count.saturating_sub(self.max_sessions * 7 / 8);
+        let (oldest,): (Vec<(String, f64)>,) = self
+            .backend
+            .run(pipe().zpopmin(keys::CONTEXT_INDEX, excess as isize))
+            .await?;
+        if oldest.is_empty() {
+            return Ok(());
+        }
+        let histories: Vec<String> = oldest.iter().map(|(id, _)| keys::history(id)).collect();
+        self.backend.run::<()>(pipe().del(histories).ignore()).await
     }
 }
 
@@ -32,8 +53,12 @@ impl ContextStore for RedisContextStore {
         let key = keys::history(session_id);
         let last = max_entries.max(1) as isize - 1;
         let seconds = ttl.as_secs().max(1) as i64;
-        self.backend
-            .run::<()>(
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let (count,): (usize,) = self
+            .backend
+            .run(
                 pipe()
                     .atomic()
                     .lpush(&key, entry)
@@ -41,9 +66,18 @@ impl ContextStore for RedisContextStore {
                     .ltrim(&key, 0, last)
                     .ignore()
                     .expire(&key, seconds)
-                    .ignore(),
+                    .ignore()
+                    .zadd(keys::CONTEXT_INDEX, session_id, now)
+                    .ignore()
+                    .expire(keys::CONTEXT_INDEX, seconds)
+                    .ignore()
+                    .zcard(keys::CONTEXT_INDEX),
             )
-            .await
+            .await?;
+        if count > self.max_sessions {
+            self.trim(count).await?;
+        }
+        Ok(())
     }
 
     async fn history(&self, session_id: &str) -> StoreResult<Vec<String>> {
@@ -57,7 +91,13 @@ impl ContextStore for RedisContextStore {
     async fn delete(&self, session_id: &str) -> StoreResult<bool> {
         let (deleted,): (u64,) = self
             .backend
-            .run(pipe().del(keys::history(session_id)))
+            .run(
+                pipe()
+                    .atomic()
+                    .del(keys::history(session_id))
+                    .zrem(keys::CONTEXT_INDEX, session_id)
+                    .ignore(),
+            )
             .await?;
         Ok(deleted > 0)
     }

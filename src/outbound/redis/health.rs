@@ -23,9 +23,14 @@ use crate::domain::health::{
     SecondBucket, WINDOW_SECONDS, latency_bucket,
 };
 use crate::domain::ports::{CircuitStore, Clock, MetricsStore, QpsLimiter, StoreResult};
+use crate::outbound::memory::MemoryQpsLimiter;
 
 /// How long a snapshot read from Redis is used before it is refreshed.
 const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
+/// Most snapshots kept per instance: one per (logical model, candidate set) in use.
+const MAX_SNAPSHOTS: usize = 1024;
+/// A snapshot not refreshed for this long is no longer in use.
+const SNAPSHOT_IDLE: Duration = Duration::from_secs(60);
 /// Metrics keys outlive the window a little, then vanish with their provider's silence.
 const METRICS_TTL_SECONDS: i64 = 2 * WINDOW_SECONDS as i64;
 
@@ -54,9 +59,16 @@ impl<V: Clone> Snapshots<V> {
     }
 
     fn put(&self, key: String, value: V) {
-        self.entries
-            .lock()
-            .insert(key, (Instant::now(), value, false));
+        let mut entries = self.entries.lock();
+        if entries.len() >= MAX_SNAPSHOTS && !entries.contains_key(&key) {
+            // Names asked for once (pinned `provider/anything`) must not pile up: drop what has
+            // not been refreshed for a while, and everything if that is not enough.
+            entries.retain(|_, (fetched, _, _)| fetched.elapsed() < SNAPSHOT_IDLE);
+            if entries.len() >= MAX_SNAPSHOTS {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value, false));
     }
 
     fn refresh_failed(&self, key: &str) {
@@ -392,13 +404,19 @@ impl CircuitStore for RedisCircuitStore {
     }
 }
 
+/// Shared per-second counters; while Redis cannot be reached, each instance counts for itself
+/// with the same limit, so a limit never fails open.
 pub struct RedisQpsLimiter {
     backend: RedisBackend,
+    local: MemoryQpsLimiter,
 }
 
 impl RedisQpsLimiter {
     pub fn new(backend: RedisBackend) -> Self {
-        RedisQpsLimiter { backend }
+        RedisQpsLimiter {
+            backend,
+            local: MemoryQpsLimiter::default(),
+        }
     }
 }
 
@@ -406,10 +424,29 @@ impl RedisQpsLimiter {
 impl QpsLimiter for RedisQpsLimiter {
     async fn try_acquire(&self, provider_id: &str, max_qps: u32, now: f64) -> StoreResult<bool> {
         let key = keys::qps(provider_id, now.max(0.0) as u64);
-        let (count,): (u64,) = self
+        match self
             .backend
-            .run(pipe().atomic().incr(&key, 1).expire(&key, 2).ignore())
-            .await?;
-        Ok(count <= u64::from(max_qps))
+            .run::<(u64,)>(pipe().atomic().incr(&key, 1).expire(&key, 2).ignore())
+            .await
+        {
+            Ok((count,)) => Ok(count <= u64::from(max_qps)),
+            Err(_) => self.local.try_acquire(provider_id, max_qps, now).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_of_names_asked_for_once_do_not_pile_up() {
+        let snapshots: Snapshots<u32> = Snapshots::new();
+        for i in 0..10 * MAX_SNAPSHOTS {
+            snapshots.put(format!("pinned/model-{i}"), 1);
+            assert!(snapshots.entries.lock().len() <= MAX_SNAPSHOTS);
+        }
+        let last = format!("pinned/model-{}", 10 * MAX_SNAPSHOTS - 1);
+        assert_eq!(snapshots.get(&last).map(|(v, _)| v), Some(1));
     }
 }

@@ -24,7 +24,7 @@ use crate::domain::ports::{Clock, StoreHealth, StoreStatus};
 #[async_trait]
 impl StoreStatus for RedisBackend {
     async fn check(&self) -> StoreHealth {
-        if self.ping().await {
+        if self.recently_alive().await {
             StoreHealth::Reachable
         } else {
             StoreHealth::Unreachable
@@ -50,12 +50,30 @@ pub struct RedisStores {
 
 impl RedisStores {
     pub fn new(url: &str, pool_size: usize, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        Self::with_context_bound(
+            url,
+            pool_size,
+            clock,
+            crate::outbound::memory::DEFAULT_CONTEXT_MAX_SESSIONS,
+        )
+    }
+
+    /// Stores that keep the context of at most `context_max_sessions` sessions.
+    pub fn with_context_bound(
+        url: &str,
+        pool_size: usize,
+        clock: Arc<dyn Clock>,
+        context_max_sessions: usize,
+    ) -> Result<Self, String> {
         let backend = RedisBackend::new(url, pool_size)?;
         Ok(RedisStores {
             logical_models: Arc::new(RedisLogicalModelStore::new(backend.clone())),
             model_cache: Arc::new(RedisModelCache::new(backend.clone(), clock.clone())),
             sessions: Arc::new(RedisSessionStore::new(backend.clone())),
-            context: Arc::new(RedisContextStore::new(backend.clone())),
+            context: Arc::new(RedisContextStore::new(
+                backend.clone(),
+                context_max_sessions,
+            )),
             metrics: Arc::new(RedisMetricsStore::new(backend.clone(), clock)),
             circuits: Arc::new(RedisCircuitStore::new(backend.clone())),
             qps: Arc::new(RedisQpsLimiter::new(backend.clone())),

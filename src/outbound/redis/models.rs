@@ -1,6 +1,6 @@
 //! Logical models and model-list caches in Redis.
 //!
-//! Logical models live at `llm:logical:{id}` (JSON) with the index set `llm:logical:index`. Each
+//! Logical models live at `llm:logical:{id}` (JSON) with the index set `llm:logical:#index`. Each
 //! instance remembers the last copy it read, and answers from it while Redis is unreachable, so
 //! configured models keep routing through an outage. Provider model lists live at
 //! `llm:vendor:{id}:models` with their TTL, fronted by an in-process copy that expires with the Redis
@@ -71,6 +71,35 @@ impl RedisLogicalModelStore {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
+    }
+
+    /// Moves the index sets from where earlier versions kept them (inside the id space) to their
+    /// own keys, once; a no-op when there is nothing to move. Only sets are moved: a string at the
+    /// old name is a logical model someone named `index` or `deleted`, and is left alone.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        for (old, new) in [
+            (keys::LEGACY_LOGICAL_INDEX, keys::LOGICAL_INDEX),
+            (keys::LEGACY_LOGICAL_DELETED, keys::LOGICAL_DELETED),
+        ] {
+            let (kind,): (String,) = self.backend.run(pipe().cmd("TYPE").arg(old)).await?;
+            if kind == "set" {
+                self.backend
+                    .run::<()>(
+                        pipe()
+                            .atomic()
+                            .cmd("SUNIONSTORE")
+                            .arg(new)
+                            .arg(new)
+                            .arg(old)
+                            .ignore()
+                            .del(old)
+                            .ignore(),
+                    )
+                    .await?;
+                tracing::info!(from = old, to = new, "moved a logical-model index set");
+            }
+        }
+        Ok(())
     }
 
     /// Writes a start-up model back when Redis has lost it, unless the API deleted it.

@@ -13,9 +13,6 @@ use crate::inbound::http::openapi::{alternatives, schemas};
 use crate::inbound::http::{ApiError, AppState};
 use crate::protocol::openai::ChatBody;
 
-/// Longest `X-Session-Id` accepted: it becomes a store key.
-const MAX_SESSION_ID_LEN: usize = 256;
-
 /// Create a chat completion
 ///
 /// The OpenAI Chat Completions API, streaming and not, served by whichever upstream the routing
@@ -93,18 +90,13 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
     }
 }
 
-/// The `X-Session-Id` header, checked: it becomes a store key.
+/// The `X-Session-Id` header, checked: it becomes a store key (SPEC 4.1).
 pub(super) fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
-    match req.headers().get("x-session-id") {
-        None => Ok(None),
-        Some(value) => match value.to_str().map(str::trim) {
-            Ok(id) if !id.is_empty() && id.len() <= MAX_SESSION_ID_LEN => Ok(Some(id.to_string())),
-            _ => Err(ApiError::bad_request(
-                format!("X-Session-Id must be 1 to {MAX_SESSION_ID_LEN} visible ASCII characters"),
-                None,
-            )),
-        },
-    }
+    let Some(value) = req.headers().get("x-session-id") else {
+        return Ok(None);
+    };
+    let id = value.to_str().map(str::trim).unwrap_or("\u{0}");
+    super::checked_id("X-Session-Id", id).map(|id| Some(id.to_string()))
 }
 
 enum Incoming {
@@ -214,10 +206,30 @@ async fn read_request(
     }))
 }
 
-/// Logs a body when the operator turned `LOG_BODIES` on (first 64 KiB).
+/// Logs a body when the operator turned `LOG_BODIES` on (first 64 KiB), control characters
+/// escaped so a body cannot forge log lines.
 pub(super) fn log_body(what: &str, bytes: &[u8]) {
-    let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let shown = escape_controls(&text);
     tracing::info!(target: "apiproxy::bodies", kind = what, bytes = bytes.len(), body = %shown, "body");
+}
+
+/// `text` with every control character (newlines included) written as an escape.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 pub const UPSTREAM_MS_HEADER: &str = "x-apiproxy-upstream-ms";
@@ -243,6 +255,9 @@ pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {
 
 pub(super) fn write_chat_error(res: &mut Response, error: ChatError) {
     let api_error = match error {
+        ChatError::InvalidName(error) => {
+            ApiError::bad_request(error.to_string(), Some(error.field.as_str()))
+        }
         ChatError::Untranslatable(reason) => ApiError::bad_request(reason, None),
         ChatError::ModelNotFound(model) => ApiError {
             param: Some("model".into()),
@@ -316,4 +331,18 @@ pub(super) fn write_chat_error(res: &mut Response, error: ChatError) {
         }
     };
     api_error.write(res);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_bodies_cannot_start_a_new_line() {
+        let shown = super::escape_controls("a\nINFO forged\r\u{1b}[31m\tb");
+        assert_eq!(shown, "a\\nINFO forged\\r\\u{001b}[31m\\tb");
+        assert!(!shown.contains('\n') && !shown.contains('\r'));
+        assert_eq!(
+            super::escape_controls("plain {\"json\": 1}"),
+            "plain {\"json\": 1}"
+        );
+    }
 }

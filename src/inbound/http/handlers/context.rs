@@ -28,7 +28,10 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     match state.context.history(&id).await {
         Ok(entries) => {
             let history: Vec<Value> = entries
@@ -37,7 +40,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 .collect();
             res.render(Json(json!({"session_id": id, "history": history})));
         }
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }
 
@@ -59,11 +62,14 @@ pub async fn delete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     match state.context.delete(&id).await {
         Ok(_) => {
             res.status_code(StatusCode::NO_CONTENT);
         }
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }

@@ -35,7 +35,7 @@ pub async fn list(depot: &mut Depot, res: &mut Response) {
     };
     match state.catalog.logical_models().await {
         Ok(models) => res.render(Json(json!({"total": models.len(), "models": models}))),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }
 
@@ -56,11 +56,14 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     match state.catalog.logical_model(&id).await {
         Ok(Some(model)) => res.render(Json(model)),
         Ok(None) => not_found(&id).write(res),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }
 
@@ -81,11 +84,14 @@ pub async fn upstreams(req: &mut Request, depot: &mut Depot, res: &mut Response)
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     match state.catalog.logical_model(&id).await {
         Ok(Some(model)) => res.render(Json(json!({"upstreams": model.upstreams}))),
         Ok(None) => not_found(&id).write(res),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }
 
@@ -115,7 +121,10 @@ pub async fn put(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     let mut body = match json_body(req, state.max_body_bytes).await {
         Ok(body) => body,
         Err(error) => return error.write(res),
@@ -155,7 +164,7 @@ pub async fn put(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             error.code = "invalid_logical_model";
             error.write(res);
         }
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }
 
@@ -176,12 +185,15 @@ pub async fn delete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     match state.catalog.delete_logical_model(&id).await {
         Ok(true) => {
             res.status_code(StatusCode::NO_CONTENT);
         }
         Ok(false) => not_found(&id).write(res),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }

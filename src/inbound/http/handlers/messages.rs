@@ -206,6 +206,7 @@ pub async fn serve(
 
 fn write_error(res: &mut Response, error: ChatError) {
     match error {
+        ChatError::InvalidName(error) => invalid(res, &error.to_string()),
         ChatError::Untranslatable(reason) => invalid(
             res,
             &format!(

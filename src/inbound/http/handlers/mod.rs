@@ -93,6 +93,21 @@ pub fn anthropic_headers(req: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An id that becomes a store key (a path id, a session or conversation id), or a 400 naming
+/// the field and the problem (SPEC 4.1).
+pub fn checked_id<'a>(field: &str, id: &'a str) -> Result<&'a str, ApiError> {
+    crate::domain::names::check_id(field, id)
+        .map(|()| id)
+        .map_err(|e| ApiError::bad_request(e.to_string(), Some(field)))
+}
+
+/// The `id` path parameter, checked like every id that reaches the store.
+pub fn path_id(req: &Request) -> Result<String, ApiError> {
+    let id: String = req.param("id").unwrap_or_default();
+    checked_id("id", &id)?;
+    Ok(id)
+}
+
 /// The shared state, or a 500 written to the response (only a mis-wired router lacks it).
 pub fn state_or_500(depot: &Depot, res: &mut Response) -> Option<std::sync::Arc<AppState>> {
     let state = AppState::from_depot(depot);

@@ -26,7 +26,7 @@ fn view(p: &ProviderConfig) -> Value {
     json!({
         "id": p.id,
         "name": p.name,
-        "base_url": p.base_url,
+        "base_url": p.masked_base_url(),
         "api_key": p.masked_key(),
         "vendor": p.vendor,
         "models_path": p.models_path,
@@ -151,7 +151,7 @@ pub async fn health(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     match state.catalog.check_health(&id).await {
         Ok(status) => res.render(Json(status)),
         Err(CatalogError::UnknownProvider(_)) => not_found(&id).write(res),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }
 
@@ -192,6 +192,6 @@ pub async fn metrics(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     };
     match figures {
         Ok(figures) => res.render(Json(json!({"metrics": figures}))),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }

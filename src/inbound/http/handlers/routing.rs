@@ -78,6 +78,11 @@ pub async fn decide(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             }
         },
     };
+    if let Some(id) = &request.conversation_id
+        && let Err(error) = super::checked_id("conversation_id", id)
+    {
+        return error.write(res);
+    }
     let route = RouteRequest {
         strategy,
         preferred_region: request.preferred_region,
@@ -86,6 +91,13 @@ pub async fn decide(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     };
     let plan = match state.planner.plan(&request.logical_model, &route).await {
         Ok(plan) => plan,
+        Err(PlanError::InvalidName(error)) => {
+            return ApiError::bad_request(
+                format!("logical_model: {}", error.problem),
+                Some("logical_model"),
+            )
+            .write(res);
+        }
         Err(PlanError::NotFound(model)) => {
             return ApiError::not_found(
                 "model_not_found",
@@ -167,7 +179,9 @@ pub async fn decide(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 /// An upstream as shown to operators: with the endpoint its provider's configuration gives it.
 fn shown(candidate: &Candidate) -> PhysicalModel {
     PhysicalModel {
-        endpoint: candidate.provider.chat_url(&candidate.upstream.model_id),
+        endpoint: candidate
+            .provider
+            .shown_chat_url(&candidate.upstream.model_id),
         ..candidate.upstream.clone()
     }
 }
@@ -198,7 +212,10 @@ pub async fn get_session(req: &mut Request, depot: &mut Depot, res: &mut Respons
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     match state.sessions.get(&id).await {
         Ok(Some(session)) => res.render(Json(session)),
         Ok(None) => ApiError::not_found(
@@ -206,7 +223,7 @@ pub async fn get_session(req: &mut Request, depot: &mut Depot, res: &mut Respons
             format!("session '{id}' does not exist"),
         )
         .write(res),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }
 
@@ -229,7 +246,10 @@ pub async fn delete_session(req: &mut Request, depot: &mut Depot, res: &mut Resp
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id: String = req.param("id").unwrap_or_default();
+    let id = match super::path_id(req) {
+        Ok(id) => id,
+        Err(error) => return error.write(res),
+    };
     match state.sessions.delete(&id).await {
         Ok(true) => {
             res.status_code(StatusCode::NO_CONTENT);
@@ -239,6 +259,6 @@ pub async fn delete_session(req: &mut Request, depot: &mut Depot, res: &mut Resp
             format!("session '{id}' does not exist"),
         )
         .write(res),
-        Err(e) => ApiError::unavailable(e.to_string()).write(res),
+        Err(e) => ApiError::unavailable(e).write(res),
     }
 }

@@ -23,8 +23,8 @@ vendor formats, and fails over on retryable errors.\n\nAuthentication: every end
 `GET /health`, `GET /openapi.json` and `GET /docs` needs the gateway token `APIPROXY_AUTH_TOKEN`, \
 sent as `Authorization: Bearer <base64(token)>`, or as `X-API-Key: <base64(token)>` (what the \
 Anthropic SDK sends); the plain token is accepted too. `Authorization` wins when both are sent. \
-With the default token `timeline`: `Authorization: Bearer dGltZWxpbmU=`. \
-`apiproxy encode-token <token>` prints the header to use.";
+`apiproxy encode-token <token>` prints the header to use, for example \
+`Authorization: Bearer <base64 of your token>`.";
 
 const TAGS: [(&str, &str); 6] = [
     (
@@ -77,7 +77,7 @@ pub fn document(api: &Router) -> Value {
                     .bearer_format("base64(APIPROXY_AUTH_TOKEN)")
                     .description(
                         "`Authorization: Bearer <base64(APIPROXY_AUTH_TOKEN)>` (the plain token \
-                         is accepted too). Default token `timeline`: `Bearer dGltZWxpbmU=`.",
+                         is accepted too). `apiproxy encode-token <token>` prints the value.",
                     ),
             ),
         )
