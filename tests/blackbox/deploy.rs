@@ -925,16 +925,26 @@ fn the_image_env_and_command_serve_and_pass_the_healthcheck_until_stopped() {
     );
 }
 
-/// With the image's exact ENV (HOST 0.0.0.0 included: nothing is bound here) the gateway's
-/// configuration is valid and listens where the image says.
+/// With the image's exact ENV (HOST 0.0.0.0 included: nothing is bound here) and a token of the
+/// operator's own, the gateway's configuration is valid and listens where the image says; without
+/// the token it refuses, naming the variable (the image listens beyond loopback).
 #[test]
 fn the_image_env_is_a_valid_configuration() {
     let dockerfile = Dockerfile::load();
     let env = dockerfile.runtime().env();
     let dir = tempfile::tempdir().expect("tempdir");
+    let refused = clean_command(apiproxy_bin())
+        .arg("check-config")
+        .envs(&env)
+        .current_dir(dir.path())
+        .output()
+        .expect("run check-config");
+    assert!(!refused.status.success());
+    assert!(output_text(&refused).contains("APIPROXY_AUTH_TOKEN"));
     let output = clean_command(apiproxy_bin())
         .arg("check-config")
         .envs(&env)
+        .env("APIPROXY_AUTH_TOKEN", "an-operators-own-secret")
         .current_dir(dir.path())
         .output()
         .expect("run check-config");

@@ -150,17 +150,22 @@ async fn a_wrongly_typed_redis_key_is_a_data_error_and_max_qps_never_fails_open(
         .redis(&redis.url())
         .start()
         .await;
-    // Every metrics write now meets WRONGTYPE: before the fix that was an outage, all Redis use
-    // failed fast for a second and MAX_QPS let everything through.
-    redis.cli(&["SET", "llm:metrics:#index:mock", "not a set"]);
-    let first = gateway.chat(chat_body(LOGICAL, "one")).await;
-    assert_eq!(first.status(), 200);
+    // The finding's own request: a model named like the index set (a GET on a set was WRONGTYPE).
+    let index = gateway.chat(chat_body("index", "hi")).await;
+    assert_eq!(index.status(), 404);
+    // And every metrics write meets WRONGTYPE, whatever the key layout. Before the fix each was an
+    // outage: all Redis use failed fast for a second and MAX_QPS let everything through.
+    for key in ["llm:metrics:index:mock", "llm:metrics:#index:mock"] {
+        redis.cli(&["SET", key, "not a set"]);
+    }
     start_of_next_second().await;
-    let answers = futures_util::future::join_all(
-        (0..3).map(|i| gateway.chat(chat_body(LOGICAL, &format!("burst {i}")))),
-    )
-    .await;
-    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let response = gateway
+            .chat(chat_body(LOGICAL, &format!("burst {i}")))
+            .await;
+        statuses.push(response.status().as_u16());
+    }
     let served = statuses.iter().filter(|s| **s == 200).count();
     // A burst that straddles a second boundary may get one more through; never three.
     assert!(
