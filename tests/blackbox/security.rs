@@ -180,6 +180,32 @@ async fn a_wrongly_typed_redis_key_is_a_data_error_and_max_qps_never_fails_open(
 }
 
 #[tokio::test]
+async fn max_qps_still_holds_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let mock = Mock::start("mock", &["up"]);
+    let gateway = one_provider(&mock)
+        .env("LLM_PROVIDER_mock_MAX_QPS", "1")
+        .redis(&redis.url())
+        .start()
+        .await;
+    assert_eq!(gateway.chat(chat_body(LOGICAL, "warm")).await.status(), 200);
+    redis.stop();
+    start_of_next_second().await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let response = gateway
+            .chat(chat_body(LOGICAL, &format!("burst {i}")))
+            .await;
+        statuses.push(response.status().as_u16());
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        (1..=2).contains(&served) && statuses.contains(&429),
+        "with Redis down MAX_QPS=1 let {served} of 3 through: {statuses:?}"
+    );
+}
+
+#[tokio::test]
 async fn index_sets_of_earlier_versions_move_to_their_new_keys_at_start_up() {
     let redis = RedisServer::start();
     let mock = Mock::start("mock", &["up"]);

@@ -908,8 +908,8 @@ mod tests {
     use crate::domain::model::LogicalModel;
     use crate::domain::model::PhysicalModel;
     use crate::domain::ports::{
-        MockClock, MockLogicalModelStore, MockModelCacheStore, MockRandomSource, MockSessionStore,
-        MockUpstreamClient, TransportError, UpstreamReply,
+        MockClock, MockLogicalModelStore, MockModelCacheStore, MockQpsLimiter, MockRandomSource,
+        MockSessionStore, MockUpstreamClient, QpsLimiter, TransportError, UpstreamReply,
     };
     use crate::domain::provider::{ProviderRegistry, RetryPolicy, Vendor};
     use crate::domain::service::catalog::Catalog;
@@ -985,6 +985,18 @@ mod tests {
         providers: Vec<ProviderConfig>,
         cache: MockModelCacheStore,
     ) -> ChatService {
+        let qps = Arc::new(MemoryQpsLimiter::default());
+        build_with_qps(upstream, sessions, logical, providers, cache, qps)
+    }
+
+    fn build_with_qps(
+        upstream: MockUpstreamClient,
+        sessions: MockSessionStore,
+        logical: MockLogicalModelStore,
+        providers: Vec<ProviderConfig>,
+        cache: MockModelCacheStore,
+        qps: Arc<dyn QpsLimiter>,
+    ) -> ChatService {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(1000.0);
         let clock: Arc<dyn Clock> = Arc::new(clock);
@@ -1015,7 +1027,7 @@ mod tests {
             sessions,
             metrics,
             circuits,
-            qps: Arc::new(MemoryQpsLimiter::default()),
+            qps,
             context: Arc::new(MemoryContextStore::new(clock.clone(), 1000)),
         };
         ChatService::new(
@@ -1445,6 +1457,56 @@ mod tests {
                 assert!(message.contains("MAX_QPS"), "{message}");
             }
             _ => panic!("expected 429"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_qps_limiter_limits_rather_than_letting_everything_through() {
+        let mut limited = provider("a");
+        limited.max_qps = Some(1000);
+        let mut logical = MockLogicalModelStore::new();
+        logical
+            .expect_get()
+            .returning(|_| Ok(Some(LogicalModel::dynamic("m", vec![physical("a")], 0.0))));
+        let mut qps = MockQpsLimiter::new();
+        qps.expect_try_acquire()
+            .returning(|_, _, _| Err(crate::domain::ports::StoreError("down".into())));
+        let svc = build_with_qps(
+            MockUpstreamClient::new(),
+            MockSessionStore::new(),
+            logical,
+            vec![limited],
+            MockModelCacheStore::new(),
+            Arc::new(qps),
+        );
+        match svc.chat(request(false, None)).await {
+            Err(ChatError::AllFailed {
+                verdict: AllFailed::RateLimited { .. },
+                ..
+            }) => {}
+            Err(other) => panic!("expected 429, got {other:?}"),
+            Ok(_) => panic!("expected 429, got an answer"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_model_name_out_of_bounds_is_refused_before_any_store_or_upstream() {
+        let svc = build(
+            MockUpstreamClient::new(),
+            MockSessionStore::new(),
+            MockLogicalModelStore::new(),
+            vec![provider("a")],
+            MockModelCacheStore::new(),
+        );
+        let mut request = request(false, None);
+        request.body = ChatBody::parse(
+            br#"{"model":"a/../../admin?x","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        match svc.chat(request).await {
+            Err(ChatError::InvalidName(error)) => assert_eq!(error.field, "model"),
+            Err(other) => panic!("expected InvalidName, got {other:?}"),
+            Ok(_) => panic!("expected InvalidName, got an answer"),
         }
     }
 

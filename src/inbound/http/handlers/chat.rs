@@ -36,7 +36,7 @@ use crate::protocol::openai::ChatBody;
     operation_id = "createChatCompletion",
     tags("chat"),
     parameters(
-        ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 visible ASCII characters after trimming, else 400.", min_length = 1, max_length = 256),
+        ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` after trimming, else 400.", min_length = 1, max_length = 256),
         ("X-Request-Id" = Option<String>, Header, description = "Request id echoed in the `X-Request-Id` response header and the logs. Kept when it is 1 to 128 visible ASCII characters; otherwise the gateway makes one (`req_<32 hex>`).", min_length = 1, max_length = 128),
         ("anthropic-version" = Option<String>, Header, description = "Forwarded (Claude-style bodies only) to anthropic-vendor providers (replacing the default `2023-06-01`); ignored by other vendors.", example = json!("2023-06-01")),
         ("anthropic-beta" = Option<String>, Header, description = "Forwarded (Claude-style bodies only) to anthropic-vendor providers; ignored by other vendors."),
@@ -44,7 +44,7 @@ use crate::protocol::openai::ChatBody;
     request_body(content = schemas::ChatCompletionRequest),
     responses(
         (status_code = 200, description = "The completion: a `chat.completion` object, or the stream of `chat.completion.chunk` events ending with `data: [DONE]`. A Claude-style body gets an Anthropic `Message` (or Anthropic's stream events).", content(("application/json" = alternatives::ChatCompletionOrMessage), ("text/event-stream" = String, example = json!("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1764180000,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n")))),
-        (status_code = 400, description = "Invalid body or fields (`code: invalid_request`, `param` naming the field), a bad `X-Session-Id`, or a request the chosen upstream's vendor cannot express; also a relayed upstream 400. Claude-style bodies get `AnthropicError` once recognised.", body = alternatives::ErrorOrAnthropicError),
+        (status_code = 400, description = "Invalid body or fields (`code: invalid_request`, `param` naming the field), a `model` beyond the name bounds (`param: model`: at most 256 bytes, no `.`/`..` segment, `?`, `#`, `\\`, `%` or control characters), a bad `X-Session-Id`, or a request the chosen upstream's vendor cannot express; also a relayed upstream 400. Claude-style bodies get `AnthropicError` once recognised.", body = alternatives::ErrorOrAnthropicError),
         (status_code = 404, description = "Unknown model (`code: model_not_found`, `param: model`).", body = alternatives::ErrorOrAnthropicError),
         (status_code = 413, description = "The body is larger than `MAX_REQUEST_BODY_BYTES` (`code: request_too_large`).", body = schemas::Error),
         (status_code = 429, description = "Every candidate failed with a 429 or hit its `MAX_QPS` (`type: rate_limit_error`, `code: rate_limit_exceeded`).", body = alternatives::ErrorOrAnthropicError),

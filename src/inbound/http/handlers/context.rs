@@ -20,6 +20,7 @@ use crate::inbound::http::openapi::schemas;
         ("id" = String, Path, description = "The session id (the `X-Session-Id` of chat requests).", example = json!("conv-42")),
     ),
     responses(
+        (status_code = 400, description = "The id is out of bounds: 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` (`code: invalid_request`, `param: id`).", body = schemas::Error),
         (status_code = 200, description = "The history.", body = schemas::ContextHistory),
         (status_code = 503, description = "The store could not be read or written (context; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
     ),
@@ -54,6 +55,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         ("id" = String, Path, description = "The session id (the `X-Session-Id` of chat requests).", example = json!("conv-42")),
     ),
     responses(
+        (status_code = 400, description = "The id is out of bounds: 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` (`code: invalid_request`, `param: id`).", body = schemas::Error),
         (status_code = 204, description = "Deleted (or there was nothing to delete)."),
         (status_code = 503, description = "The store could not be read or written (context; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
     ),

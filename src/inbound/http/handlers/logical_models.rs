@@ -47,6 +47,7 @@ pub async fn list(depot: &mut Depot, res: &mut Response) {
         ("id" = String, Path, description = "The logical model id (the public model name).", example = json!("gpt-4o")),
     ),
     responses(
+        (status_code = 400, description = "The id is out of bounds: 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` (`code: invalid_request`, `param: id`).", body = schemas::Error),
         (status_code = 200, description = "The logical model.", body = schemas::LogicalModel),
         (status_code = 404, description = "No logical model has this id (`code: logical_model_not_found`).", body = schemas::Error),
         (status_code = 503, description = "The store could not be read or written (logical models; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
@@ -75,6 +76,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         ("id" = String, Path, description = "The logical model id (the public model name).", example = json!("gpt-4o")),
     ),
     responses(
+        (status_code = 400, description = "The id is out of bounds: 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` (`code: invalid_request`, `param: id`).", body = schemas::Error),
         (status_code = 200, description = "The upstreams, endpoints derived.", body = schemas::LogicalModelUpstreams),
         (status_code = 404, description = "No logical model has this id (`code: logical_model_not_found`).", body = schemas::Error),
         (status_code = 503, description = "The store could not be read or written (logical models; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
@@ -176,6 +178,7 @@ pub async fn put(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         ("id" = String, Path, description = "The logical model id (the public model name).", example = json!("gpt-4o")),
     ),
     responses(
+        (status_code = 400, description = "The id is out of bounds: 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` (`code: invalid_request`, `param: id`).", body = schemas::Error),
         (status_code = 204, description = "Deleted."),
         (status_code = 404, description = "No logical model has this id (`code: logical_model_not_found`).", body = schemas::Error),
         (status_code = 503, description = "The store could not be read or written (logical models; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),

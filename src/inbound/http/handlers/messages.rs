@@ -54,7 +54,7 @@ fn invalid(res: &mut Response, message: &str) {
     operation_id = "createMessage",
     tags("chat"),
     parameters(
-        ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 visible ASCII characters after trimming, else 400.", min_length = 1, max_length = 256),
+        ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` after trimming, else 400.", min_length = 1, max_length = 256),
         ("X-Request-Id" = Option<String>, Header, description = "Request id echoed in the `X-Request-Id` response header and the logs. Kept when it is 1 to 128 visible ASCII characters; otherwise the gateway makes one (`req_<32 hex>`).", min_length = 1, max_length = 128),
         ("anthropic-version" = Option<String>, Header, description = "Forwarded to anthropic-vendor providers (replacing the default `2023-06-01`); ignored by other vendors.", example = json!("2023-06-01")),
         ("anthropic-beta" = Option<String>, Header, description = "Forwarded to anthropic-vendor providers; ignored by other vendors."),

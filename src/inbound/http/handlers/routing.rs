@@ -39,7 +39,7 @@ struct DecideRequest {
     request_body(content = schemas::RoutingDecisionRequest),
     responses(
         (status_code = 200, description = "The decision.", body = schemas::RoutingDecision),
-        (status_code = 400, description = "Invalid JSON, an unknown or mistyped field, an empty `logical_model` (`param: logical_model`) or an unknown strategy (`param: strategy`); `code: invalid_request`.", body = schemas::Error),
+        (status_code = 400, description = "Invalid JSON, an unknown or mistyped field, an empty or out-of-bounds `logical_model` (`param: logical_model`; at most 256 bytes, no traversal, `?`, `#`, `\\`, `%` or control characters), a `conversation_id` outside the id bounds (`param: conversation_id`; 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -`) or an unknown strategy (`param: strategy`); `code: invalid_request`.", body = schemas::Error),
         (status_code = 404, description = "The logical model does not exist (`code: model_not_found`).", body = schemas::Error),
         (status_code = 413, description = "The body is larger than `MAX_REQUEST_BODY_BYTES` (`code: request_too_large`).", body = schemas::Error),
         (status_code = 503, description = "The logical model is disabled (`code: model_disabled`) or has no candidate upstream (`code: no_available_upstream`).", body = schemas::Error),
@@ -203,6 +203,7 @@ fn strategy_name(strategy: Strategy) -> &'static str {
         ("id" = String, Path, description = "The conversation id (the `X-Session-Id` a chat request sent, or `/routing/decide`'s `conversation_id`).", example = json!("conv-42")),
     ),
     responses(
+        (status_code = 400, description = "The id is out of bounds: 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` (`code: invalid_request`, `param: id`).", body = schemas::Error),
         (status_code = 200, description = "The session.", body = schemas::Session),
         (status_code = 404, description = "No such session, or it expired (`code: session_not_found`).", body = schemas::Error),
         (status_code = 503, description = "The store could not be read or written (sessions; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
@@ -237,6 +238,7 @@ pub async fn get_session(req: &mut Request, depot: &mut Depot, res: &mut Respons
         ("id" = String, Path, description = "The conversation id (the `X-Session-Id` a chat request sent, or `/routing/decide`'s `conversation_id`).", example = json!("conv-42")),
     ),
     responses(
+        (status_code = 400, description = "The id is out of bounds: 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` (`code: invalid_request`, `param: id`).", body = schemas::Error),
         (status_code = 204, description = "Deleted."),
         (status_code = 404, description = "No such session, or it expired (`code: session_not_found`).", body = schemas::Error),
         (status_code = 503, description = "The store could not be read or written (sessions; `type: api_error`, `code: store_unavailable`).", body = schemas::Error),
