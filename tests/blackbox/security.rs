@@ -141,6 +141,24 @@ async fn logical_models_named_like_the_index_keys_are_ordinary_models_on_redis()
     assert_eq!(health["status"], "ok", "{health}");
 }
 
+/// Three chats one after another at the start of a second, against `MAX_QPS=1`: one is served, the
+/// rest are 429 (two may be served when the burst straddles a second boundary; never three).
+async fn assert_max_qps_of_one_holds(gateway: &Gateway) {
+    start_of_next_second().await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let response = gateway
+            .chat(chat_body(LOGICAL, &format!("burst {i}")))
+            .await;
+        statuses.push(response.status().as_u16());
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        (1..=2).contains(&served) && statuses.contains(&429),
+        "MAX_QPS=1 let {served} of 3 through: {statuses:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_wrongly_typed_redis_key_is_a_data_error_and_max_qps_never_fails_open() {
     let redis = RedisServer::start();
@@ -158,20 +176,7 @@ async fn a_wrongly_typed_redis_key_is_a_data_error_and_max_qps_never_fails_open(
     for key in ["llm:metrics:index:mock", "llm:metrics:#index:mock"] {
         redis.cli(&["SET", key, "not a set"]);
     }
-    start_of_next_second().await;
-    let mut statuses = Vec::new();
-    for i in 0..3 {
-        let response = gateway
-            .chat(chat_body(LOGICAL, &format!("burst {i}")))
-            .await;
-        statuses.push(response.status().as_u16());
-    }
-    let served = statuses.iter().filter(|s| **s == 200).count();
-    // A burst that straddles a second boundary may get one more through; never three.
-    assert!(
-        (1..=2).contains(&served) && statuses.contains(&429),
-        "MAX_QPS=1 let {served} of 3 through: {statuses:?}"
-    );
+    assert_max_qps_of_one_holds(&gateway).await;
     let health = gateway.get_json("/health").await.1;
     assert_eq!(
         health["status"], "ok",
@@ -190,19 +195,7 @@ async fn max_qps_still_holds_while_redis_is_down() {
         .await;
     assert_eq!(gateway.chat(chat_body(LOGICAL, "warm")).await.status(), 200);
     redis.stop();
-    start_of_next_second().await;
-    let mut statuses = Vec::new();
-    for i in 0..3 {
-        let response = gateway
-            .chat(chat_body(LOGICAL, &format!("burst {i}")))
-            .await;
-        statuses.push(response.status().as_u16());
-    }
-    let served = statuses.iter().filter(|s| **s == 200).count();
-    assert!(
-        (1..=2).contains(&served) && statuses.contains(&429),
-        "with Redis down MAX_QPS=1 let {served} of 3 through: {statuses:?}"
-    );
+    assert_max_qps_of_one_holds(&gateway).await;
 }
 
 #[tokio::test]
