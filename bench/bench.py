@@ -179,7 +179,9 @@ def gateway(procs, fast_port, slow_port, redis_url=None, name="gateway"):
         env["REDIS_URL"] = redis_url
     p = procs.start(name, [str(REL / "apiproxy"), "serve", "--port", str(port), "--env-file", "/dev/null"], env=env)
     wait_http(f"http://127.0.0.1:{port}/health", p, name)
-    CHECK(True, f"{name} came up on port {port}")
+    health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read())
+    CHECK(p.poll() is None and health.get("status") == "ok",
+          f"{name} came up on port {port} and reports {health}")
     return port, p
 
 

@@ -233,27 +233,14 @@ fn dialect_of(req: &Request, body: &Value) -> Option<(Dialect, String)> {
 async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let state = state(depot);
     state.chat_requests.fetch_add(1, Ordering::Relaxed);
-    let headers: serde_json::Map<String, Value> = [
-        "authorization",
-        "x-api-key",
-        "x-goog-api-key",
-        "anthropic-version",
-        "anthropic-beta",
-        "user-agent",
-        "accept",
-        "content-type",
-        "origin",
-        "referer",
-        "x-team",
-    ]
-    .iter()
-    .filter_map(|name| {
-        Some((
-            name.to_string(),
-            json!(req.headers().get(*name)?.to_str().ok()?),
-        ))
-    })
-    .collect();
+    // Every header as it arrived (the last value of a repeated one), so tests can check what the
+    // gateway forwards and what it must not.
+    let mut headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), json!(value.to_str().ok()?))))
+        .collect();
+    headers.insert(":path".into(), json!(req.uri().to_string()));
     *state.last_headers.lock() = Value::Object(headers);
     let body: Value = match req.payload_with_max_size(64 * 1024 * 1024).await {
         Ok(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),

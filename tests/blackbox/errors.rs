@@ -163,12 +163,28 @@ async fn health_needs_no_token() {
 async fn the_client_token_is_never_forwarded_to_the_upstream() {
     let (a, gateway) = one_upstream(&[]).await;
 
-    let response = gateway.chat(chat_body(LOGICAL, "Hi")).await;
-
-    assert_eq!(response.status(), 200);
-    let stats = a.stats().await;
-    let headers = stats["last_headers"].to_string();
-    assert!(!headers.contains(TOKEN), "{headers}");
+    for (header, value) in [
+        ("authorization", AUTH.to_string()),
+        ("authorization", "Bearer timeline".to_string()),
+        ("x-api-key", TOKEN.to_string()),
+        ("x-api-key", "timeline".to_string()),
+    ] {
+        let response = gateway
+            .client
+            .post(format!("{}/v1/chat/completions", gateway.url))
+            .header(header, &value)
+            .json_body(&chat_body(LOGICAL, "Hi"))
+            .send()
+            .await
+            .expect("chat");
+        assert_eq!(response.status(), 200, "{header}: {value}");
+        let stats = a.stats().await;
+        // Every header the upstream got (the mock records them all) and the body it got.
+        let seen = format!("{}{}", stats["last_headers"], stats["last_request"]);
+        for form in [TOKEN, "timeline"] {
+            assert!(!seen.contains(form), "{form} reached the upstream: {seen}");
+        }
+    }
 }
 
 #[tokio::test]

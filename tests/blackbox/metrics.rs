@@ -103,3 +103,53 @@ async fn metrics_count_requests_attempts_failovers_tokens_and_overhead() {
     assert_eq!(value_of(&text, "apiproxy_open_streams"), 0.0);
     assert_eq!(value_of(&text, "apiproxy_store_errors_total"), 0.0);
 }
+
+/// The gauge and the store-error counter move: one held stream shows as 1 and back to 0 when it
+/// ends; a stopped Redis shows as store errors.
+#[tokio::test]
+async fn open_streams_and_store_errors_follow_what_happens() {
+    use futures_util::StreamExt;
+    let redis_server = crate::redis_server::RedisServer::start();
+    let a = Mock::start_with("a", &["up-a"], &["--reply-words", "6"]);
+    let gateway = Gateway::builder()
+        .provider("a", &a.url)
+        .logical(&[("a", "up-a", 1.0)])
+        .redis(&redis_server.url())
+        .start()
+        .await;
+    let metrics = || async {
+        let response = gateway.get("/metrics").send().await.expect("GET /metrics");
+        response.text().await.expect("text")
+    };
+    a.fault(json!({"event_delay_ms": 300})).await;
+    let response = gateway.chat(streamed_chat_body(LOGICAL, "held")).await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let _first = body.next().await.expect("a first chunk").expect("readable");
+    assert_eq!(value_of(&metrics().await, "apiproxy_open_streams"), 1.0);
+    while let Some(chunk) = body.next().await {
+        chunk.expect("the stream reads to its end");
+    }
+    eventually(
+        std::time::Duration::from_secs(3),
+        "the gauge back at 0",
+        || async { (value_of(&metrics().await, "apiproxy_open_streams") == 0.0).then_some(()) },
+    )
+    .await;
+    a.clear_fault().await;
+
+    assert_eq!(
+        value_of(&metrics().await, "apiproxy_store_errors_total"),
+        0.0
+    );
+    let mut redis_server = redis_server;
+    redis_server.stop();
+    for _ in 0..3 {
+        assert_eq!(
+            gateway.chat(chat_body(LOGICAL, "no store")).await.status(),
+            200
+        );
+    }
+    let errors = value_of(&metrics().await, "apiproxy_store_errors_total");
+    assert!(errors >= 1.0, "store errors after Redis stopped: {errors}");
+}

@@ -299,6 +299,9 @@ async fn anthropic_overloaded_529_is_retried_on_the_next_provider() {
     let response = gateway.chat(chat_body(LOGICAL, "Hi")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-apiproxy-provider"), Some("backup"));
+    assert_eq!(header(&response, "x-apiproxy-attempts"), Some("2"));
+    assert_eq!(claude.chat_requests().await, 1, "the 529 was one attempt");
+    assert_eq!(backup.chat_requests().await, 1, "the backup answered once");
 }
 
 #[tokio::test]

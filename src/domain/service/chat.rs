@@ -1163,12 +1163,37 @@ mod tests {
 
     #[tokio::test]
     async fn a_transport_error_and_a_200_that_is_not_json_both_fail_over() {
+        // Each failure on the first candidate; the second answers, so the failover itself is seen.
+        let failures: [fn(&mut MockUpstreamClient); 2] = [
+            |upstream| {
+                upstream
+                    .expect_chat()
+                    .withf(|p, _| p.id == "a")
+                    .times(1)
+                    .returning(|_, _| Err(TransportError("connection refused".into())));
+            },
+            |upstream| expect_chat(upstream, "a", 1, || reply(200, vec![Ok(b"<html>")])),
+        ];
+        for (case, fail_a) in failures.into_iter().enumerate() {
+            let mut upstream = MockUpstreamClient::new();
+            fail_a(&mut upstream);
+            expect_chat(&mut upstream, "b", 1, || reply(200, vec![Ok(b"{}")]));
+            match service(upstream, MockSessionStore::new())
+                .chat(request(false, None))
+                .await
+            {
+                Ok(ChatReply::Complete { served, .. }) => assert_eq!(
+                    (served.provider_id.as_str(), served.attempts),
+                    ("b", 2),
+                    "case {case}"
+                ),
+                _ => panic!("case {case}: expected b to answer after a failed"),
+            }
+        }
+        // A non-JSON 200 from the last candidate too: every candidate failed, and the message
+        // says why.
         let mut upstream = MockUpstreamClient::new();
-        upstream
-            .expect_chat()
-            .withf(|p, _| p.id == "a")
-            .times(1)
-            .returning(|_, _| Err(TransportError("connection refused".into())));
+        expect_chat(&mut upstream, "a", 1, || reply(200, vec![Ok(b"<html>")]));
         expect_chat(&mut upstream, "b", 1, || reply(200, vec![Ok(b"<html>")]));
         match service(upstream, MockSessionStore::new())
             .chat(request(false, None))

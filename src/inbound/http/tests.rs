@@ -225,6 +225,34 @@ async fn unknown_routes_and_methods_get_the_error_shape() {
         .await;
     assert_eq!(res.status_code, Some(StatusCode::NOT_FOUND));
     assert_eq!(error_of(&mut res).await["error"]["code"], "not_found");
+    // A known path with a method it does not take: 405 (or 404 where the router cannot tell),
+    // always with the error shape, never a bare status.
+    for (method, path) in [
+        ("DELETE", "/v1/chat/completions"),
+        ("PATCH", "/providers"),
+        ("PUT", "/health"),
+    ] {
+        let url = format!("{URL}{path}");
+        let request = match method {
+            "DELETE" => TestClient::delete(url),
+            "PATCH" => TestClient::patch(url),
+            _ => TestClient::put(url),
+        };
+        let mut res = request
+            .add_header("authorization", TOKEN, true)
+            .send(&app)
+            .await;
+        let status = res.status_code.expect("a status");
+        assert!(
+            status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_FOUND,
+            "{method} {path}: {status}"
+        );
+        let code = error_of(&mut res).await["error"]["code"].clone();
+        assert!(
+            code == "method_not_allowed" || code == "not_found",
+            "{method} {path}: {code}"
+        );
+    }
 }
 
 async fn chat(app: &Service, body: Value, accept: Option<&str>) -> salvo::Response {
