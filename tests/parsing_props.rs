@@ -90,14 +90,19 @@ proptest! {
 
     #[test]
     fn data_events_built_from_json_go_through_every_stream_reader(values in prop::collection::vec(json_value(), 0..12)) {
+        // All four readers: the two upstream translators (Anthropic, Gemini) and the two client
+        // writers (Messages, Responses), plus both classifiers.
+        let mut claude = anthropic::StreamTranslator::new("m", 0, "chatcmpl-p".into());
+        let mut google = gemini::StreamTranslator::new("m", 0, "chatcmpl-p".into());
         let mut writer = anthropic::MessagesStreamWriter::new("m", "msg_p".into());
         let mut responses = ResponsesStreamWriter::new(&json!({"model": "m", "input": "x"}));
         for value in values {
             let event = format!("data: {value}\n\n");
-            let _ = WireFormat::OpenAi.classify(event.as_bytes());
+            let _ = (WireFormat::OpenAi.classify(event.as_bytes()), WireFormat::Anthropic.classify(event.as_bytes()));
+            let _ = (claude.push(event.as_bytes()), google.push(event.as_bytes()));
             let _ = writer.push(event.as_bytes());
             let _ = responses.push(event.as_bytes());
         }
-        let _ = (writer.finish(), responses.finish());
+        let _ = (claude.finish(), google.finish(), writer.finish(), responses.finish());
     }
 }

@@ -511,8 +511,8 @@ async fn a_streamed_event_larger_than_the_framer_bound_before_any_content_fails_
 // Clients that go away
 
 #[tokio::test]
-async fn a_client_that_disconnects_mid_stream_gets_the_upstream_request_cancelled_within_a_second()
-{
+async fn a_client_that_disconnects_mid_stream_gets_the_upstream_request_cancelled_long_before_its_end()
+ {
     let (a, gateway) = single(&["--reply-words", "50"], &[]).await;
     // 52 events 200 ms apart: more than 10 s if nobody stops it.
     a.fault(json!({"event_delay_ms": 200})).await;
@@ -547,8 +547,10 @@ async fn a_client_that_disconnects_mid_stream_gets_the_upstream_request_cancelle
     drop(socket);
     let dropped = Instant::now();
 
+    // Cancellation is immediate (the elapsed time is printed); 3 s is margin for a loaded
+    // machine, still well before the stream would have ended on its own.
     eventually(
-        Duration::from_secs(1),
+        Duration::from_secs(3),
         "the mock to see its stream cancelled",
         || async { (stat(&a, "streams_cancelled").await == 1).then_some(()) },
     )

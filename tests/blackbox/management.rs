@@ -783,6 +783,11 @@ async fn routing_decide_with_a_conversation_id_binds_the_session_to_the_selectio
     assert_eq!(status, 200, "{decision}");
     let selected = decision["selected_upstream"].clone();
 
+    // The comparisons below would pass on two missing fields: make sure there is something.
+    assert!(
+        selected["provider_id"].is_string() && selected["model_id"].is_string(),
+        "{selected}"
+    );
     let (status, session) = gateway.get_json("/routing/sessions/conv-1").await;
     assert_eq!(status, 200, "{session}");
     assert_eq!(session["conversation_id"], "conv-1");

@@ -221,34 +221,41 @@ async fn max_qps_holds_across_two_gateways_sharing_redis() {
             200
         );
     }
-    let before = a.chat_requests().await;
+    // As in routing.rs: the exact count needs a burst within one calendar second; up to three
+    // bursts are tried, and the test fails if none fit.
+    for _ in 0..3 {
+        let before = a.chat_requests().await;
+        let started = start_of_next_second().await;
+        let burst = (0..10).map(|i| {
+            let gateway = if i % 2 == 0 { &first } else { &second };
+            gateway.chat(chat_body(LOGICAL, "burst"))
+        });
+        let responses = join_all(burst).await;
+        let last = unix_second();
 
-    let started = start_of_next_second().await;
-    let burst = (0..10).map(|i| {
-        let gateway = if i % 2 == 0 { &first } else { &second };
-        gateway.chat(chat_body(LOGICAL, "burst"))
-    });
-    let responses = join_all(burst).await;
-    let last = unix_second();
-
-    let ok = responses.iter().filter(|r| r.status() == 200).count() as u64;
-    let limited = responses.iter().filter(|r| r.status() == 429).count() as u64;
-    assert_eq!(ok + limited, 10);
-    for response in responses.iter().filter(|r| r.status() == 429) {
-        assert!(header(response, "retry-after").is_some());
-    }
-    assert_eq!(a.chat_requests().await - before, ok);
-    let seconds = last - started + 1;
-    assert!(
-        ok <= 4 * seconds,
-        "{ok} passed in {seconds} s at MAX_QPS 4 shared"
-    );
-    if seconds == 1 {
-        assert_eq!(
-            ok, 4,
-            "the shared limit is used up exactly, not 4 per gateway"
+        let ok = responses.iter().filter(|r| r.status() == 200).count() as u64;
+        let limited = responses.iter().filter(|r| r.status() == 429).count() as u64;
+        assert_eq!(ok + limited, 10);
+        for response in responses.iter().filter(|r| r.status() == 429) {
+            assert!(header(response, "retry-after").is_some());
+        }
+        assert_eq!(a.chat_requests().await - before, ok);
+        let seconds = last - started + 1;
+        assert!(
+            ok <= 4 * seconds,
+            "{ok} passed in {seconds} s at MAX_QPS 4 shared"
         );
+        if seconds == 1 {
+            assert_eq!(
+                ok, 4,
+                "the shared limit is used up exactly, not 4 per gateway"
+            );
+            return;
+        }
     }
+    panic!(
+        "no burst of 10 fit in one calendar second in three tries: the exact limit was not checked"
+    );
 }
 
 /// Runs a Redis outage under a gateway that serves `model` over the mocks `a` and `b`: a session

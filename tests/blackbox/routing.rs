@@ -72,7 +72,8 @@ async fn a_provider_failing_past_the_threshold_gets_no_traffic_until_its_cooldow
         1.0,
         &[
             ("PROVIDER_FAILURE_THRESHOLD", "3"),
-            ("PROVIDER_COOLDOWN_SECONDS", "2"),
+            // Long enough that a loaded 2-core machine still fits requests into it.
+            ("PROVIDER_COOLDOWN_SECONDS", "5"),
         ],
     )
     .await;
@@ -93,23 +94,23 @@ async fn a_provider_failing_past_the_threshold_gets_no_traffic_until_its_cooldow
     )
     .await;
 
-    // As many requests as fit well inside the 2 s cool-down (30 take ~0.2 s on an idle machine).
+    // As many requests as fit well inside the 5 s cool-down (30 take ~0.2 s on an idle machine).
     let b_before = b.chat_requests().await;
     let mut sent = 0;
-    while sent < 30 && opened.elapsed() < Duration::from_millis(1500) {
+    while sent < 30 && opened.elapsed() < Duration::from_millis(4000) {
         let response = gateway.chat(chat_body(LOGICAL, "Hi")).await;
         assert_eq!(response.status(), 200);
         assert_eq!(served_by(&response), "b");
         assert_eq!(header(&response, "x-apiproxy-attempts"), Some("1"));
         sent += 1;
     }
-    assert!(sent >= 10, "only {sent} requests fit in the cool-down");
+    assert!(sent >= 5, "only {sent} requests fit in the cool-down");
     assert_eq!(a.chat_requests().await, 3, "no traffic while cooling down");
     assert_eq!(b.chat_requests().await, b_before + sent);
 
     // After the cool-down, a healthy `a` gets one probe, which closes its circuit.
     a.clear_fault().await;
-    tokio::time::sleep(Duration::from_millis(2300).saturating_sub(opened.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(5300).saturating_sub(opened.elapsed())).await;
     assert_eq!(
         candidates(&gateway).await,
         [("a".into(), "open".into()), ("b".into(), "closed".into())],
@@ -147,38 +148,48 @@ async fn max_qps_lets_at_most_the_limit_through_per_second_and_answers_the_rest_
         gateway.chat(chat_body(LOGICAL, "warm up")).await.status(),
         200
     );
-    let before = a.chat_requests().await;
-
-    let second = start_of_next_second().await;
-    let responses = join_all((0..20).map(|_| gateway.chat(chat_body(LOGICAL, "burst")))).await;
-    let last_second = unix_second();
-
-    let mut ok = 0;
-    for response in &responses {
-        match response.status().as_u16() {
-            200 => ok += 1,
-            429 => assert_eq!(
-                header(response, "retry-after"),
-                Some("1"),
-                "{:?}",
-                response.headers()
-            ),
-            other => panic!("unexpected status {other}"),
+    // The exact count needs a burst that fits in one calendar second; on a busy machine one may
+    // not, so up to three bursts are tried, and the test fails (never passes quietly) if none did.
+    let mut exact_checked = false;
+    let mut responses = Vec::new();
+    for _ in 0..3 {
+        let before = a.chat_requests().await;
+        let second = start_of_next_second().await;
+        responses = join_all((0..20).map(|_| gateway.chat(chat_body(LOGICAL, "burst")))).await;
+        let last_second = unix_second();
+        let mut ok = 0;
+        for response in &responses {
+            match response.status().as_u16() {
+                200 => ok += 1,
+                429 => assert_eq!(
+                    header(response, "retry-after"),
+                    Some("1"),
+                    "{:?}",
+                    response.headers()
+                ),
+                other => panic!("unexpected status {other}"),
+            }
+        }
+        let reached = a.chat_requests().await - before;
+        assert_eq!(
+            reached, ok,
+            "every 200 is one upstream call, every 429 none"
+        );
+        let seconds = last_second - second + 1;
+        assert!(
+            ok <= 5 * seconds,
+            "{ok} requests passed in {seconds} calendar second(s) at MAX_QPS 5"
+        );
+        if seconds == 1 {
+            assert_eq!(ok, 5, "within one second the limit is used up exactly");
+            exact_checked = true;
+            break;
         }
     }
-    let reached = a.chat_requests().await - before;
-    assert_eq!(
-        reached, ok,
-        "every 200 is one upstream call, every 429 none"
-    );
-    let seconds = last_second - second + 1;
     assert!(
-        ok <= 5 * seconds,
-        "{ok} requests passed in {seconds} calendar second(s) at MAX_QPS 5"
+        exact_checked,
+        "no burst of 20 fit in one calendar second in three tries: the exact limit was not checked"
     );
-    if seconds == 1 {
-        assert_eq!(ok, 5, "within one second the limit is used up exactly");
-    }
     let limited = responses
         .into_iter()
         .find(|r| r.status() == 429)
