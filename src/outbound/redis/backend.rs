@@ -115,21 +115,27 @@ impl RedisBackend {
         self.health
             .down_until_ms
             .store(now + BACKOFF.as_millis() as u64, Ordering::Relaxed);
-        let count = self.health.errors.fetch_add(1, Ordering::Relaxed) + 1;
-        let last = self.health.last_log_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= LOG_INTERVAL_MS
-            && self
-                .health
-                .last_log_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if let Some(count) = self.count_and_may_log(now) {
             tracing::warn!(
                 store_errors_total = count,
                 "Redis {what} failed: {error}; serving without the shared store until it answers again"
             );
         }
         StoreError(format!("redis {what} failed: {error}"))
+    }
+
+    /// Counts a store error; returns the count when this one may be logged (at most one log line
+    /// per interval, however many calls fail).
+    fn count_and_may_log(&self, now: u64) -> Option<u64> {
+        let count = self.health.errors.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = self.health.last_log_ms.load(Ordering::Relaxed);
+        (now.saturating_sub(last) >= LOG_INTERVAL_MS
+            && self
+                .health
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok())
+        .then_some(count)
     }
 
     fn fail_fast(&self) -> StoreResult<()> {
@@ -192,7 +198,9 @@ impl RedisBackend {
         // about the next call, so no back-off (which would also switch off QPS limits and
         // stickiness for everyone).
         if !is_outage(&e) {
-            tracing::warn!(error = %e, "Redis refused a command on the data it found");
+            if let Some(count) = self.count_and_may_log(now_ms()) {
+                tracing::warn!(store_errors_total = count, error = %e, "Redis refused a command on the data it found");
+            }
             return StoreError(format!("unexpected value in Redis: {e}"));
         }
         self.failed("call", &e.to_string())
