@@ -14,6 +14,18 @@ fn one_provider(mock: &Mock) -> GatewayBuilder {
         .logical(&[("mock", "up", 1.0)])
 }
 
+/// A Redis of its own, the mock `mock` and a gateway over both with `env` set.
+async fn on_redis(env: &[(&str, &str)]) -> (RedisServer, Mock, Gateway) {
+    let redis = RedisServer::start();
+    let mock = Mock::start("mock", &["up"]);
+    let mut builder = one_provider(&mock).redis(&redis.url());
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
+    let gateway = builder.start().await;
+    (redis, mock, gateway)
+}
+
 // ---- 1: the public default token never serves beyond loopback ----------------------------------
 
 #[test]
@@ -161,13 +173,7 @@ async fn assert_max_qps_of_one_holds(gateway: &Gateway) {
 
 #[tokio::test]
 async fn a_wrongly_typed_redis_key_is_a_data_error_and_max_qps_never_fails_open() {
-    let redis = RedisServer::start();
-    let mock = Mock::start("mock", &["up"]);
-    let gateway = one_provider(&mock)
-        .env("LLM_PROVIDER_mock_MAX_QPS", "1")
-        .redis(&redis.url())
-        .start()
-        .await;
+    let (redis, _mock, gateway) = on_redis(&[("LLM_PROVIDER_mock_MAX_QPS", "1")]).await;
     // The finding's own request: a model named like the index set (a GET on a set was WRONGTYPE).
     let index = gateway.chat(chat_body("index", "hi")).await;
     assert_eq!(index.status(), 404);
@@ -186,13 +192,7 @@ async fn a_wrongly_typed_redis_key_is_a_data_error_and_max_qps_never_fails_open(
 
 #[tokio::test]
 async fn max_qps_still_holds_while_redis_is_down() {
-    let mut redis = RedisServer::start();
-    let mock = Mock::start("mock", &["up"]);
-    let gateway = one_provider(&mock)
-        .env("LLM_PROVIDER_mock_MAX_QPS", "1")
-        .redis(&redis.url())
-        .start()
-        .await;
+    let (mut redis, _mock, gateway) = on_redis(&[("LLM_PROVIDER_mock_MAX_QPS", "1")]).await;
     assert_eq!(gateway.chat(chat_body(LOGICAL, "warm")).await.status(), 200);
     redis.stop();
     assert_max_qps_of_one_holds(&gateway).await;
@@ -276,9 +276,7 @@ async fn a_pinned_model_with_path_traversal_never_reaches_the_upstream() {
 
 #[tokio::test]
 async fn an_over_long_model_name_is_400_before_routing_on_every_endpoint() {
-    let redis = RedisServer::start();
-    let mock = Mock::start("mock", &["up"]);
-    let gateway = one_provider(&mock).redis(&redis.url()).start().await;
+    let (_redis, mock, gateway) = on_redis(&[]).await;
     let long = format!("mock/{}", "A".repeat(300 * 1024));
     let chat = gateway.chat(chat_body(&long, "hi")).await;
     assert_eq!(chat.status(), 400);
@@ -314,9 +312,7 @@ async fn an_over_long_model_name_is_400_before_routing_on_every_endpoint() {
 
 #[tokio::test]
 async fn a_conversation_id_outside_the_id_bounds_is_400_and_stores_nothing() {
-    let redis = RedisServer::start();
-    let mock = Mock::start("mock", &["up"]);
-    let gateway = one_provider(&mock).redis(&redis.url()).start().await;
+    let (redis, _mock, gateway) = on_redis(&[]).await;
     for id in [
         "a\r\nb".to_string(),
         "x".repeat(1024 * 1024),
@@ -496,13 +492,7 @@ async fn context_histories_are_bounded_in_number_in_memory() {
 
 #[tokio::test]
 async fn context_histories_are_bounded_in_number_on_redis() {
-    let redis = RedisServer::start();
-    let mock = Mock::start("mock", &["up"]);
-    let gateway = one_provider(&mock)
-        .env("CONTEXT_MAX_SESSIONS", "16")
-        .redis(&redis.url())
-        .start()
-        .await;
+    let (_redis, _mock, gateway) = on_redis(&[("CONTEXT_MAX_SESSIONS", "16")]).await;
     check_context_bound(&gateway).await;
 }
 
