@@ -175,22 +175,19 @@ impl ProviderConfig {
     /// The chat URL for one physical model (Gemini puts the model in the path, percent-encoded as
     /// one segment so no name can reach another path or add a query).
     pub fn chat_url(&self, model_id: &str) -> String {
-        self.url_for(
-            &self
-                .chat_path
-                .replace("{model}", &encode_path_segment(model_id)),
-        )
+        self.url_for(&self.chat_path_for(model_id))
     }
 
     /// The chat URL as shown to operators (`GET /logical-models`, `/routing/decide`): credentials
     /// in the base URL masked.
     pub fn shown_chat_url(&self, model_id: &str) -> String {
-        join_url(
-            &self.masked_base_url(),
-            &self
-                .chat_path
-                .replace("{model}", &encode_path_segment(model_id)),
-        )
+        join_url(&self.masked_base_url(), &self.chat_path_for(model_id))
+    }
+
+    /// The chat path with the model in place of `{model}`, percent-encoded as one segment.
+    fn chat_path_for(&self, model_id: &str) -> String {
+        self.chat_path
+            .replace("{model}", &encode_path_segment(model_id))
     }
 
     /// `body` with this provider's secrets (its key and custom header values) replaced, so an
@@ -234,6 +231,29 @@ impl ProviderConfig {
     /// `****abcd`: enough for an operator to tell keys apart, never enough to use one.
     pub fn masked_key(&self) -> String {
         mask_secret(self.api_key.expose_secret())
+    }
+}
+
+/// A plain OpenAI-vendor provider `id` at `http://{id}.test` with key `k`, for unit tests to
+/// adjust with struct-update syntax.
+#[cfg(test)]
+pub(crate) fn provider_for_tests(id: &str) -> ProviderConfig {
+    ProviderConfig {
+        id: id.into(),
+        name: id.into(),
+        base_url: format!("http://{id}.test"),
+        api_key: SecretString::from("k".to_string()),
+        vendor: Vendor::OpenAi,
+        models_path: "/v1/models".into(),
+        chat_path: "/v1/chat/completions".into(),
+        weight: 1.0,
+        region: None,
+        max_qps: None,
+        retry: RetryPolicy::Generic,
+        cost_input: None,
+        cost_output: None,
+        static_models: None,
+        custom_headers: Vec::new(),
     }
 }
 
@@ -316,24 +336,16 @@ mod tests {
 
     fn gemini(base_url: &str, key: &str, custom: &[(&str, &str)]) -> ProviderConfig {
         ProviderConfig {
-            id: "gem".into(),
-            name: "Gemini".into(),
             base_url: base_url.into(),
             api_key: SecretString::from(key.to_string()),
             vendor: Vendor::Gemini,
             models_path: "/v1beta/models".into(),
             chat_path: "/v1beta/models/{model}:generateContent".into(),
-            weight: 1.0,
-            region: None,
-            max_qps: None,
-            retry: RetryPolicy::Generic,
-            cost_input: None,
-            cost_output: None,
-            static_models: None,
             custom_headers: custom
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..provider_for_tests("gem")
         }
     }
 

@@ -911,31 +911,14 @@ mod tests {
         MockClock, MockLogicalModelStore, MockModelCacheStore, MockQpsLimiter, MockRandomSource,
         MockSessionStore, MockUpstreamClient, QpsLimiter, TransportError, UpstreamReply,
     };
-    use crate::domain::provider::{ProviderRegistry, RetryPolicy, Vendor};
+    use crate::domain::provider::ProviderRegistry;
     use crate::domain::service::catalog::Catalog;
     use crate::outbound::memory::{
         MemoryCircuitStore, MemoryContextStore, MemoryMetricsStore, MemoryQpsLimiter,
     };
-    use secrecy::SecretString;
 
     fn provider(id: &str) -> ProviderConfig {
-        ProviderConfig {
-            id: id.into(),
-            name: id.into(),
-            base_url: format!("http://{id}.test"),
-            api_key: SecretString::from("k".to_string()),
-            vendor: Vendor::OpenAi,
-            models_path: "/v1/models".into(),
-            chat_path: "/v1/chat/completions".into(),
-            weight: 1.0,
-            region: None,
-            max_qps: None,
-            retry: RetryPolicy::Generic,
-            cost_input: None,
-            cost_output: None,
-            static_models: None,
-            custom_headers: Vec::new(),
-        }
+        crate::domain::provider::provider_for_tests(id)
     }
 
     fn physical(provider_id: &str) -> PhysicalModel {

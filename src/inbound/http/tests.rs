@@ -17,7 +17,7 @@ use crate::app::{Options, assemble};
 use crate::domain::health::BreakerPolicy;
 use crate::domain::model::{LogicalModel, PhysicalModel};
 use crate::domain::ports::{Clock, LogicalModelStore, MockUpstreamClient, UpstreamReply};
-use crate::domain::provider::{ProviderConfig, ProviderRegistry, RetryPolicy, Vendor};
+use crate::domain::provider::{ProviderConfig, ProviderRegistry};
 use crate::domain::service::chat::ChatSettings;
 use crate::outbound::memory::MemoryStores;
 use crate::outbound::system::SystemClock;
@@ -27,21 +27,11 @@ const TOKEN: &str = "Bearer dGltZWxpbmU=";
 
 fn provider() -> ProviderConfig {
     ProviderConfig {
-        id: "p".into(),
         name: "P".into(),
         base_url: "http://p.test".into(),
         api_key: SecretString::from("sk-test".to_string()),
-        vendor: Vendor::OpenAi,
-        models_path: "/v1/models".into(),
-        chat_path: "/v1/chat/completions".into(),
-        weight: 1.0,
-        region: None,
-        max_qps: None,
-        retry: RetryPolicy::Generic,
-        cost_input: None,
-        cost_output: None,
         static_models: Some(vec![]),
-        custom_headers: vec![],
+        ..crate::domain::provider::provider_for_tests("p")
     }
 }
 
