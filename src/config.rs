@@ -606,7 +606,7 @@ fn parse_static_models(
     };
     let mut models = Vec::new();
     for entry in &entries {
-        let model = Model::from_entry(id, entry)
+        let model = crate::protocol::models::model_from_entry(id, entry)
             .ok_or_else(|| invalid(source, format!("entry {entry} has no model id"), EXPECTED))?;
         models.push(model);
     }

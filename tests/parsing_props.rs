@@ -1,12 +1,13 @@
 //! Property versions of the fuzz targets (fuzz/): request parsing and stream handling never panic
 //! on arbitrary input, in the normal test run.
 
+use apiproxy::domain::exchange::Dialect;
 use apiproxy::protocol::openai::ChatBody;
 use apiproxy::protocol::responses::{
     ResponsesStreamWriter, chat_request_from_responses, response_from_chat,
 };
 use apiproxy::protocol::sse::SseFramer;
-use apiproxy::protocol::{WireFormat, anthropic, gemini};
+use apiproxy::protocol::{anthropic, classify, gemini};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -79,7 +80,7 @@ proptest! {
         for chunk in bytes.chunks(cut) {
             if let Ok(events) = framer.push(chunk) {
                 for event in events {
-                    let _ = (WireFormat::OpenAi.classify(&event), WireFormat::Anthropic.classify(&event));
+                    let _ = (classify(Dialect::Hub, &event), classify(Dialect::Anthropic, &event));
                     let _ = (claude.push(&event), google.push(&event));
                     let _ = (writer.push(&event), responses.push(&event));
                 }
@@ -98,7 +99,7 @@ proptest! {
         let mut responses = ResponsesStreamWriter::new(&json!({"model": "m", "input": "x"}));
         for value in values {
             let event = format!("data: {value}\n\n");
-            let _ = (WireFormat::OpenAi.classify(event.as_bytes()), WireFormat::Anthropic.classify(event.as_bytes()));
+            let _ = (classify(Dialect::Hub, event.as_bytes()), classify(Dialect::Anthropic, event.as_bytes()));
             let _ = (claude.push(event.as_bytes()), google.push(event.as_bytes()));
             let _ = writer.push(event.as_bytes());
             let _ = responses.push(event.as_bytes());

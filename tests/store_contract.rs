@@ -139,7 +139,11 @@ async fn logical_models_are_stored_listed_replaced_and_deleted(s: &Stores) {
 }
 
 fn model(id: &str) -> Model {
-    Model::from_entry("p", &serde_json::json!({"id": id, "context_length": 4096})).unwrap()
+    apiproxy::protocol::models::model_from_entry(
+        "p",
+        &serde_json::json!({"id": id, "context_length": 4096}),
+    )
+    .unwrap()
 }
 
 async fn model_lists_and_remembered_failures_expire_with_their_ttl(s: &Stores) {

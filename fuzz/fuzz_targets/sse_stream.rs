@@ -3,7 +3,8 @@
 
 use apiproxy::protocol::responses::ResponsesStreamWriter;
 use apiproxy::protocol::sse::SseFramer;
-use apiproxy::protocol::{WireFormat, anthropic, gemini};
+use apiproxy::domain::exchange::Dialect;
+use apiproxy::protocol::{anthropic, classify, gemini};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,8 +20,8 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         for event in events {
-            let _ = WireFormat::OpenAi.classify(&event);
-            let _ = WireFormat::Anthropic.classify(&event);
+            let _ = classify(Dialect::Hub, &event);
+            let _ = classify(Dialect::Anthropic, &event);
             let _ = claude.push(&event);
             let _ = google.push(&event);
             let _ = writer.push(&event);

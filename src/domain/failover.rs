@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::provider::RetryPolicy;
+use super::provider::{RetryPolicy, Vendor};
 
 /// Why one upstream attempt did not produce a usable answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,9 +14,11 @@ pub enum AttemptFailure {
     Status {
         status: u16,
         body: Bytes,
+        /// The upstream's own message, read from `body` by the adapter.
+        message: String,
         retry_after: Option<u64>,
     },
-    /// The gateway held back a QPS-limited candidate (later issue); retryable, counts as a 429.
+    /// The gateway held back a candidate at its `MAX_QPS`; retryable, counts as a 429.
     RateLimited { retry_after: Option<u64> },
 }
 
@@ -46,33 +48,11 @@ impl AttemptFailure {
     pub fn describe(&self) -> String {
         match self {
             AttemptFailure::Transport { message } => message.clone(),
-            AttemptFailure::Status { status, body, .. } => {
-                format!("HTTP {status}: {}", upstream_message(body))
-            }
+            AttemptFailure::Status {
+                status, message, ..
+            } => format!("HTTP {status}: {message}"),
             AttemptFailure::RateLimited { .. } => "provider is at its MAX_QPS limit".into(),
         }
-    }
-}
-
-/// The message inside an upstream error body: OpenAI's and Anthropic's `error.message`, Gemini's
-/// `error.message`, a top-level `message`, or the text itself, cut to a readable length.
-pub fn upstream_message(body: &[u8]) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let from_json = parsed.as_ref().and_then(|v| {
-        v.pointer("/error/message")
-            .or_else(|| v.get("message"))
-            .or_else(|| v.get("error").filter(|e| e.is_string()))
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-    });
-    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    truncate_chars(&text, 500)
-}
-
-fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
     }
 }
 
@@ -150,6 +130,61 @@ impl CommitGate {
     }
 }
 
+/// Anthropic's 529 "overloaded" means what a 503 means: the provider is busy, try another. Every
+/// other status is taken as it is.
+pub fn upstream_status(vendor: Vendor, status: u16) -> u16 {
+    match (vendor, status) {
+        (Vendor::Anthropic, 529) => 503,
+        (_, status) => status,
+    }
+}
+
+/// What the chat use case does after a failed attempt (SPEC 5.1, 5.4, 5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterFailure {
+    pub next: Next,
+    pub health: HealthEffect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Try the next candidate.
+    TryNext,
+    /// Give the client the upstream's answer as it is; nobody else is asked.
+    Relay,
+}
+
+/// How the attempt counts for the provider's health (routing metrics and circuit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthEffect {
+    /// The provider failed.
+    Failure,
+    /// The provider answered (a client error): it is up, so a half-open probe it held closes the
+    /// circuit instead of leaving it waiting.
+    ReleaseProbe,
+    /// Nothing was asked of the provider.
+    Nothing,
+}
+
+/// The failover policy: retryable failures move on and count against the provider; a
+/// non-retryable answer is relayed, counting against the provider only when it is a 5xx.
+pub fn after_failure(
+    failure: &AttemptFailure,
+    policy: &RetryPolicy,
+    probe_held: bool,
+) -> AfterFailure {
+    let (next, health) = match failure {
+        AttemptFailure::RateLimited { .. } => (Next::TryNext, HealthEffect::Nothing),
+        failure if failure.is_retryable(policy) => (Next::TryNext, HealthEffect::Failure),
+        AttemptFailure::Status { status, .. } if *status >= 500 => {
+            (Next::Relay, HealthEffect::Failure)
+        }
+        _ if probe_held => (Next::Relay, HealthEffect::ReleaseProbe),
+        _ => (Next::Relay, HealthEffect::Nothing),
+    };
+    AfterFailure { next, health }
+}
+
 /// What every failed attempt of one request adds up to.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FailureTally {
@@ -219,6 +254,7 @@ mod tests {
         AttemptFailure::Status {
             status: code,
             body: Bytes::from_static(b"{\"error\":{\"message\":\"busy\"}}"),
+            message: "busy".into(),
             retry_after: None,
         }
     }
@@ -288,11 +324,13 @@ mod tests {
         tally.record(AttemptFailure::Status {
             status: 429,
             body: Bytes::new(),
+            message: String::new(),
             retry_after: Some(7),
         });
         tally.record(AttemptFailure::Status {
             status: 429,
             body: Bytes::new(),
+            message: String::new(),
             retry_after: Some(3),
         });
         match tally.verdict("gpt") {
@@ -324,18 +362,104 @@ mod tests {
         }
     }
 
+    /// One row per rule of SPEC 5.1 and 5.4 that decides what follows a failed attempt.
     #[test]
-    fn upstream_messages_are_extracted_and_cut() {
-        assert_eq!(
-            upstream_message(br#"{"error":{"message":"bad key"}}"#),
-            "bad key"
-        );
-        assert_eq!(upstream_message(b"plain text "), "plain text");
-        assert!(
-            upstream_message("x".repeat(2000).as_bytes())
-                .chars()
-                .count()
-                <= 501
-        );
+    fn the_failover_policy_table() {
+        let generic = RetryPolicy::Generic;
+        let none = RetryPolicy::parse("none").unwrap();
+        let rate_limited = AttemptFailure::RateLimited {
+            retry_after: Some(1),
+        };
+        use HealthEffect::*;
+        use Next::*;
+        let rows: [(&str, AttemptFailure, &RetryPolicy, bool, Next, HealthEffect); 9] = [
+            (
+                "a transport error moves on",
+                AttemptFailure::transport("reset"),
+                &none,
+                false,
+                TryNext,
+                Failure,
+            ),
+            (
+                "a retryable 5xx moves on",
+                status(503),
+                &generic,
+                false,
+                TryNext,
+                Failure,
+            ),
+            (
+                "a retryable 429 moves on",
+                status(429),
+                &generic,
+                false,
+                TryNext,
+                Failure,
+            ),
+            (
+                "a retryable status ends a probe as a failure",
+                status(502),
+                &generic,
+                true,
+                TryNext,
+                Failure,
+            ),
+            (
+                "a non-retryable 4xx is relayed",
+                status(400),
+                &generic,
+                false,
+                Relay,
+                Nothing,
+            ),
+            (
+                "a 4xx answering a probe closes the circuit",
+                status(403),
+                &generic,
+                true,
+                Relay,
+                ReleaseProbe,
+            ),
+            (
+                "a non-retryable 5xx is relayed and still counts",
+                status(500),
+                &none,
+                false,
+                Relay,
+                Failure,
+            ),
+            (
+                "a 429 not in the policy is relayed",
+                status(429),
+                &none,
+                false,
+                Relay,
+                Nothing,
+            ),
+            (
+                "a MAX_QPS hold-back moves on and asked nobody",
+                rate_limited,
+                &none,
+                false,
+                TryNext,
+                Nothing,
+            ),
+        ];
+        for (rule, failure, policy, probe, next, health) in rows {
+            assert_eq!(
+                after_failure(&failure, policy, probe),
+                AfterFailure { next, health },
+                "{rule}"
+            );
+        }
+    }
+
+    #[test]
+    fn anthropic_overloaded_is_a_503_and_nothing_else_changes() {
+        assert_eq!(upstream_status(Vendor::Anthropic, 529), 503);
+        assert_eq!(upstream_status(Vendor::OpenAi, 529), 529);
+        assert_eq!(upstream_status(Vendor::Gemini, 529), 529);
+        assert_eq!(upstream_status(Vendor::Anthropic, 500), 500);
     }
 }

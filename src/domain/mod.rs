@@ -1,5 +1,6 @@
 //! The pure core: the rules of the product, free of HTTP, Redis and sockets.
 
+pub mod exchange;
 pub mod failover;
 pub mod health;
 pub mod model;

@@ -21,7 +21,7 @@ pub enum ModelCapability {
 }
 
 impl ModelCapability {
-    fn parse(text: &str) -> Option<ModelCapability> {
+    pub fn parse(text: &str) -> Option<ModelCapability> {
         match text.trim().to_ascii_lowercase().as_str() {
             "chat" => Some(Self::Chat),
             "completion" => Some(Self::Completion),
@@ -52,74 +52,6 @@ pub struct Model {
     pub metadata: Option<Value>,
     #[serde(default)]
     pub meta_hash: Option<String>,
-}
-
-impl Model {
-    /// Normalises one raw entry of a provider's list: a bare string id, or an object with `id`
-    /// (or `model_id`, or Gemini's `name: "models/x"`). Entries without an id are not models.
-    pub fn from_entry(provider_id: &str, entry: &Value) -> Option<Model> {
-        let id = match entry {
-            Value::String(id) => id.clone(),
-            Value::Object(obj) => {
-                let raw = ["id", "model_id", "name"]
-                    .iter()
-                    .find_map(|key| obj.get(*key).and_then(Value::as_str))?;
-                raw.strip_prefix("models/").unwrap_or(raw).to_string()
-            }
-            _ => return None,
-        };
-        if id.trim().is_empty() {
-            return None;
-        }
-        let field = |key: &str| entry.get(key);
-        let text = |key: &str| field(key).and_then(Value::as_str).map(str::to_string);
-        let context_length = [
-            "context_length",
-            "max_context",
-            "context_window",
-            "inputTokenLimit",
-        ]
-        .iter()
-        .find_map(|key| field(key).and_then(Value::as_u64))
-        .filter(|n| *n > 0)
-        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-        .unwrap_or(DEFAULT_CONTEXT_LENGTH);
-        let capabilities = match field("capabilities").or_else(|| field("capability")) {
-            Some(Value::String(one)) => ModelCapability::parse(one).into_iter().collect(),
-            Some(Value::Array(many)) => many
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(ModelCapability::parse)
-                .collect(),
-            _ => Vec::new(),
-        };
-        let pricing = field("pricing").and_then(Value::as_object).map(|prices| {
-            prices
-                .iter()
-                .filter_map(|(k, v)| {
-                    let number = v.as_f64().or_else(|| v.as_str()?.parse().ok())?;
-                    Some((k.clone(), number))
-                })
-                .collect()
-        });
-        Some(Model {
-            family: text("family").unwrap_or_else(|| id.clone()),
-            display_name: text("display_name")
-                .or_else(|| text("displayName"))
-                .unwrap_or_else(|| id.clone()),
-            model_id: id,
-            provider_id: provider_id.to_string(),
-            context_length,
-            capabilities: if capabilities.is_empty() {
-                vec![ModelCapability::Chat]
-            } else {
-                capabilities
-            },
-            pricing,
-            metadata: entry.is_object().then(|| entry.clone()),
-            meta_hash: None,
-        })
-    }
 }
 
 /// One upstream of a logical model: a provider and the model id it knows the model by.
@@ -226,33 +158,6 @@ pub fn model_matches(requested: &str, listed: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn entries_normalise_from_strings_objects_and_gemini_names() {
-        let plain = Model::from_entry("p", &json!("gpt-4o")).unwrap();
-        assert_eq!(
-            (plain.model_id.as_str(), plain.context_length),
-            ("gpt-4o", DEFAULT_CONTEXT_LENGTH)
-        );
-        assert_eq!(plain.capabilities, vec![ModelCapability::Chat]);
-        let rich = Model::from_entry(
-            "p",
-            &json!({"id":"b","context_length":16384,"capabilities":["Vision","nope"]}),
-        )
-        .unwrap();
-        assert_eq!(
-            (rich.context_length, rich.capabilities.clone()),
-            (16384, vec![ModelCapability::Vision])
-        );
-        let gemini = Model::from_entry(
-            "g",
-            &json!({"name":"models/gemini-2.0-flash","inputTokenLimit":1048576}),
-        )
-        .unwrap();
-        assert_eq!(gemini.model_id, "gemini-2.0-flash");
-        assert!(Model::from_entry("p", &json!({"object":"model"})).is_none());
-        assert!(Model::from_entry("p", &json!(42)).is_none());
-    }
 
     #[test]
     fn dynamic_matching_ignores_group_prefixes() {

@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures_util::stream::BoxStream;
-
+use super::exchange::{TransportError, UpstreamChatRequest, UpstreamReply};
 use super::health::{AttemptSample, BreakerPolicy, Circuit, RoutingMetrics};
 use super::model::{LogicalModel, Model};
 use super::provider::ProviderConfig;
 use super::session::Session;
+use async_trait::async_trait;
 
 /// A storage backend failed (unreachable, timed out, corrupt value).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -156,64 +154,6 @@ pub trait StoreStatus: Send + Sync {
     async fn check(&self) -> StoreHealth;
     /// Store calls that failed since start (served without the store).
     fn errors(&self) -> u64;
-}
-
-/// Failure to reach an upstream or read its answer: always retryable.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
-
-pub type ByteStream = BoxStream<'static, Result<Bytes, TransportError>>;
-
-/// A chat request ready for one upstream: the body already in the upstream's format.
-#[derive(Debug, Clone)]
-pub struct UpstreamChatRequest {
-    pub model_id: String,
-    pub body: Bytes,
-    pub stream: bool,
-    /// The client's own Anthropic Messages request, for an anthropic-vendor provider to take as it
-    /// is (only `model` rewritten) instead of the translated hub body (SPEC 4.4).
-    pub native: Option<std::sync::Arc<NativeRequest>>,
-}
-
-impl UpstreamChatRequest {
-    /// The format a provider of `vendor` answers this request in: its own when it takes the
-    /// client's native request, the hub's otherwise (translated vendors answer in the hub format).
-    pub fn answer_format(&self, vendor: super::provider::Vendor) -> crate::protocol::WireFormat {
-        match (vendor, &self.native) {
-            (super::provider::Vendor::Anthropic, Some(_)) => crate::protocol::WireFormat::Anthropic,
-            _ => crate::protocol::WireFormat::OpenAi,
-        }
-    }
-}
-
-/// A request in a vendor's own format, passed through to providers of that vendor.
-#[derive(Debug, Clone)]
-pub struct NativeRequest {
-    pub body: crate::protocol::openai::ChatBody,
-    /// Client headers the vendor defines (`anthropic-version`, `anthropic-beta`).
-    pub headers: Vec<(String, String)>,
-    /// Why the request has no hub form (content only the vendor understands, e.g. documents or
-    /// server tools): then only providers that take it natively may serve it.
-    pub untranslatable: Option<String>,
-}
-
-/// The upstream's answer once its headers arrived; the body is read by the caller.
-pub struct UpstreamReply {
-    pub status: u16,
-    /// Seconds from a `Retry-After` header, when the upstream sent one.
-    pub retry_after: Option<u64>,
-    pub body: ByteStream,
-    /// The format of `body`: the hub's, unless a native request was passed through.
-    pub format: crate::protocol::WireFormat,
-}
-
-impl std::fmt::Debug for UpstreamReply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamReply")
-            .field("status", &self.status)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Talks to upstream providers in their own protocol.

@@ -7,46 +7,63 @@ pub mod openai;
 pub mod responses;
 pub mod sse;
 
+pub mod codec;
+pub mod models;
+
 use bytes::Bytes;
 
+use crate::domain::exchange::Dialect;
 use crate::domain::failover::StreamEventKind;
 
-/// The wire format of an upstream answer: the hub's (OpenAI chat, also what translated vendors
-/// produce), or Anthropic's own when a Messages request is passed through natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireFormat {
-    OpenAi,
-    Anthropic,
+/// What one stream event means for the commit rule (SPEC 5.5), in the stream's dialect.
+pub fn classify(dialect: Dialect, event: &[u8]) -> StreamEventKind {
+    match dialect {
+        Dialect::Hub => openai::classify_event(event),
+        Dialect::Anthropic => classify_anthropic(event),
+    }
 }
 
-impl WireFormat {
-    /// What one stream event means for the commit rule (SPEC 5.5).
-    pub fn classify(self, event: &[u8]) -> StreamEventKind {
-        match self {
-            WireFormat::OpenAi => openai::classify_event(event),
-            WireFormat::Anthropic => classify_anthropic(event),
+/// Whether an event is noise a client must not see: a `data:` line in a hub stream that is
+/// neither JSON nor `[DONE]` (the SDKs parse every data line and would fail on it).
+pub fn is_garbage(dialect: Dialect, event: &[u8]) -> bool {
+    dialect == Dialect::Hub
+        && sse::event_data(event).is_some_and(|data| {
+            let data = data.trim();
+            data != "[DONE]" && serde_json::from_str::<serde::de::IgnoredAny>(data).is_err()
+        })
+}
+
+/// The gateway's own event for an upstream failure after the stream started, in the client's
+/// stream dialect (SPEC 5.5).
+pub fn error_event(dialect: Dialect, message: &str) -> Bytes {
+    match dialect {
+        Dialect::Hub => openai::error_event(None, message),
+        Dialect::Anthropic => {
+            let payload = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
+            Bytes::from(format!("event: error\ndata: {payload}\n\n"))
         }
     }
+}
 
-    /// Whether an event is noise a client must not see: a `data:` line in an OpenAI stream that is
-    /// neither JSON nor `[DONE]` (the SDKs parse every data line and would fail on it).
-    pub fn is_garbage(self, event: &[u8]) -> bool {
-        self == WireFormat::OpenAi
-            && sse::event_data(event).is_some_and(|data| {
-                let data = data.trim();
-                data != "[DONE]" && serde_json::from_str::<serde::de::IgnoredAny>(data).is_err()
-            })
-    }
+/// The message inside an upstream error body: OpenAI's, Anthropic's and Gemini's
+/// `error.message`, a top-level `message`, or the text itself, cut to a readable length.
+pub fn error_message(body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let from_json = parsed.as_ref().and_then(|v| {
+        v.pointer("/error/message")
+            .or_else(|| v.get("message"))
+            .or_else(|| v.get("error").filter(|e| e.is_string()))
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+    });
+    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    truncate_chars(&text, 500)
+}
 
-    /// The gateway's own event for an upstream failure after the stream started.
-    pub fn error_event(self, status: Option<u16>, message: &str) -> Bytes {
-        match self {
-            WireFormat::OpenAi => openai::error_event(status, message),
-            WireFormat::Anthropic => {
-                let payload = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
-                Bytes::from(format!("event: error\ndata: {payload}\n\n"))
-            }
-        }
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -99,5 +116,20 @@ impl TranslateError {
             message: message.into(),
             param,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_messages_are_extracted_and_cut() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"bad key"}}"#),
+            "bad key"
+        );
+        assert_eq!(error_message(b"plain text "), "plain text");
+        assert!(error_message("x".repeat(2000).as_bytes()).chars().count() <= 501);
     }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
+use crate::domain::exchange::{ChatPayload, Transcript, UpstreamEvent, Usage};
 use crate::domain::failover::StreamEventKind;
 use crate::protocol::sse;
 
@@ -480,6 +481,73 @@ pub fn error_event(status: Option<u16>, message: &str) -> Bytes {
         "error": {"type": "upstream_error", "status": status, "message": message}
     });
     Bytes::from(format!("data: {payload}\n\n"))
+}
+
+impl ChatPayload for ChatBody {
+    fn model(&self) -> &str {
+        ChatBody::model(self)
+    }
+    fn with_model(&self, model_id: &str) -> Bytes {
+        self.to_upstream(model_id)
+    }
+    fn to_json(&self) -> serde_json::Value {
+        self.to_value()
+    }
+}
+
+impl Transcript for StreamAssembler {
+    fn observe(&mut self, event: &UpstreamEvent) {
+        StreamAssembler::observe(self, &event.bytes);
+    }
+    fn finish(self: Box<Self>) -> serde_json::Value {
+        StreamAssembler::finish(*self)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct WithUsage {
+    usage: Option<ReportedUsage>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReportedUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl From<ReportedUsage> for Usage {
+    fn from(usage: ReportedUsage) -> Self {
+        Usage {
+            prompt_tokens: usage.prompt_tokens.unwrap_or(0),
+            completion_tokens: usage.completion_tokens.unwrap_or(0),
+        }
+    }
+}
+
+/// An answer body that is not JSON.
+#[derive(Debug)]
+pub struct NotJson;
+
+/// Checks that a whole answer is JSON and reads its usage, in one pass.
+pub fn usage_of_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {
+    match serde_json::from_slice::<WithUsage>(body) {
+        Ok(answer) => Ok(answer.usage.map(Usage::from)),
+        // Valid JSON that is not an object with a usage field (an array, a number) is still JSON.
+        Err(e) if e.is_data() => Ok(None),
+        Err(_) => Err(NotJson),
+    }
+}
+
+/// Tokens from a stream's usage chunk; other chunks cost one substring scan.
+pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
+    if !event.windows(8).any(|w| w == b"\"usage\":") {
+        return None;
+    }
+    let data = sse::event_data(event)?;
+    match serde_json::from_str::<WithUsage>(&data) {
+        Ok(WithUsage { usage: Some(usage) }) => Some(usage.into()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

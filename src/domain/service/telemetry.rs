@@ -2,10 +2,8 @@
 //! Prometheus recorder is installed): attempts by provider, vendor and outcome, token usage when
 //! the upstream reports it, and the open-streams gauge.
 
-use serde::Deserialize;
-
+use crate::domain::exchange::Usage;
 use crate::domain::provider::ProviderConfig;
-use crate::protocol::sse;
 
 /// One upstream attempt's outcome: `success`, `failed_over`, `relayed_error` or `qps_limited`.
 pub fn attempt(provider: &ProviderConfig, outcome: &'static str) {
@@ -31,60 +29,23 @@ pub fn model_label<'a>(logical_id: &str, provider_id: &str, model_id: &'a str) -
     if pinned { "other" } else { model_id }
 }
 
-#[derive(Deserialize)]
-struct WithUsage {
-    usage: Option<Usage>,
-}
-
-/// Token counts an answer reports.
-#[derive(Debug, Deserialize)]
-pub struct Usage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-}
-
-fn count_tokens(provider: &str, model: &str, usage: &Usage) {
+/// Counts the tokens an answer or a stream's usage event reported.
+pub fn count_tokens(provider: &str, model: &str, usage: &Usage) {
     for (kind, count) in [
         ("prompt", usage.prompt_tokens),
         ("completion", usage.completion_tokens),
     ] {
-        if let Some(count) = count.filter(|c| *c > 0) {
+        if count > 0 {
             metrics::counter!("apiproxy_tokens_total", "provider" => provider.to_string(), "model" => model.to_string(), "kind" => kind)
                 .increment(count);
         }
     }
 }
 
-/// An answer body that is not JSON.
-#[derive(Debug)]
-pub struct NotJson;
-
-/// Checks that a whole answer is JSON and reads its usage, in one pass.
-pub fn read_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {
-    match serde_json::from_slice::<WithUsage>(body) {
-        Ok(answer) => Ok(answer.usage),
-        // Valid JSON that is not an object with a usage field (an array, a number) is still JSON.
-        Err(e) if e.is_data() => Ok(None),
-        Err(_) => Err(NotJson),
-    }
-}
-
-/// Counts the tokens a whole answer reported.
+/// Counts the tokens a whole answer reported, if it did.
 pub fn count_answer(provider: &str, model: &str, usage: Option<&Usage>) {
     if let Some(usage) = usage {
         count_tokens(provider, model, usage);
-    }
-}
-
-/// Tokens from a stream's usage chunk; other chunks cost one substring scan.
-pub fn usage_of_chunk(provider: &str, model: &str, event: &[u8]) {
-    if !event.windows(8).any(|w| w == b"\"usage\":") {
-        return;
-    }
-    if let Some(data) = sse::event_data(event)
-        && let Ok(WithUsage { usage: Some(usage) }) = serde_json::from_str::<WithUsage>(&data)
-    {
-        count_tokens(provider, model, &usage);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The salvo HTTP adapter: routes, the auth hoop, handlers and the error shape.
 
 mod auth;
+mod credentials;
 mod error;
 mod handlers;
 mod listener;
@@ -10,7 +11,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use auth::TokenCheck;
+pub use credentials::TokenCheck;
 pub use error::ApiError;
 pub use listener::bind;
 pub use state::AppState;

@@ -122,7 +122,7 @@ fn record(path: &str, res: &Response, started: Instant) {
     // Until the answer (or a stream's first byte) minus the time spent waiting on upstreams.
     let upstream_ms = res
         .headers()
-        .get(super::handlers::chat::UPSTREAM_MS_HEADER)
+        .get(super::handlers::output::UPSTREAM_MS_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok());
     if let Some(upstream_ms) = upstream_ms {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use salvo::Depot;
 
-use super::auth::TokenCheck;
+use super::credentials::TokenCheck;
 use crate::domain::ports::{Clock, ContextStore, MetricsStore, SessionStore, StoreStatus};
 use crate::domain::service::catalog::Catalog;
 use crate::domain::service::chat::ChatService;

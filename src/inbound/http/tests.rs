@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use salvo::test::{ResponseExt, TestClient};
@@ -14,9 +13,11 @@ use serde_json::{Value, json};
 
 use super::service;
 use crate::app::{Options, assemble};
+use crate::domain::exchange::{Answer, UpstreamEvent, UpstreamReply};
+use crate::domain::failover::StreamEventKind;
 use crate::domain::health::BreakerPolicy;
 use crate::domain::model::{LogicalModel, PhysicalModel};
-use crate::domain::ports::{Clock, LogicalModelStore, MockUpstreamClient, UpstreamReply};
+use crate::domain::ports::{Clock, LogicalModelStore, MockUpstreamClient};
 use crate::domain::provider::{ProviderConfig, ProviderRegistry};
 use crate::domain::service::chat::ChatSettings;
 use crate::outbound::memory::MemoryStores;
@@ -39,23 +40,25 @@ fn provider() -> ProviderConfig {
 fn fake_upstream() -> MockUpstreamClient {
     let mut upstream = MockUpstreamClient::new();
     upstream.expect_chat().returning(|_, request| {
-        let chunks: Vec<Bytes> = if request.stream {
-            vec![
-                Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"),
-                Bytes::from_static(b"data: [DONE]\n\n"),
-            ]
-        } else {
-            vec![Bytes::from_static(
-                b"{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}",
-            )]
+        if request.stream {
+            let events = [
+                (
+                    StreamEventKind::Content,
+                    &b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"[..],
+                ),
+                (StreamEventKind::End, b"data: [DONE]\n\n"),
+            ];
+            let events = events
+                .into_iter()
+                .map(|(kind, bytes)| Ok(UpstreamEvent::new(kind, Bytes::from_static(bytes))))
+                .collect();
+            return Ok(UpstreamReply::streamed(200, events));
+        }
+        let answer = Answer {
+            bytes: Bytes::from_static(b"{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}"),
+            ..Answer::default()
         };
-        let body = futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed();
-        Ok(UpstreamReply {
-            status: 200,
-            retry_after: None,
-            body,
-            format: crate::protocol::WireFormat::OpenAi,
-        })
+        Ok(UpstreamReply::answered(200, answer))
     });
     upstream
 }

@@ -1,20 +1,17 @@
-//! The upstream port over one shared, pooled reqwest client. Each provider's headers (auth the
+//! Sending to upstreams over one shared, pooled reqwest client. Each provider's headers (auth the
 //! vendor's way, browser mask, custom headers) are built once at start-up, not per request.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 
-use crate::domain::model::Model;
-use crate::domain::ports::{
-    ListModelsError, TransportError, UpstreamChatRequest, UpstreamClient, UpstreamReply,
-};
+use super::bodies::ByteStream;
+use crate::domain::exchange::TransportError;
+use crate::domain::ports::ListModelsError;
 use crate::domain::provider::{ProviderConfig, ProviderRegistry, Vendor};
-use crate::protocol::WireFormat;
 
 /// Browser-like headers added to chat requests when `MASK_AS_BROWSER` is on.
 #[derive(Debug, Clone, Default)]
@@ -220,7 +217,7 @@ impl HttpUpstream {
         if let Some(url) = &headers.chat_url {
             return Ok(url.clone());
         }
-        let model_id = model_id.strip_prefix("models/").unwrap_or(model_id);
+        let model_id = crate::protocol::gemini::model_id(model_id);
         let mut url = provider.chat_url(model_id);
         if stream && provider.vendor == Vendor::Gemini {
             url = url.replacen(":generateContent", ":streamGenerateContent?alt=sse", 1);
@@ -236,7 +233,7 @@ impl HttpUpstream {
         stream: bool,
         body: bytes::Bytes,
         extra_headers: &[(String, String)],
-    ) -> Result<UpstreamReply, TransportError> {
+    ) -> Result<RawReply, TransportError> {
         let headers = self.headers_for(provider)?;
         let accept = if stream {
             "text/event-stream"
@@ -260,62 +257,18 @@ impl HttpUpstream {
             .bytes_stream()
             .map(|chunk| chunk.map_err(|e| TransportError(describe(&e))))
             .boxed();
-        Ok(UpstreamReply {
+        Ok(RawReply {
             status,
             retry_after,
             body,
-            format: WireFormat::OpenAi,
         })
     }
-}
 
-#[async_trait]
-impl UpstreamClient for HttpUpstream {
-    async fn chat(
+    /// GETs the provider's model list: the status and the body (bounded in size and time).
+    pub(super) async fn fetch_models(
         &self,
         provider: &ProviderConfig,
-        request: UpstreamChatRequest,
-    ) -> Result<UpstreamReply, TransportError> {
-        match provider.vendor {
-            // The hub format is OpenAI's: the body goes as it is.
-            Vendor::OpenAi => {
-                self.send(
-                    provider,
-                    &request.model_id,
-                    request.stream,
-                    request.body,
-                    &[],
-                )
-                .await
-            }
-            // A client's own Messages request goes to an Anthropic provider as it is.
-            Vendor::Anthropic
-                if request.answer_format(Vendor::Anthropic) == WireFormat::Anthropic =>
-            {
-                let (body, headers) = match &request.native {
-                    Some(native) => (
-                        native.body.to_upstream(&request.model_id),
-                        native.headers.clone(),
-                    ),
-                    None => (request.body.clone(), Vec::new()),
-                };
-                let mut reply = self
-                    .send(provider, &request.model_id, request.stream, body, &headers)
-                    .await?;
-                reply.format = WireFormat::Anthropic;
-                // Anthropic's "overloaded", retryable like a 503 under every retry policy.
-                if reply.status == 529 {
-                    reply.status = 503;
-                }
-                Ok(reply)
-            }
-            Vendor::Anthropic | Vendor::Gemini => {
-                super::vendor::translated_chat(self, provider, request).await
-            }
-        }
-    }
-
-    async fn list_models(&self, provider: &ProviderConfig) -> Result<Vec<Model>, ListModelsError> {
+    ) -> Result<(u16, Vec<u8>), ListModelsError> {
         let headers = self
             .headers_for(provider)
             .map_err(|e| ListModelsError::Transport(e.0))?;
@@ -338,11 +291,7 @@ impl UpstreamClient for HttpUpstream {
                 }
                 body.extend_from_slice(&chunk);
             }
-            if status >= 400 {
-                let message = crate::domain::failover::upstream_message(&body);
-                return Err(ListModelsError::Status { status, message });
-            }
-            parse_model_list(&provider.id, &body)
+            Ok((status, body))
         };
         tokio::time::timeout(MODEL_LIST_TIMEOUT, fetch)
             .await
@@ -354,46 +303,9 @@ impl UpstreamClient for HttpUpstream {
     }
 }
 
-/// Accepts OpenAI's `{"data":[...]}`, Gemini's `{"models":[...]}` or a bare list.
-pub fn parse_model_list(provider_id: &str, body: &[u8]) -> Result<Vec<Model>, ListModelsError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ListModelsError::Malformed(e.to_string()))?;
-    let entries = match &value {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Object(obj) => match obj.get("data").or_else(|| obj.get("models")) {
-            Some(serde_json::Value::Array(items)) => items,
-            _ => {
-                return Err(ListModelsError::Malformed(
-                    "no 'data' or 'models' list".into(),
-                ));
-            }
-        },
-        _ => {
-            return Err(ListModelsError::Malformed(
-                "not a JSON list or object".into(),
-            ));
-        }
-    };
-    Ok(entries
-        .iter()
-        .filter_map(|entry| Model::from_entry(provider_id, entry))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_lists_of_every_shape_parse() {
-        let openai =
-            parse_model_list("p", br#"{"object":"list","data":[{"id":"a"},{"id":"b"}]}"#).unwrap();
-        assert_eq!(openai.len(), 2);
-        let gemini =
-            parse_model_list("g", br#"{"models":[{"name":"models/gemini-2.0-flash"}]}"#).unwrap();
-        assert_eq!(gemini[0].model_id, "gemini-2.0-flash");
-        assert_eq!(parse_model_list("p", br#"["x"]"#).unwrap()[0].model_id, "x");
-        assert!(parse_model_list("p", b"<html>").is_err());
-        assert!(parse_model_list("p", br#"{"nothing":1}"#).is_err());
-    }
+/// An upstream's answer as the HTTP client got it: status, `Retry-After`, raw body.
+pub(super) struct RawReply {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub body: ByteStream,
 }

@@ -1,16 +1,16 @@
 //! `POST /v1/chat/completions` (SPEC 4.2): read and check the body, detect streaming, call the chat
 //! service, and write its answer or error.
 
-use salvo::http::errors::ParseError;
-use salvo::http::{HeaderValue, StatusCode};
+use std::sync::Arc;
+
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
-use super::stream_events;
-use crate::domain::failover::{AllFailed, upstream_message};
-use crate::domain::service::chat::{ChatError, ChatReply, ChatRequest, ServedBy};
+use super::input::{anthropic_headers, log_body, payload, session_id, state_or_500};
+use super::output::{json_answer, stream_events, verbatim, write_chat_error};
+use crate::domain::service::chat::{ChatReply, ChatRequest};
+use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::{alternatives, schemas};
-use crate::inbound::http::{ApiError, AppState};
 use crate::protocol::openai::ChatBody;
 
 /// Create a chat completion
@@ -54,8 +54,8 @@ use crate::protocol::openai::ChatBody;
     ),
 )]
 pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let Some(state) = AppState::from_depot(depot) else {
-        return ApiError::internal().write(res);
+    let Some(state) = state_or_500(depot, res) else {
+        return;
     };
     let request = match read_request(req, state.max_body_bytes, state.log_bodies).await {
         Ok(Incoming::Chat(request)) => request,
@@ -65,7 +65,7 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
             session_id,
             headers,
         }) => {
-            return super::messages::serve(&state, &bytes, headers, session_id, res).await;
+            return super::messages_api::serve(&state, &bytes, headers, session_id, res).await;
         }
         Err(error) => return error.write(res),
     };
@@ -79,24 +79,15 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
             if state.log_bodies {
                 log_body("response", &body);
             }
-            served_headers(res, &served);
-            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
-            res.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
-            res.body(body);
+            json_answer(res, &served, status, body);
         }
-        Ok(ChatReply::Stream { served, events, .. }) => stream_events(res, &served, events),
+        Ok(ChatReply::Stream {
+            served,
+            events,
+            dialect,
+        }) => stream_events(res, &served, verbatim(events, dialect)),
         Err(error) => write_chat_error(res, error),
     }
-}
-
-/// The `X-Session-Id` header, checked: it becomes a store key (SPEC 4.1).
-pub(super) fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("x-session-id") else {
-        return Ok(None);
-    };
-    let id = value.to_str().map(str::trim).unwrap_or("\u{0}");
-    super::checked_id("X-Session-Id", id).map(|id| Some(id.to_string()))
 }
 
 enum Incoming {
@@ -150,27 +141,12 @@ async fn read_request(
     log_bodies: bool,
 ) -> Result<Incoming, ApiError> {
     let session_id = session_id(req)?;
-    let anthropic_headers = super::anthropic_headers(req);
+    let anthropic_headers = anthropic_headers(req);
     let wants_sse = req.headers().get_all("accept").iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
     });
-    let bytes = req
-        .payload_with_max_size(max_body_bytes)
-        .await
-        .map_err(|e| match e {
-            ParseError::PayloadTooLarge => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-                format!(
-                    "request body is larger than {max_body_bytes} bytes (MAX_REQUEST_BODY_BYTES)"
-                ),
-            ),
-            other => {
-                ApiError::bad_request(format!("request body could not be read: {other}"), None)
-            }
-        })?;
+    let bytes = &payload(req, max_body_bytes).await?;
     if log_bodies {
         log_body("request", bytes);
     }
@@ -199,150 +175,9 @@ async fn read_request(
         None => false,
     };
     Ok(Incoming::Chat(ChatRequest {
-        body,
+        body: Arc::new(body),
         stream,
         session_id,
         native: None,
     }))
-}
-
-/// Logs a body when the operator turned `LOG_BODIES` on (first 64 KiB), control characters
-/// escaped so a body cannot forge log lines.
-pub(super) fn log_body(what: &str, bytes: &[u8]) {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
-    let shown = escape_controls(&text);
-    tracing::info!(target: "apiproxy::bodies", kind = what, bytes = bytes.len(), body = %shown, "body");
-}
-
-/// `text` with every control character (newlines included) written as an escape.
-fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-pub const UPSTREAM_MS_HEADER: &str = "x-apiproxy-upstream-ms";
-
-pub(super) fn served_headers(res: &mut Response, served: &ServedBy) {
-    let span = tracing::Span::current();
-    span.record("provider", served.provider_id.as_str());
-    span.record("attempts", served.attempts);
-    let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&served.provider_id) {
-        headers.insert("x-apiproxy-provider", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&served.model_id) {
-        headers.insert("x-apiproxy-model", v);
-    }
-    headers.insert("x-apiproxy-attempts", served.attempts.into());
-    // Time spent waiting on upstreams: lets clients (and the overhead histogram) tell the
-    // gateway's own time apart.
-    if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", served.upstream_ms)) {
-        headers.insert(UPSTREAM_MS_HEADER, value);
-    }
-}
-
-pub(super) fn write_chat_error(res: &mut Response, error: ChatError) {
-    let api_error = match error {
-        ChatError::InvalidName(error) => {
-            ApiError::bad_request(error.to_string(), Some(error.field.as_str()))
-        }
-        ChatError::Untranslatable(reason) => ApiError::bad_request(reason, None),
-        ChatError::ModelNotFound(model) => ApiError {
-            param: Some("model".into()),
-            ..ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "model_not_found",
-                format!("the model '{model}' does not exist or no provider offers it"),
-            )
-        },
-        ChatError::ModelDisabled(model) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "model_disabled",
-            format!("the logical model '{model}' is disabled"),
-        ),
-        ChatError::NoCandidates(model) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "no_available_upstream",
-            format!("no configured upstream is available for the logical model '{model}'"),
-        ),
-        ChatError::UpstreamRejected {
-            served,
-            status,
-            body,
-            ..
-        } => {
-            served_headers(res, &served);
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            // An OpenAI-shaped error body is relayed as it is; anything else is wrapped.
-            let relayable = serde_json::from_slice::<serde_json::Value>(&body)
-                .is_ok_and(|v| v.get("error").is_some_and(|e| e.is_object()));
-            if relayable {
-                res.status_code(status);
-                res.headers_mut()
-                    .insert("content-type", HeaderValue::from_static("application/json"));
-                res.body(body);
-                return;
-            }
-            ApiError::new(
-                status,
-                "upstream_error",
-                "upstream_rejected",
-                upstream_message(&body),
-            )
-        }
-        ChatError::AllFailed { attempts, verdict } => {
-            res.headers_mut()
-                .insert("x-apiproxy-attempts", attempts.into());
-            match verdict {
-                AllFailed::RateLimited {
-                    retry_after,
-                    message,
-                } => ApiError {
-                    retry_after: Some(retry_after),
-                    ..ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limit_error",
-                        "rate_limit_exceeded",
-                        message,
-                    )
-                },
-                AllFailed::Upstream { message, .. } => ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
-                    "all_upstreams_failed",
-                    message,
-                ),
-            }
-        }
-    };
-    api_error.write(res);
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn logged_bodies_cannot_start_a_new_line() {
-        let shown = super::escape_controls("a\nINFO forged\r\u{1b}[31m\tb");
-        assert_eq!(shown, "a\\nINFO forged\\r\\u{001b}[31m\\tb");
-        assert!(!shown.contains('\n') && !shown.contains('\r'));
-        assert_eq!(
-            super::escape_controls("plain {\"json\": 1}"),
-            "plain {\"json\": 1}"
-        );
-    }
 }

@@ -5,7 +5,7 @@ use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
-use super::state_or_500;
+use super::input::state_or_500;
 use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::schemas;
 
@@ -29,7 +29,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };
@@ -64,7 +64,7 @@ pub async fn delete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };

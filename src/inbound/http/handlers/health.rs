@@ -5,7 +5,7 @@ use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::json;
 
-use super::state_or_500;
+use super::input::state_or_500;
 use crate::domain::ports::StoreHealth;
 use crate::inbound::http::openapi::schemas;
 

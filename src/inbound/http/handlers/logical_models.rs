@@ -5,7 +5,7 @@ use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
-use super::{json_body, state_or_500};
+use super::input::{json_body, state_or_500};
 use crate::domain::model::LogicalModel;
 use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::schemas;
@@ -57,7 +57,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };
@@ -86,7 +86,7 @@ pub async fn upstreams(req: &mut Request, depot: &mut Depot, res: &mut Response)
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };
@@ -123,7 +123,7 @@ pub async fn put(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };
@@ -188,7 +188,7 @@ pub async fn delete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };

@@ -4,7 +4,7 @@ use salvo::http::HeaderValue;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
-use super::state_or_500;
+use super::input::state_or_500;
 
 /// Prometheus metrics
 ///

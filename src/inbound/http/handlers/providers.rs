@@ -6,7 +6,7 @@ use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
-use super::state_or_500;
+use super::input::state_or_500;
 use crate::domain::provider::{ProviderConfig, RetryPolicy, mask_secret};
 use crate::domain::service::catalog::CatalogError;
 use crate::inbound::http::ApiError;

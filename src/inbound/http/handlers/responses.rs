@@ -6,8 +6,10 @@ use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::Value;
 
-use super::chat::{served_headers, session_id, write_chat_error};
-use super::{json_body, rewritten, state_or_500, stream_events};
+use std::sync::Arc;
+
+use super::input::{json_body, session_id, state_or_500};
+use super::output::{rewritten, served_headers, stream_events, write_chat_error};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::schemas;
@@ -68,7 +70,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     match state
         .chat
         .chat(ChatRequest {
-            body,
+            body: Arc::new(body),
             stream,
             session_id,
             native: None,

@@ -8,7 +8,7 @@ use salvo::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json_body, state_or_500};
+use super::input::{json_body, state_or_500};
 use crate::domain::model::PhysicalModel;
 use crate::domain::routing::Strategy;
 use crate::domain::service::routing::{Candidate, PlanError, RouteRequest};
@@ -79,7 +79,7 @@ pub async fn decide(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         },
     };
     if let Some(id) = &request.conversation_id
-        && let Err(error) = super::checked_id("conversation_id", id)
+        && let Err(error) = super::input::checked_id("conversation_id", id)
     {
         return error.write(res);
     }
@@ -213,7 +213,7 @@ pub async fn get_session(req: &mut Request, depot: &mut Depot, res: &mut Respons
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };
@@ -248,7 +248,7 @@ pub async fn delete_session(req: &mut Request, depot: &mut Depot, res: &mut Resp
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let id = match super::path_id(req) {
+    let id = match super::input::path_id(req) {
         Ok(id) => id,
         Err(error) => return error.write(res),
     };

@@ -1,0 +1,192 @@
+//! What passes between the chat use case and an upstream, in the domain's own terms: the request
+//! body as a payload whose model can be rewritten, the dialect it is written in, and the answer as
+//! a whole body or as classified stream events. Adapters do the framing and parsing; the domain
+//! only reads the verdicts.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use super::failover::StreamEventKind;
+use super::provider::Vendor;
+
+/// A chat request body as the domain needs it: which model it names, and the same body for another
+/// model. Everything else stays the adapter's business (and passes through untouched).
+pub trait ChatPayload: Send + Sync + std::fmt::Debug {
+    /// The model the client asked for.
+    fn model(&self) -> &str;
+    /// The body with only `model` replaced, ready to send.
+    fn with_model(&self, model_id: &str) -> Bytes;
+    /// The body as JSON, for the session's context history.
+    fn to_json(&self) -> serde_json::Value;
+}
+
+/// The wire format of a request and of its answer. Every vendor adapter speaks the hub (the OpenAI
+/// chat format, translated as needed); a vendor's own dialect goes only to providers of that vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Hub,
+    Anthropic,
+}
+
+impl Vendor {
+    /// Whether providers of this vendor take requests written in `dialect` as they are.
+    pub fn speaks(self, dialect: Dialect) -> bool {
+        match dialect {
+            Dialect::Hub => true,
+            Dialect::Anthropic => self == Vendor::Anthropic,
+        }
+    }
+}
+
+/// The client's request in a vendor's own dialect, passed through to providers of that vendor.
+#[derive(Debug, Clone)]
+pub struct NativeRequest {
+    pub dialect: Dialect,
+    pub body: Arc<dyn ChatPayload>,
+    /// Client headers the vendor defines (`anthropic-version`, `anthropic-beta`).
+    pub headers: Vec<(String, String)>,
+    /// Why the request has no hub form (content only the vendor understands, e.g. documents or
+    /// server tools): then only providers that speak its dialect may serve it.
+    pub untranslatable: Option<String>,
+}
+
+/// A chat request ready for one upstream: the body in `dialect`, its model already rewritten.
+#[derive(Debug, Clone)]
+pub struct UpstreamChatRequest {
+    pub model_id: String,
+    pub body: Bytes,
+    pub dialect: Dialect,
+    pub stream: bool,
+    /// Client headers that go along (a native request's vendor headers).
+    pub headers: Vec<(String, String)>,
+    /// Whether the caller wants the streamed answer assembled for the session's context.
+    pub transcript: bool,
+}
+
+/// Failure to reach an upstream or read its answer: always retryable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// Token counts an answer reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// One stream event, framed and classified by the adapter; `bytes` is the whole event exactly as
+/// the client will get it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamEvent {
+    pub kind: StreamEventKind,
+    pub bytes: Bytes,
+    /// Token counts, when this event reports them.
+    pub usage: Option<Usage>,
+    /// The upstream's message, for an `Error` event.
+    pub message: Option<String>,
+}
+
+impl UpstreamEvent {
+    pub fn new(kind: StreamEventKind, bytes: Bytes) -> Self {
+        UpstreamEvent {
+            kind,
+            bytes,
+            usage: None,
+            message: None,
+        }
+    }
+}
+
+/// A whole answer (a non-streamed answer, or any error body), read and checked by the adapter.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Answer {
+    pub bytes: Bytes,
+    pub usage: Option<Usage>,
+    /// The upstream's own message, for an error status.
+    pub error_message: Option<String>,
+}
+
+/// A whole answer as it arrives: progress while the body is read (so the domain's idle and size
+/// bounds hold), then the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerPart {
+    /// Bytes received so far.
+    Progress(usize),
+    Done(Answer),
+}
+
+pub type AnswerStream = BoxStream<'static, Result<AnswerPart, TransportError>>;
+pub type EventStream = BoxStream<'static, Result<UpstreamEvent, TransportError>>;
+
+/// The upstream's body: events for a successful stream, a whole answer for everything else.
+pub enum UpstreamBody {
+    Whole(AnswerStream),
+    Events(EventStream),
+}
+
+/// Rebuilds a streamed answer for the session's context, one event at a time.
+pub trait Transcript: Send {
+    fn observe(&mut self, event: &UpstreamEvent);
+    fn finish(self: Box<Self>) -> serde_json::Value;
+}
+
+/// The upstream's answer once its headers arrived; the body is read by the caller.
+pub struct UpstreamReply {
+    pub status: u16,
+    /// Seconds from a `Retry-After` header, when the upstream sent one.
+    pub retry_after: Option<u64>,
+    pub body: UpstreamBody,
+    /// Assembles the stream for the context, when asked for and the dialect allows it.
+    pub transcript: Option<Box<dyn Transcript>>,
+}
+
+impl UpstreamReply {
+    /// A whole answer that is already here (a reply made without a network read, and fakes).
+    pub fn answered(status: u16, answer: Answer) -> Self {
+        let part: Result<AnswerPart, TransportError> = Ok(AnswerPart::Done(answer));
+        UpstreamReply {
+            status,
+            retry_after: None,
+            body: UpstreamBody::Whole(futures_util::stream::iter([part]).boxed()),
+            transcript: None,
+        }
+    }
+
+    /// A stream whose events are already known.
+    pub fn streamed(status: u16, events: Vec<Result<UpstreamEvent, TransportError>>) -> Self {
+        UpstreamReply {
+            status,
+            retry_after: None,
+            body: UpstreamBody::Events(futures_util::stream::iter(events).boxed()),
+            transcript: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamReply")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vendor_speaks_the_hub_and_only_anthropic_speaks_anthropic() {
+        for vendor in [Vendor::OpenAi, Vendor::Anthropic, Vendor::Gemini] {
+            assert!(vendor.speaks(Dialect::Hub));
+            assert_eq!(
+                vendor.speaks(Dialect::Anthropic),
+                vendor == Vendor::Anthropic
+            );
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! What callers give the chat use case and get back: the request, the settings, the answer (whole
+//! or streamed) and every way it can fail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use crate::domain::exchange::{ChatPayload, Dialect, NativeRequest};
+use crate::domain::failover::{AllFailed, CommitLimits};
+use crate::domain::names::NameError;
+use crate::domain::service::routing::PlanError;
+
+/// The upstream timeouts of SPEC 2.1 (the connect timeout lives in the HTTP client).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Until response headers, and for streams until the first event.
+    pub first_byte: Duration,
+    /// Silence allowed between stream chunks.
+    pub idle: Duration,
+    /// Everything one attempt may take.
+    pub total: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    pub timeouts: Timeouts,
+    pub commit: CommitLimits,
+    pub session_ttl: Duration,
+    pub context_max_entries: usize,
+    pub context_ttl: Duration,
+    /// The largest non-streamed upstream answer the gateway will hold in memory.
+    pub max_response_bytes: usize,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            timeouts: Timeouts {
+                first_byte: Duration::from_secs(60),
+                idle: Duration::from_secs(120),
+                total: Duration::from_secs(600),
+            },
+            commit: CommitLimits::default(),
+            session_ttl: Duration::from_secs(7200),
+            context_max_entries: 50,
+            context_ttl: Duration::from_secs(604_800),
+            max_response_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct ChatRequest {
+    /// The request in the hub format.
+    pub body: Arc<dyn ChatPayload>,
+    pub stream: bool,
+    pub session_id: Option<String>,
+    /// The client's request in a vendor's own dialect, passed through to providers of that vendor.
+    pub native: Option<Arc<NativeRequest>>,
+}
+
+impl ChatRequest {
+    /// Why only providers speaking the native dialect can serve this request, if that is so.
+    pub fn untranslatable(&self) -> Option<&str> {
+        self.native.as_ref()?.untranslatable.as_deref()
+    }
+}
+
+/// Which upstream answered, after how many attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedBy {
+    pub provider_id: String,
+    pub model_id: String,
+    pub attempts: u32,
+    /// Time spent waiting on upstreams (every attempt, until the answer or the stream's commit),
+    /// so the HTTP layer can tell the gateway's own overhead apart.
+    pub upstream_ms: f64,
+}
+
+/// One piece of a committed stream, for the inbound adapter to write in the client's format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relayed {
+    /// A whole upstream event, verbatim.
+    Event(Bytes),
+    /// The upstream failed after the first byte: the stream ends here, with this reason.
+    Failed(String),
+}
+
+/// An answer in `dialect`: the hub's, or the client's own when its request was passed through.
+pub enum ChatReply {
+    Complete {
+        served: ServedBy,
+        status: u16,
+        body: Bytes,
+        dialect: Dialect,
+    },
+    Stream {
+        served: ServedBy,
+        events: BoxStream<'static, Relayed>,
+        dialect: Dialect,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatError {
+    /// A name the client sent is out of bounds (SPEC 4.1).
+    InvalidName(NameError),
+    ModelNotFound(String),
+    ModelDisabled(String),
+    NoCandidates(String),
+    /// A non-retryable upstream error, relayed with the upstream's own status.
+    UpstreamRejected {
+        served: ServedBy,
+        status: u16,
+        body: Bytes,
+        /// The upstream's own message, read from `body`.
+        message: String,
+        dialect: Dialect,
+    },
+    AllFailed {
+        attempts: u32,
+        verdict: AllFailed,
+    },
+    /// The request exists only in a vendor's own dialect and no candidate speaks it.
+    Untranslatable(String),
+}
+
+impl From<PlanError> for ChatError {
+    fn from(error: PlanError) -> Self {
+        match error {
+            PlanError::InvalidName(error) => ChatError::InvalidName(error),
+            PlanError::NotFound(model) => ChatError::ModelNotFound(model),
+            PlanError::Disabled(model) => ChatError::ModelDisabled(model),
+            PlanError::NoCandidates(model) => ChatError::NoCandidates(model),
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The chat use case (SPEC 4.2, 5): plan the route, try the candidates in order (QPS limits and
+//! half-open probes honoured) until one answers or the failover policy says to relay, and hand back
+//! a whole answer or a stream committed to one upstream.
+//!
+//! The concerns live in sibling files: `attempt` (one attempt under its timeouts, the commit
+//! point), `relay` (the committed stream), `recorder` (what is written afterwards), `api` (the
+//! request, answer and error types).
+
+mod api;
+mod attempt;
+mod recorder;
+mod relay;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+pub use api::{ChatError, ChatReply, ChatRequest, ChatSettings, Relayed, ServedBy, Timeouts};
+use attempt::{Attempt, ms_since};
+use recorder::{Recorder, StreamEnd};
+
+use crate::domain::exchange::{Dialect, UpstreamChatRequest};
+use crate::domain::failover::{
+    AllFailed, AttemptFailure, FailureTally, HealthEffect, Next, after_failure,
+};
+use crate::domain::ports::{
+    CircuitStore, Clock, ContextStore, MetricsStore, QpsLimiter, SessionStore, UpstreamClient,
+};
+use crate::domain::service::routing::{Candidate, Planner, RouteRequest};
+use crate::domain::service::telemetry;
+use crate::domain::session::Session;
+
+/// The stores the chat path writes to besides routing's reads.
+pub struct ChatStores {
+    pub sessions: Arc<dyn SessionStore>,
+    pub metrics: Arc<dyn MetricsStore>,
+    pub circuits: Arc<dyn CircuitStore>,
+    pub qps: Arc<dyn QpsLimiter>,
+    pub context: Arc<dyn ContextStore>,
+}
+
+pub struct ChatService {
+    planner: Arc<Planner>,
+    upstream: Arc<dyn UpstreamClient>,
+    recorder: Arc<Recorder>,
+    qps: Arc<dyn QpsLimiter>,
+    circuits: Arc<dyn CircuitStore>,
+    clock: Arc<dyn Clock>,
+    settings: ChatSettings,
+}
+
+/// One request's way through the candidates: what the answer needs to be recorded.
+struct Exchange<'a> {
+    request: &'a ChatRequest,
+    logical_id: String,
+    previous_session: Option<Session>,
+    /// The session and the request as JSON, when the exchange goes into a context history.
+    context: Option<(String, Value)>,
+}
+
+impl ChatService {
+    pub fn new(
+        planner: Arc<Planner>,
+        upstream: Arc<dyn UpstreamClient>,
+        stores: ChatStores,
+        clock: Arc<dyn Clock>,
+        settings: ChatSettings,
+    ) -> Self {
+        let recorder = Arc::new(Recorder {
+            sessions: stores.sessions,
+            metrics: stores.metrics,
+            circuits: stores.circuits.clone(),
+            context: stores.context,
+            clock: clock.clone(),
+            breaker: planner.breaker(),
+            settings: settings.clone(),
+        });
+        ChatService {
+            planner,
+            upstream,
+            recorder,
+            qps: stores.qps,
+            circuits: stores.circuits,
+            clock,
+            settings,
+        }
+    }
+
+    pub async fn chat(&self, request: ChatRequest) -> Result<ChatReply, ChatError> {
+        let route = RouteRequest {
+            session_id: request.session_id.clone(),
+            ..RouteRequest::default()
+        };
+        let plan = self.planner.plan(request.body.model(), &route).await?;
+        let exchange = Exchange {
+            request: &request,
+            logical_id: plan.logical.logical_id.clone(),
+            previous_session: plan.session.clone(),
+            // Only a session keeps the exchange; without one the body is never re-parsed.
+            context: (request.session_id.clone()).map(|id| (id, request.body.to_json())),
+        };
+        tracing::Span::current().record("logical_model", exchange.logical_id.as_str());
+
+        let mut tally = FailureTally::default();
+        let mut upstream_ms = 0.0;
+        let mut candidates = Candidates::new(plan.order);
+        let mut skipped_for_dialect = false;
+        while let Some(candidate) = candidates.next(tally.attempts) {
+            // Content only a vendor's own dialect can carry goes only to providers speaking it.
+            if let Some(native) = request
+                .native
+                .as_ref()
+                .filter(|n| n.untranslatable.is_some())
+                && !candidate.provider.vendor.speaks(native.dialect)
+            {
+                skipped_for_dialect = true;
+                continue;
+            }
+            match self.admit(&candidate).await {
+                Admission::Go => {}
+                Admission::ProbeTaken => {
+                    candidates.probe_taken(candidate);
+                    continue;
+                }
+                Admission::RateLimited => {
+                    telemetry::attempt(&candidate.provider, "qps_limited");
+                    tally.record(AttemptFailure::RateLimited {
+                        retry_after: Some(1),
+                    });
+                    continue;
+                }
+            }
+            let upstream_request = upstream_request(&request, &candidate);
+            let dialect = upstream_request.dialect;
+            let provider = &candidate.provider;
+            let started = Instant::now();
+            let outcome =
+                attempt::run(&*self.upstream, provider, upstream_request, &self.settings).await;
+            upstream_ms += ms_since(started);
+            let served = ServedBy {
+                provider_id: provider.id.clone(),
+                model_id: candidate.upstream.model_id.clone(),
+                attempts: tally.attempts + 1,
+                upstream_ms,
+            };
+            let failure = match outcome {
+                Ok(attempt) => {
+                    telemetry::attempt(provider, "success");
+                    return Ok(self.answered(&exchange, attempt, served, dialect, started));
+                }
+                Err(failure) => failure,
+            };
+            let verdict = after_failure(&failure, &provider.retry, candidate.needs_probe);
+            match verdict.health {
+                HealthEffect::Failure => self.recorder.attempt(
+                    &exchange.logical_id,
+                    &provider.id,
+                    false,
+                    ms_since(started),
+                    0.0,
+                ),
+                HealthEffect::ReleaseProbe => self.release_probe(&candidate).await,
+                HealthEffect::Nothing => {}
+            }
+            if verdict.next == Next::Relay {
+                tracing::info!(provider = %provider.id, status = ?failure.status(), "upstream refused the request; relaying");
+                telemetry::attempt(provider, "relayed_error");
+                return Err(self.relayed(&exchange, failure, served, dialect));
+            }
+            tracing::warn!(
+                provider = %provider.id,
+                model = %served.model_id,
+                status = ?failure.status(),
+                error = %failure.describe(),
+                "upstream attempt failed; trying the next candidate"
+            );
+            telemetry::attempt(provider, "failed_over");
+            tally.record(failure);
+        }
+        Err(self.nobody_answered(exchange, tally, skipped_for_dialect))
+    }
+
+    /// Records a successful attempt and turns it into the reply.
+    fn answered(
+        &self,
+        exchange: &Exchange<'_>,
+        attempt: Attempt,
+        served: ServedBy,
+        dialect: Dialect,
+        started: Instant,
+    ) -> ChatReply {
+        let provider_id = served.provider_id.clone();
+        let logical_id = &exchange.logical_id;
+        let model_label = telemetry::model_label(logical_id, &provider_id, &served.model_id);
+        let session_id = exchange.request.session_id.as_deref();
+        self.recorder.bind(
+            session_id,
+            exchange.previous_session.clone(),
+            logical_id,
+            &served,
+        );
+        match attempt {
+            Attempt::Complete {
+                status,
+                answer,
+                headers_ms,
+            } => {
+                telemetry::count_answer(&provider_id, model_label, answer.usage.as_ref());
+                self.recorder.attempt(
+                    logical_id,
+                    &provider_id,
+                    true,
+                    ms_since(started),
+                    headers_ms,
+                );
+                if let Some((session_id, request_json)) = exchange.context.clone() {
+                    let response = serde_json::from_slice(&answer.bytes).unwrap_or(Value::Null);
+                    self.recorder.remember(&session_id, request_json, response);
+                }
+                ChatReply::Complete {
+                    served,
+                    status,
+                    body: answer.bytes,
+                    dialect,
+                }
+            }
+            Attempt::Stream {
+                rest,
+                headers_ms,
+                transcript,
+            } => {
+                let on_end = StreamEnd {
+                    recorder: self.recorder.clone(),
+                    logical_id: logical_id.clone(),
+                    provider_id: provider_id.clone(),
+                    latency_ms: ms_since(started),
+                    headers_ms,
+                    // Without a transcript (a vendor's own stream) the exchange is not recorded.
+                    context: exchange
+                        .context
+                        .clone()
+                        .zip(transcript)
+                        .map(|((id, request), transcript)| (id, request, transcript)),
+                };
+                let label = (provider_id, model_label.to_string());
+                ChatReply::Stream {
+                    served,
+                    events: rest.recorded(on_end, label).into_stream(),
+                    dialect,
+                }
+            }
+        }
+    }
+
+    /// The upstream's own answer to a request it refused, relayed as it is.
+    fn relayed(
+        &self,
+        exchange: &Exchange<'_>,
+        failure: AttemptFailure,
+        served: ServedBy,
+        dialect: Dialect,
+    ) -> ChatError {
+        let (status, body, message) = match failure {
+            AttemptFailure::Status {
+                status,
+                body,
+                message,
+                ..
+            } => (status, body, message),
+            other => (502, bytes::Bytes::from(other.describe()), other.describe()),
+        };
+        if let Some((session_id, request_json)) = exchange.context.clone() {
+            let response =
+                serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(message.clone()));
+            self.recorder.remember(&session_id, request_json, response);
+        }
+        ChatError::UpstreamRejected {
+            served,
+            status,
+            body,
+            message,
+            dialect,
+        }
+    }
+
+    /// No candidate answered: nobody could be asked, or everyone failed.
+    fn nobody_answered(
+        &self,
+        exchange: Exchange<'_>,
+        tally: FailureTally,
+        skipped_for_dialect: bool,
+    ) -> ChatError {
+        if tally.attempts == 0 {
+            return match exchange.request.untranslatable() {
+                Some(reason) if skipped_for_dialect => ChatError::Untranslatable(reason.into()),
+                _ => ChatError::NoCandidates(exchange.logical_id),
+            };
+        }
+        let verdict = tally.verdict(&exchange.logical_id);
+        if let Some((session_id, request_json)) = exchange.context {
+            let (AllFailed::RateLimited { message, .. } | AllFailed::Upstream { message, .. }) =
+                &verdict;
+            let response = serde_json::json!({ "error": message });
+            self.recorder.remember(&session_id, request_json, response);
+        }
+        ChatError::AllFailed {
+            attempts: tally.attempts,
+            verdict,
+        }
+    }
+
+    /// Whether this candidate may be tried now: it takes a slot under its provider's MAX_QPS, then
+    /// claims the half-open probe when one is due.
+    async fn admit(&self, candidate: &Candidate) -> Admission {
+        let now = self.clock.now();
+        if let Some(max_qps) = candidate.provider.max_qps {
+            let admitted = self
+                .qps
+                .try_acquire(&candidate.provider.id, max_qps, now)
+                .await
+                // A limit never fails open: an unknown count is treated as a full one.
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "QPS limiter failed; treating the provider as at its limit");
+                    false
+                });
+            if !admitted {
+                return Admission::RateLimited;
+            }
+        }
+        if candidate.needs_probe {
+            // An unreachable circuit store lets the probe through: better than failing traffic.
+            let claimed = self
+                .circuits
+                .claim_probe(&candidate.provider.id, now, self.planner.breaker())
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "circuit store unreachable; probing anyway");
+                    true
+                });
+            if !claimed {
+                return Admission::ProbeTaken;
+            }
+        }
+        Admission::Go
+    }
+
+    /// The provider answered the probe (with a client error): it is up, so its circuit closes.
+    async fn release_probe(&self, candidate: &Candidate) {
+        let now = self.clock.now();
+        let breaker = self.planner.breaker();
+        let _ = self
+            .circuits
+            .record(&candidate.provider.id, true, now, breaker)
+            .await;
+    }
+}
+
+/// The request as one candidate gets it: the client's own dialect when the provider speaks it
+/// (only `model` rewritten), the hub's otherwise.
+fn upstream_request(request: &ChatRequest, candidate: &Candidate) -> UpstreamChatRequest {
+    let model_id = &candidate.upstream.model_id;
+    let native = request
+        .native
+        .as_ref()
+        .filter(|native| candidate.provider.vendor.speaks(native.dialect));
+    let (body, dialect, headers) = match native {
+        Some(native) => (
+            native.body.with_model(model_id),
+            native.dialect,
+            native.headers.clone(),
+        ),
+        None => (request.body.with_model(model_id), Dialect::Hub, Vec::new()),
+    };
+    UpstreamChatRequest {
+        model_id: model_id.clone(),
+        body,
+        dialect,
+        stream: request.stream,
+        headers,
+        transcript: request.session_id.is_some(),
+    }
+}
+
+enum Admission {
+    Go,
+    RateLimited,
+    ProbeTaken,
+}
+
+/// The failover order, each candidate at most once, and the fallback for probes held elsewhere.
+struct Candidates {
+    queue: VecDeque<Candidate>,
+    probe_taken: Vec<Candidate>,
+}
+
+impl Candidates {
+    fn new(order: Vec<Candidate>) -> Self {
+        Candidates {
+            queue: order.into(),
+            probe_taken: Vec::new(),
+        }
+    }
+
+    /// The next candidate. When only providers whose probe someone else holds are left and
+    /// nothing was tried, they are tried anyway rather than refusing, as cooling providers are
+    /// when nothing else is left (SPEC 5.4).
+    fn next(&mut self, attempts_so_far: u32) -> Option<Candidate> {
+        if self.queue.is_empty() && attempts_so_far == 0 {
+            self.queue
+                .extend(self.probe_taken.drain(..).map(|mut candidate| {
+                    candidate.needs_probe = false;
+                    candidate
+                }));
+        }
+        self.queue.pop_front()
+    }
+
+    fn probe_taken(&mut self, candidate: Candidate) {
+        self.probe_taken.push(candidate);
+    }
+}

@@ -1,0 +1,131 @@
+//! Reading requests, shared by every handler: the state, bodies within the size limit (413), ids
+//! that become store keys, the session header, vendor headers, and body logging.
+
+use salvo::http::StatusCode;
+use salvo::http::errors::ParseError;
+use salvo::prelude::*;
+
+use crate::inbound::http::{ApiError, AppState};
+
+/// The shared state, or a 500 written to the response (only a mis-wired router lacks it).
+pub fn state_or_500(depot: &Depot, res: &mut Response) -> Option<std::sync::Arc<AppState>> {
+    let state = AppState::from_depot(depot);
+    if state.is_none() {
+        ApiError::internal().write(res);
+    }
+    state
+}
+
+/// The body within `max_bytes`, or the 413 (or 400) naming the problem.
+pub async fn payload(req: &mut Request, max_bytes: usize) -> Result<bytes::Bytes, ApiError> {
+    match req.payload_with_max_size(max_bytes).await {
+        Ok(bytes) => Ok(bytes.clone()),
+        Err(ParseError::PayloadTooLarge) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("request body is larger than {max_bytes} bytes (MAX_REQUEST_BODY_BYTES)"),
+        )),
+        Err(other) => Err(ApiError::bad_request(
+            format!("request body could not be read: {other}"),
+            None,
+        )),
+    }
+}
+
+/// Reads a JSON object body within the size limit, as a 400 or 413 naming the problem otherwise.
+pub async fn json_body(req: &mut Request, max_bytes: usize) -> Result<serde_json::Value, ApiError> {
+    let bytes = payload(req, max_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body is empty; expected a JSON object",
+            None,
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}"), None))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "request body must be a JSON object",
+            None,
+        ));
+    }
+    Ok(value)
+}
+
+/// An id that becomes a store key (a path id, a session or conversation id), or a 400 naming
+/// the field and the problem (SPEC 4.1).
+pub fn checked_id<'a>(field: &str, id: &'a str) -> Result<&'a str, ApiError> {
+    crate::domain::names::check_id(field, id)
+        .map(|()| id)
+        .map_err(|e| ApiError::bad_request(e.to_string(), Some(field)))
+}
+
+/// The `id` path parameter, checked like every id that reaches the store.
+pub fn path_id(req: &Request) -> Result<String, ApiError> {
+    let id: String = req.param("id").unwrap_or_default();
+    checked_id("id", &id)?;
+    Ok(id)
+}
+
+/// The `X-Session-Id` header, checked: it becomes a store key (SPEC 4.1).
+pub fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("x-session-id") else {
+        return Ok(None);
+    };
+    let id = value.to_str().map(str::trim).unwrap_or("\u{0}");
+    checked_id("X-Session-Id", id).map(|id| Some(id.to_string()))
+}
+
+/// The client's own Anthropic headers, forwarded on native pass-through.
+pub fn anthropic_headers(req: &Request) -> Vec<(String, String)> {
+    ["anthropic-version", "anthropic-beta"]
+        .iter()
+        .filter_map(|name| {
+            Some((
+                name.to_string(),
+                req.headers().get(*name)?.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Logs a body when the operator turned `LOG_BODIES` on (first 64 KiB), control characters
+/// escaped so a body cannot forge log lines.
+pub fn log_body(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let shown = escape_controls(&text);
+    tracing::info!(target: "apiproxy::bodies", kind = what, bytes = bytes.len(), body = %shown, "body");
+}
+
+/// `text` with every control character (newlines included) written as an escape.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_bodies_cannot_start_a_new_line() {
+        let shown = super::escape_controls("a\nINFO forged\r\u{1b}[31m\tb");
+        assert_eq!(shown, "a\\nINFO forged\\r\\u{001b}[31m\\tb");
+        assert!(!shown.contains('\n') && !shown.contains('\r'));
+        assert_eq!(
+            super::escape_controls("plain {\"json\": 1}"),
+            "plain {\"json\": 1}"
+        );
+    }
+}

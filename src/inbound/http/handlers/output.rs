@@ -1,0 +1,333 @@
+//! Writing answers, shared by every inference handler: the served-by headers, event streams
+//! (the domain's stream pieces written in the client's format), and one table from `ChatError` to
+//! status, type, code and message, rendered in the OpenAI or the Anthropic error shape.
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use salvo::http::{HeaderValue, StatusCode};
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use crate::domain::exchange::Dialect;
+use crate::domain::failover::AllFailed;
+use crate::domain::service::chat::{ChatError, Relayed, ServedBy};
+use crate::inbound::http::ApiError;
+use crate::protocol::{self as wire, anthropic, openai};
+
+/// Time spent waiting on upstreams, in milliseconds (read back by the overhead histogram).
+pub const UPSTREAM_MS_HEADER: &str = "x-apiproxy-upstream-ms";
+
+pub fn served_headers(res: &mut Response, served: &ServedBy) {
+    let span = tracing::Span::current();
+    span.record("provider", served.provider_id.as_str());
+    span.record("attempts", served.attempts);
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&served.provider_id) {
+        headers.insert("x-apiproxy-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&served.model_id) {
+        headers.insert("x-apiproxy-model", v);
+    }
+    headers.insert("x-apiproxy-attempts", served.attempts.into());
+    // Lets clients (and the overhead histogram) tell the gateway's own time apart.
+    if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", served.upstream_ms)) {
+        headers.insert(UPSTREAM_MS_HEADER, value);
+    }
+}
+
+/// A whole JSON answer with the upstream's status.
+pub fn json_answer(res: &mut Response, served: &ServedBy, status: u16, body: Bytes) {
+    served_headers(res, served);
+    res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
+    res.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    res.body(body);
+}
+
+/// Starts an event stream: the served-by headers, the SSE headers, then the events.
+pub fn stream_events(res: &mut Response, served: &ServedBy, events: BoxStream<'static, Bytes>) {
+    served_headers(res, served);
+    let headers = res.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res.stream(events.map(Ok::<_, std::convert::Infallible>));
+}
+
+/// A stream the client gets in the upstream's own dialect: events as they are, a failure as that
+/// dialect's error event (SPEC 5.5).
+pub fn verbatim(
+    pieces: BoxStream<'static, Relayed>,
+    dialect: Dialect,
+) -> BoxStream<'static, Bytes> {
+    pieces
+        .map(move |piece| match piece {
+            Relayed::Event(bytes) => bytes,
+            Relayed::Failed(reason) => wire::error_event(dialect, &reason),
+        })
+        .boxed()
+}
+
+/// Turns hub chunk events into another client format's events.
+pub trait EventWriter: Send + 'static {
+    fn push(&mut self, event: &[u8]) -> Vec<Bytes>;
+    /// The hub stream ended: whatever closes the other format's stream.
+    fn finish(&mut self) -> Vec<Bytes>;
+}
+
+impl EventWriter for crate::protocol::responses::ResponsesStreamWriter {
+    fn push(&mut self, event: &[u8]) -> Vec<Bytes> {
+        crate::protocol::responses::ResponsesStreamWriter::push(self, event)
+    }
+    fn finish(&mut self) -> Vec<Bytes> {
+        crate::protocol::responses::ResponsesStreamWriter::finish(self)
+    }
+}
+
+impl EventWriter for anthropic::MessagesStreamWriter {
+    fn push(&mut self, event: &[u8]) -> Vec<Bytes> {
+        anthropic::MessagesStreamWriter::push(self, event)
+    }
+    fn finish(&mut self) -> Vec<Bytes> {
+        anthropic::MessagesStreamWriter::finish(self)
+    }
+}
+
+/// A hub stream rewritten by `writer`; a failure reaches the writer as the hub's error event, and
+/// the writer's closing events follow the last piece.
+pub fn rewritten(
+    pieces: BoxStream<'static, Relayed>,
+    writer: impl EventWriter,
+) -> BoxStream<'static, Bytes> {
+    pieces
+        .map(Some)
+        .chain(stream::once(async { None }))
+        .scan(writer, |writer, piece| {
+            let out = match piece {
+                Some(Relayed::Event(event)) => writer.push(&event),
+                Some(Relayed::Failed(reason)) => writer.push(&openai::error_event(None, &reason)),
+                None => writer.finish(),
+            };
+            std::future::ready(Some(stream::iter(out)))
+        })
+        .flatten()
+        .boxed()
+}
+
+/// What a gateway error is, whatever format the client speaks.
+struct ErrorRow {
+    status: StatusCode,
+    kind: &'static str,
+    code: &'static str,
+    message: String,
+    param: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl ErrorRow {
+    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: String) -> Self {
+        ErrorRow {
+            status,
+            kind,
+            code,
+            message,
+            param: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// The table of SPEC 4.6 for the chat use case's errors; `None` for an upstream's own error,
+/// which is relayed instead.
+fn error_row(error: &ChatError) -> Option<ErrorRow> {
+    let invalid = |message: String, param: Option<String>| ErrorRow {
+        param,
+        ..ErrorRow::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message,
+        )
+    };
+    Some(match error {
+        ChatError::InvalidName(e) => invalid(e.to_string(), Some(e.field.to_string())),
+        ChatError::Untranslatable(reason) => invalid(
+            format!(
+                "{reason} (only Anthropic providers can serve this request, and none is a candidate)"
+            ),
+            None,
+        ),
+        ChatError::ModelNotFound(model) => ErrorRow {
+            param: Some("model".into()),
+            ..ErrorRow::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("the model '{model}' does not exist or no provider offers it"),
+            )
+        },
+        ChatError::ModelDisabled(model) => ErrorRow::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "model_disabled",
+            format!("the logical model '{model}' is disabled"),
+        ),
+        ChatError::NoCandidates(model) => ErrorRow::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "no_available_upstream",
+            format!("no configured upstream is available for the logical model '{model}'"),
+        ),
+        ChatError::AllFailed {
+            verdict:
+                AllFailed::RateLimited {
+                    retry_after,
+                    message,
+                },
+            ..
+        } => ErrorRow {
+            retry_after: Some(*retry_after),
+            ..ErrorRow::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                message.clone(),
+            )
+        },
+        ChatError::AllFailed {
+            verdict: AllFailed::Upstream { message, .. },
+            ..
+        } => ErrorRow::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "all_upstreams_failed",
+            message.clone(),
+        ),
+        ChatError::UpstreamRejected { .. } => return None,
+    })
+}
+
+/// Headers every rendering of an error carries: who answered, how many attempts were made.
+fn error_headers(res: &mut Response, error: &ChatError) {
+    match error {
+        ChatError::UpstreamRejected { served, .. } => served_headers(res, served),
+        ChatError::AllFailed { attempts, .. } => {
+            res.headers_mut()
+                .insert("x-apiproxy-attempts", (*attempts).into());
+        }
+        _ => {}
+    }
+}
+
+/// A chat error in the OpenAI shape. An upstream's OpenAI-shaped error body is relayed as it is;
+/// anything else it sent is wrapped.
+pub fn write_chat_error(res: &mut Response, error: ChatError) {
+    error_headers(res, &error);
+    let api_error = match (error_row(&error), error) {
+        (Some(row), _) => ApiError {
+            param: row.param,
+            retry_after: row.retry_after,
+            ..ApiError::new(row.status, row.kind, row.code, row.message)
+        },
+        (
+            None,
+            ChatError::UpstreamRejected {
+                status,
+                body,
+                message,
+                ..
+            },
+        ) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let relayable = serde_json::from_slice::<Value>(&body)
+                .is_ok_and(|v| v.get("error").is_some_and(|e| e.is_object()));
+            if relayable {
+                res.status_code(status);
+                res.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                res.body(body);
+                return;
+            }
+            ApiError::new(status, "upstream_error", "upstream_rejected", message)
+        }
+        (None, _) => ApiError::internal(),
+    };
+    api_error.write(res);
+}
+
+/// Anthropic's error shape, with the status.
+pub fn anthropic_error(res: &mut Response, status: StatusCode, kind: &str, message: &str) {
+    res.status_code(status);
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    }
+    res.render(Json(
+        json!({"type": "error", "error": {"type": kind, "message": message}}),
+    ));
+}
+
+/// Anthropic's error type for a status.
+fn anthropic_kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    }
+}
+
+/// A gateway error (an `ApiError`) in Anthropic's shape.
+pub fn write_anthropic_api_error(res: &mut Response, error: &ApiError) {
+    anthropic_error(
+        res,
+        error.status,
+        anthropic_kind(error.status),
+        &error.message,
+    );
+}
+
+/// A chat error in Anthropic's shape. An upstream's own Anthropic error is relayed as it is; a hub
+/// error is mapped by status.
+pub fn write_anthropic_chat_error(res: &mut Response, error: ChatError) {
+    error_headers(res, &error);
+    match (error_row(&error), error) {
+        (Some(row), _) => {
+            if let Some(seconds) = row.retry_after {
+                res.headers_mut().insert("retry-after", seconds.into());
+            }
+            // The field at fault leads the message, as Anthropic writes it.
+            let message = match &row.param {
+                Some(param) if !row.message.starts_with(param.as_str()) => {
+                    format!("{param}: {}", row.message)
+                }
+                _ => row.message,
+            };
+            anthropic_error(res, row.status, anthropic_kind(row.status), &message);
+        }
+        (
+            None,
+            ChatError::UpstreamRejected {
+                status,
+                body,
+                dialect,
+                ..
+            },
+        ) => {
+            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
+            let own = (dialect == Dialect::Anthropic)
+                .then(|| serde_json::from_slice::<Value>(&body).ok())
+                .flatten()
+                .filter(|v| v.get("error").is_some());
+            let body = own.unwrap_or_else(|| anthropic::error_from_chat(status, &body));
+            res.render(Json(body));
+        }
+        (None, _) => write_anthropic_api_error(res, &ApiError::internal()),
+    }
+}
