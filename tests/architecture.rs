@@ -524,12 +524,11 @@ fn scan(src: &str, module: &[String], is_module: &dyn Fn(&[String]) -> bool) -> 
                     if leaf.glob {
                         text.push_str("::*");
                     }
-                    if file_scope {
-                        if let (Some(name), Some(abs)) = (&leaf.name, &abs) {
-                            if name != "_" {
-                                scan.imports.push((name.clone(), abs.clone()));
-                            }
-                        }
+                    if file_scope
+                        && let (Some(name), Some(abs)) = (&leaf.name, &abs)
+                        && name != "_"
+                    {
+                        scan.imports.push((name.clone(), abs.clone()));
                     }
                     scan.refs.push(Ref {
                         line: leaf.line,
@@ -733,15 +732,16 @@ impl Crate {
             n += 1;
         }
         let file = *self.by_module.get(&abs[..n])?;
-        if n < abs.len() && hops < 8 {
-            if let Some(target) = self.imports.get(&(file, abs[n].clone())) {
-                let mut next = target.clone();
-                next.extend(abs[n + 1..].iter().cloned());
-                if next != abs {
-                    if let Some(t) = self.resolve_at(&next, hops + 1) {
-                        return Some(t);
-                    }
-                }
+        if n < abs.len()
+            && hops < 8
+            && let Some(target) = self.imports.get(&(file, abs[n].clone()))
+        {
+            let mut next = target.clone();
+            next.extend(abs[n + 1..].iter().cloned());
+            if next != abs
+                && let Some(t) = self.resolve_at(&next, hops + 1)
+            {
+                return Some(t);
             }
         }
         Some(file)
@@ -753,10 +753,10 @@ impl Crate {
         for (from, f) in self.files.iter().enumerate() {
             for r in &f.scan.refs {
                 let Some(abs) = &r.abs else { continue };
-                if let Some(to) = self.resolve(abs) {
-                    if to != from {
-                        edges.push(Edge { from, to, r });
-                    }
+                if let Some(to) = self.resolve(abs)
+                    && to != from
+                {
+                    edges.push(Edge { from, to, r });
                 }
             }
         }

@@ -144,18 +144,18 @@ fn circuit_store() -> MockCircuitStore {
             let mut map = write.lock().unwrap();
             let circuit = map.entry(id.to_string()).or_default();
             *circuit = if success {
-                circuit.clone().on_success()
+                (*circuit).on_success()
             } else {
-                circuit.clone().on_failure(now, &policy)
+                (*circuit).on_failure(now, &policy)
             };
-            Ok(circuit.clone())
+            Ok(*circuit)
         });
     store
         .expect_claim_probe()
         .returning(move |id, now, policy| {
             let mut map = state.lock().unwrap();
             let circuit = map.entry(id.to_string()).or_default();
-            match circuit.clone().claim_probe(now, &policy) {
+            match (*circuit).claim_probe(now, &policy) {
                 Some(claimed) => {
                     *circuit = claimed;
                     Ok(true)
