@@ -2,6 +2,7 @@
 //! format is the hub: every vendor module translates between it and its own format.
 
 pub mod anthropic;
+pub mod codec;
 pub mod gemini;
 pub mod openai;
 pub mod responses;
