@@ -2,13 +2,12 @@
 //! format is the hub: every vendor module translates between it and its own format.
 
 pub mod anthropic;
+pub mod codec;
 pub mod gemini;
+pub mod models;
 pub mod openai;
 pub mod responses;
 pub mod sse;
-
-pub mod codec;
-pub mod models;
 
 use bytes::Bytes;
 

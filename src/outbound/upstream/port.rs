@@ -16,7 +16,9 @@ use crate::domain::exchange::{
 use crate::domain::model::Model;
 use crate::domain::ports::{ListModelsError, UpstreamClient};
 use crate::domain::provider::{ProviderConfig, Vendor};
-use crate::protocol::codec::{AnthropicCodec, GeminiCodec, VendorCodec};
+use crate::protocol::anthropic::AnthropicCodec;
+use crate::protocol::codec::VendorCodec;
+use crate::protocol::gemini::GeminiCodec;
 use crate::protocol::openai::StreamAssembler;
 use crate::protocol::{self as wire, TranslateError, gemini};
 

@@ -1,0 +1,458 @@
+//! Unit tests of the Anthropic translation, both directions.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::protocol::sse;
+
+fn user(text: &str) -> Value {
+    json!({"role": "user", "content": text})
+}
+
+fn request(extra: Value) -> Value {
+    let mut body = json!({"model": "m", "messages": [user("hi")]});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        for (key, value) in extra {
+            body.insert(key.clone(), value.clone());
+        }
+    }
+    body
+}
+
+fn translate(extra: Value) -> Value {
+    request_from_chat(&request(extra), "claude", false).unwrap()
+}
+
+fn tool() -> Value {
+    json!([{"type": "function", "function": {"name": "f"}}])
+}
+
+#[test]
+fn defaults_and_sampling() {
+    let out = translate(json!({}));
+    assert_eq!(out["max_tokens"], DEFAULT_MAX_TOKENS);
+    assert_eq!(out["model"], "claude");
+    assert_eq!(out["stream"], false);
+    assert!(out.get("system").is_none());
+    assert_eq!(translate(json!({"temperature": 2}))["temperature"], 1.0);
+    assert_eq!(translate(json!({"temperature": -1}))["temperature"], 0.0);
+    assert_eq!(translate(json!({"temperature": 0.3}))["temperature"], 0.3);
+    assert_eq!(
+        translate(json!({"max_tokens": 10, "max_completion_tokens": 20}))["max_tokens"],
+        20
+    );
+    assert_eq!(
+        translate(json!({"stop": "x"}))["stop_sequences"],
+        json!(["x"])
+    );
+    let dropped = translate(
+        json!({"seed": 1, "frequency_penalty": 1, "presence_penalty": 1,
+        "logit_bias": {}, "service_tier": "auto", "store": true, "metadata": {"a": "b"},
+        "stream_options": {"include_usage": true}}),
+    );
+    for key in [
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "service_tier",
+        "store",
+        "stream_options",
+    ] {
+        assert!(dropped.get(key).is_none(), "{key}");
+    }
+    assert!(dropped.get("metadata").is_none());
+    assert_eq!(
+        translate(json!({"user": "u1"}))["metadata"],
+        json!({"user_id": "u1"})
+    );
+    assert!(request_from_chat(&request(json!({})), "m", true).unwrap()["stream"] == true);
+}
+
+#[test]
+fn bad_sampling_values_are_named() {
+    for (extra, param) in [
+        (json!({"max_tokens": 0}), "max_tokens"),
+        (
+            json!({"max_completion_tokens": "9"}),
+            "max_completion_tokens",
+        ),
+        (json!({"temperature": "hot"}), "temperature"),
+        (json!({"stop": [1]}), "stop[0]"),
+        (json!({"tools": [{"type": "web_search"}]}), "tools[0].type"),
+        (
+            json!({"tools": tool(), "tool_choice": "sometimes"}),
+            "tool_choice",
+        ),
+        (json!({"messages": "hi"}), "messages"),
+    ] {
+        let err = request_from_chat(&request(extra), "m", false).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some(param));
+    }
+    assert_eq!(
+        request_from_chat(&json!([1]), "m", false)
+            .unwrap_err()
+            .param,
+        None
+    );
+}
+
+#[test]
+fn tool_choice_mapping() {
+    let choice = |extra: Value| translate(extra).get("tool_choice").cloned();
+    assert_eq!(
+        choice(json!({"tools": tool(), "tool_choice": "auto"})),
+        Some(json!({"type": "auto"}))
+    );
+    assert_eq!(
+        choice(json!({"tools": tool(), "tool_choice": "none"})),
+        Some(json!({"type": "none"}))
+    );
+    assert_eq!(
+        choice(json!({"tools": tool(), "tool_choice": "required"})),
+        Some(json!({"type": "any"}))
+    );
+    assert_eq!(
+        choice(
+            json!({"tools": tool(), "tool_choice": {"type": "function", "function": {"name": "f"}}})
+        ),
+        Some(json!({"type": "tool", "name": "f"}))
+    );
+    assert_eq!(
+        choice(json!({"tools": tool(), "parallel_tool_calls": false})),
+        Some(json!({"type": "auto", "disable_parallel_tool_use": true}))
+    );
+    assert_eq!(
+        choice(json!({"tools": tool(), "tool_choice": "required", "parallel_tool_calls": false})),
+        Some(json!({"type": "any", "disable_parallel_tool_use": true}))
+    );
+    assert_eq!(
+        choice(json!({"tools": tool(), "tool_choice": "none", "parallel_tool_calls": false})),
+        Some(json!({"type": "none"}))
+    );
+    assert_eq!(
+        choice(json!({"tools": tool(), "parallel_tool_calls": true})),
+        None
+    );
+    // Without tools Anthropic rejects tool_choice; it carries no content, so it is dropped.
+    assert_eq!(choice(json!({"tool_choice": "none"})), None);
+}
+
+#[test]
+fn messages_are_merged_and_strings_kept() {
+    let out = translate(json!({"messages": [
+        {"role": "assistant", "content": "I start"},
+        user("a"), user("b"),
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "r1"},
+        user("after"),
+    ]}));
+    assert_eq!(
+        out["messages"],
+        json!([
+            {"role": "assistant", "content": "I start"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "r1"},
+                {"type": "text", "text": "after"}]},
+        ])
+    );
+}
+
+#[test]
+fn images_that_cannot_be_sent_are_named() {
+    for url in [
+        "data:image/png,abc",
+        "file:///etc/passwd",
+        "data:image/png;base64",
+    ] {
+        let err = request_from_chat(
+            &request(json!({"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": url}}]}]})),
+            "m",
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.param.as_deref(),
+            Some("messages[0].content[0].image_url.url"),
+            "{url}"
+        );
+    }
+}
+
+#[test]
+fn answer_finish_reasons_and_usage() {
+    for (stop, finish) in [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("pause_turn", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+    ] {
+        let answer = json!({"id": "msg_1", "content": [], "stop_reason": stop,
+            "usage": {"input_tokens": 1, "cache_read_input_tokens": 2, "cache_creation_input_tokens": 3, "output_tokens": 4}});
+        let chat = chat_from_response(&answer, "fallback", 7).unwrap();
+        assert_eq!(chat["choices"][0]["finish_reason"], finish);
+        assert_eq!(
+            chat["usage"],
+            json!({"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10})
+        );
+        assert_eq!(chat["model"], "fallback");
+        assert_eq!(chat["created"], 7);
+        assert_eq!(chat["choices"][0]["message"]["content"], "");
+    }
+    assert!(chat_from_response(&json!({"type": "message"}), "m", 0).is_err());
+}
+
+#[test]
+fn upstream_errors() {
+    let (status, body) = error_to_chat(
+        529,
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    );
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "overloaded_error");
+    let (status, body) = error_to_chat(429, b"");
+    assert_eq!(status, 429);
+    assert_eq!(
+        body["error"]["message"],
+        "upstream answered with status 429"
+    );
+    assert_eq!(body["error"]["type"], "upstream_error");
+    let (_, body) = error_to_chat(500, br#"{"error":"boom"}"#);
+    assert_eq!(body["error"]["message"], "boom");
+}
+
+#[test]
+fn errors_for_anthropic_clients() {
+    for (status, kind) in [
+        (400, "invalid_request_error"),
+        (413, "invalid_request_error"),
+        (401, "authentication_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (502, "api_error"),
+        (503, "overloaded_error"),
+        (529, "overloaded_error"),
+    ] {
+        let body = error_from_chat(status, br#"{"error":{"message":"nope","type":"x"}}"#);
+        assert_eq!(
+            body,
+            json!({"type": "error", "error": {"type": kind, "message": "nope"}})
+        );
+    }
+    assert_eq!(
+        error_from_chat(502, b"bad gateway")["error"]["message"],
+        "bad gateway"
+    );
+}
+
+fn event(kind: &str, data: Value) -> Vec<u8> {
+    format!("event: {kind}\ndata: {data}\n\n").into_bytes()
+}
+
+#[test]
+fn a_cut_anthropic_stream_gets_no_done() {
+    let mut translator = StreamTranslator::new("m", 1, "chatcmpl-1".into());
+    let out = translator
+        .push(&event(
+            "message_start",
+            json!({"type": "message_start", "message": {"usage": {"input_tokens": 3}}}),
+        ))
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert!(translator.finish().is_empty());
+
+    let mut translator = StreamTranslator::new("m", 1, "chatcmpl-1".into());
+    let out = translator
+        .push(&event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}})))
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        translator.finish(),
+        vec![Bytes::from_static(b"data: [DONE]\n\n")]
+    );
+    assert!(translator.finish().is_empty());
+}
+
+#[test]
+fn anthropic_stream_oddities() {
+    let mut translator = StreamTranslator::new("m", 1, "chatcmpl-1".into());
+    assert!(translator.push(b": comment\n\n").unwrap().is_empty());
+    assert!(
+        translator
+            .push(&event("ping", json!({"type": "ping"})))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        translator
+            .push(&event("future_event", json!({"type": "future_event"})))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(translator.push(b"event: x\ndata: {not json\n\n").is_err());
+    // An input delta for a block that never started is dropped, not invented.
+    let orphan = event(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 5,
+        "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+    );
+    assert!(translator.push(&orphan).unwrap().is_empty());
+    // The event name is used when the data has no type.
+    let out = translator
+        .push(&event(
+            "content_block_delta",
+            json!({"index": 0, "delta": {"type": "text_delta", "text": "x"}}),
+        ))
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    let stop = translator
+        .push(&event("message_stop", json!({"type": "message_stop"})))
+        .unwrap();
+    assert_eq!(stop.len(), 2, "a finish chunk is owed before [DONE]");
+    assert!(
+        translator
+            .push(&event("message_stop", json!({"type": "message_stop"})))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn chunk(delta: Value, finish: Value) -> Vec<u8> {
+    format!(
+        "data: {}\n\n",
+        json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    )
+    .into_bytes()
+}
+
+fn names(events: &[Bytes]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| sse::event_name(e).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_writer_closes_what_is_open_when_the_upstream_ends() {
+    let mut writer = MessagesStreamWriter::new("m", "msg_1".into());
+    let mut out = writer.push(&chunk(json!({"content": "Hi"}), Value::Null));
+    out.extend(writer.finish());
+    assert_eq!(
+        names(&out),
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert!(writer.finish().is_empty());
+    assert!(
+        writer
+            .push(&chunk(json!({"content": "late"}), Value::Null))
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_writer_holds_message_delta_for_the_usage_chunk() {
+    let mut writer = MessagesStreamWriter::new("m", "msg_1".into());
+    let out = writer.push(&chunk(json!({"content": "Hi"}), json!("length")));
+    assert_eq!(
+        names(&out).last().map(String::as_str),
+        Some("content_block_stop")
+    );
+    let out =
+        writer.push(br#"data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#);
+    assert_eq!(names(&out), ["message_delta"]);
+    let delta: Value = serde_json::from_str(&sse::event_data(&out[0]).unwrap()).unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "max_tokens");
+    assert_eq!(
+        delta["usage"],
+        json!({"input_tokens": 5, "output_tokens": 7})
+    );
+    assert_eq!(names(&writer.push(b"data: [DONE]\n\n")), ["message_stop"]);
+}
+
+#[test]
+fn the_writer_ends_with_an_error_event() {
+    let mut writer = MessagesStreamWriter::new("m", "msg_1".into());
+    let error = writer.error("boom \"quoted\"");
+    assert_eq!(
+        error,
+        Bytes::from_static(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"boom \\\"quoted\\\"\"}}\n\n")
+    );
+    assert!(writer.finish().is_empty());
+}
+
+#[test]
+fn ingress_requests_refuse_what_chat_cannot_carry() {
+    let base = |messages: Value| json!({"model": "m", "max_tokens": 5, "messages": messages});
+    for (body, param) in [
+        (
+            base(json!([{"role": "user", "content": [{"type": "document", "source": {}}]}])),
+            "messages[0].content[0].type",
+        ),
+        (
+            base(json!([{"role": "assistant", "content": [{"type": "server_tool_use"}]}])),
+            "messages[0].content[0].type",
+        ),
+        (
+            base(
+                json!([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+            "content": [{"type": "image", "source": {}}]}]}]),
+            ),
+            "messages[0].content[0].content[0].type",
+        ),
+        (
+            base(json!([{"role": "system", "content": "x"}])),
+            "messages[0].role",
+        ),
+        (
+            json!({"messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+            "tools[0].type",
+        ),
+        (
+            json!({"messages": [], "tool_choice": {"type": "sometimes"}}),
+            "tool_choice.type",
+        ),
+        (
+            json!({"messages": [], "system": [{"type": "image"}]}),
+            "system[0]",
+        ),
+    ] {
+        let err = chat_request_from_messages(&body).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some(param), "{body}");
+    }
+}
+
+#[test]
+fn ingress_answers() {
+    let chat = json!({"id": "chatcmpl-9", "choices": [{"message": {"role": "assistant", "content": "x",
+        "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}, "finish_reason": "stop"}]});
+    let message = messages_response_from_chat(&chat, "m").unwrap();
+    assert_eq!(message["id"], "msg_9");
+    assert_eq!(message["stop_reason"], "tool_use");
+    assert_eq!(message["content"][1]["input"], json!({"a": 1}));
+    let bad = json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}}]});
+    assert_eq!(
+        messages_response_from_chat(&bad, "m")
+            .unwrap_err()
+            .param
+            .as_deref(),
+        Some("choices[0].message.tool_calls[0].function.arguments")
+    );
+    assert!(messages_response_from_chat(&json!({"choices": []}), "m").is_err());
+}
