@@ -4,7 +4,15 @@ BENCH_SMOKE=1: the same scenarios with short runs and small counts, for CI. Writ
 (never bench/RESULTS.md) and exits non-zero when the machinery is broken (a process that did not
 come up or died, no successful requests, non-2xx answers, a scenario without figures, held streams
 that did not all open and complete). Performance figures are printed, never judged.
+
+BENCH_BASELINE_BIN (set by bench/run.sh from BENCH_BASELINE=<rev>, with BENCH_BASELINE_REV naming
+it): after the usual scenarios, the throughput and added-latency scenarios run again for that binary
+and the current one, alternating, and the report gets a "Before and after" section. BENCH_CURRENT_BIN
+and BENCH_TOOLS_DIR (testing aid, see bench/run.sh) replace target/release/apiproxy and the directory
+of the mock and the stream probe.
 """
+
+import statistics
 
 import json
 import math
@@ -39,6 +47,13 @@ REPORT = OUT / "SMOKE.md" if SMOKE else ROOT / "bench" / "RESULTS.md"
 RAW = OUT / ("smoke.json" if SMOKE else "results.json")
 BODY = '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}]}'
 NAN = float("nan")
+# Before/after comparison (off unless bench/run.sh got BENCH_BASELINE).
+BASELINE_BIN = os.environ.get("BENCH_BASELINE_BIN", "")
+BASELINE_REV = os.environ.get("BENCH_BASELINE_REV", "") or "baseline"
+CURRENT_BIN = Path(os.environ.get("BENCH_CURRENT_BIN") or REL / "apiproxy")
+TOOLS = Path(os.environ.get("BENCH_TOOLS_DIR") or REL)
+ROUNDS = max(1, int(os.environ.get("BENCH_BASELINE_ROUNDS", "2" if SMOKE else "3")))
+WITHIN = 3.0  # per cent
 
 
 class Checks:
@@ -146,7 +161,7 @@ class Procs:
 
 def mock(procs, name, words=8):
     port = free_port()
-    p = procs.start(f"mock-{name}", [str(REL / "mock-upstream"), "--port", str(port), "--name", name, "--models", f"{name}-model", "--reply-words", str(words)])
+    p = procs.start(f"mock-{name}", [str(TOOLS / "mock-upstream"), "--port", str(port), "--name", name, "--models", f"{name}-model", "--reply-words", str(words)])
     wait_http(f"http://127.0.0.1:{port}/_mock/stats", p, f"mock-{name}")
     return port
 
@@ -155,7 +170,7 @@ def mock_stats(port):
     return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/_mock/stats", timeout=5).read())
 
 
-def gateway(procs, fast_port, slow_port, redis_url=None, name="gateway"):
+def gateway(procs, fast_port, slow_port, redis_url=None, name="gateway", binary=None):
     port = free_port()
     models = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     json.dump([
@@ -177,7 +192,7 @@ def gateway(procs, fast_port, slow_port, redis_url=None, name="gateway"):
     }
     if redis_url:
         env["REDIS_URL"] = redis_url
-    p = procs.start(name, [str(REL / "apiproxy"), "serve", "--port", str(port), "--env-file", "/dev/null"], env=env)
+    p = procs.start(name, [str(binary or CURRENT_BIN), "serve", "--port", str(port), "--env-file", "/dev/null"], env=env)
     wait_http(f"http://127.0.0.1:{port}/health", p, name)
     health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read())
     CHECK(p.poll() is None and health.get("status") == "ok",
@@ -185,8 +200,8 @@ def gateway(procs, fast_port, slow_port, redis_url=None, name="gateway"):
     return port, p
 
 
-def oha(url, model, concurrency, rate=None, auth=True):
-    args = ["oha", "--no-tui", "--output-format", "json", "-z", f"{SECONDS}s", "-c", str(concurrency), "-m", "POST",
+def oha(url, model, concurrency, rate=None, auth=True, seconds=None):
+    args = ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds or SECONDS}s", "-c", str(concurrency), "-m", "POST",
             "-T", "application/json", "-d", BODY % model]
     if auth:
         args += ["-H", f"Authorization: Bearer {TOKEN}"]
@@ -222,7 +237,7 @@ def check_load(name, x):
 
 
 def probe(mode, url, model, n, c):
-    args = [str(REL / "examples" / "stream_probe"), mode, url, TOKEN, model, str(n), str(c)]
+    args = [str(TOOLS / "examples" / "stream_probe"), mode, url, TOKEN, model, str(n), str(c)]
     result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"stream_probe {mode} exited with status {result.returncode}: {result.stderr.strip()[-2000:]}")
@@ -268,7 +283,7 @@ def machine():
 def hold_streams(procs, gw_port, gw, slow, results):
     print(f"[memory] holding {HOLD_STREAMS} slow streams", flush=True)
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{slow}/_mock/fault", data=json.dumps({"event_delay_ms": HOLD_EVENT_DELAY_MS}).encode(), method="PUT", headers={"Content-Type": "application/json"})).read()
-    holder = subprocess.Popen([str(REL / "examples" / "stream_probe"), "hold", f"http://127.0.0.1:{gw_port}/v1/chat/completions", TOKEN, "slow", str(HOLD_STREAMS), str(HOLD_SECONDS)],
+    holder = subprocess.Popen([str(TOOLS / "examples" / "stream_probe"), "hold", f"http://127.0.0.1:{gw_port}/v1/chat/completions", TOKEN, "slow", str(HOLD_STREAMS), str(HOLD_SECONDS)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = holder.stdout.readline()
     time.sleep(0.5 if SMOKE else 2)
@@ -345,6 +360,7 @@ def run(procs, results):
     time.sleep(2)
     note_rss(results, "memory: after the held streams ended", gw.pid)
 
+    redis_port, gateways = None, [gw]
     if shutil.which("redis-server"):
         redis_port = free_port()
         rp = procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -352,8 +368,191 @@ def run(procs, results):
         rgw_port, rgw = gateway(procs, fast, slow, redis_url=f"redis://127.0.0.1:{redis_port}/0", name="gateway-redis")
         run_suite("redis", rgw_port, rgw.pid, fast, results)
         check_alive("gateway-redis", rgw)
+        gateways.append(rgw)
     else:
         print("[redis] redis-server not found: Redis rows skipped", flush=True)
+
+    if BASELINE_BIN:
+        # The usual scenarios are done: their gateways stop, the comparison starts fresh ones.
+        for p in gateways:
+            stop_proc(p)
+        compare(procs, results, fast, slow, redis_port)
+
+
+def stop_proc(p):
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+# ---- Before/after: the baseline binary vs the current one (BENCH_BASELINE=<rev> bench/run.sh) ----
+
+SIDES = ("baseline", "current")
+STEPS = (("max", "max throughput, 32 connections", None, 32), ("rate500", "500 req/s", 500, 64), ("rate2000", "2,000 req/s", 2000, 64))
+
+
+def current_label():
+    if os.environ.get("BENCH_CURRENT_BIN"):
+        return f"binary {rel(CURRENT_BIN)}"
+    git = lambda *args: subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    dirty = git("status", "--porcelain", "--", ".", ":(exclude)bench")
+    return git("rev-parse", "--short", "HEAD") + (" with uncommitted changes" if dirty else "")
+
+
+def rel(path):
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def alternate(k):
+    """The order of the two binaries in round k (from 0): baseline first, then flipped every round,
+    so neither always runs first (warm caches, drift during the pair)."""
+    return SIDES if k % 2 == 0 else SIDES[::-1]
+
+
+def compare(procs, results, fast, slow, redis_port):
+    cmp = results["baseline"] = {"rev": BASELINE_REV, "binary": BASELINE_BIN, "current": current_label(),
+                                 "current_binary": str(CURRENT_BIN), "rounds": ROUNDS, "runs": {}}
+    try:
+        if not Path(BASELINE_BIN).is_file():
+            raise RuntimeError(f"baseline binary {BASELINE_BIN} not found")
+        compare_store(procs, cmp["runs"], "memory", fast, slow, None)
+        if redis_port:
+            compare_store(procs, cmp["runs"], "redis", fast, slow, redis_port)
+    except Exception as e:
+        traceback.print_exc()
+        cmp["error"] = f"{type(e).__name__}: {e}"
+        CHECK(False, f"before/after comparison aborted: {cmp['error']}")
+
+
+def compare_store(procs, runs, store, fast, slow, redis_port):
+    gws = {}
+    for i, side in enumerate(SIDES):
+        name = f"gateway{'-redis' if redis_port else ''}-{side}"
+        # With Redis, each gateway on its own database, both empty at the start.
+        url = f"redis://127.0.0.1:{redis_port}/{i + 1}" if redis_port else None
+        port, p = gateway(procs, fast, slow, redis_url=url, name=name, binary=Path(BASELINE_BIN) if side == "baseline" else CURRENT_BIN)
+        gws[side] = (f"http://127.0.0.1:{port}/v1/chat/completions", p, name)
+    direct = f"http://127.0.0.1:{fast}/v1/chat/completions"
+    tag = f"before/after {store}"
+    print(f"[{tag}] warm-up: 1 s at 32 connections per gateway (not counted)", flush=True)
+    for side in SIDES:
+        oha(gws[side][0], "bench", 32, seconds=1)
+    for step, label, rate, connections in STEPS:
+        rounds = runs[f"{store}.{step}"] = []
+        for k in range(ROUNDS):
+            order = alternate(k)
+            print(f"[{tag}] {label}, round {k + 1} of {ROUNDS}: {'direct, ' if rate else ''}{', '.join(order)}", flush=True)
+            rnd = {"order": list(order)}
+            if rate:  # *added* latency: gateway minus the direct run of the same round
+                rnd["direct"] = oha(direct, "fast-model", connections, rate=rate, auth=False)
+                check_load(f"{tag}.{step} round {k + 1} direct", rnd["direct"])
+            for side in order:
+                rnd[side] = oha(gws[side][0], "bench", connections, rate=rate)
+                check_load(f"{tag}.{step} round {k + 1} {side}", rnd[side])
+            rounds.append(rnd)
+    if store == "memory":
+        n = max(100 if SMOKE else 500, SECONDS * 100)
+        for concurrency, key in ((1, "stream.1"), (16, "stream.16")):
+            rounds = runs[key] = []
+            count = n if concurrency == 1 else n * 4
+            for k in range(ROUNDS):
+                order = alternate(k)
+                print(f"[{tag}] streaming, {concurrency} at a time, round {k + 1} of {ROUNDS}: {'direct, ' if concurrency == 1 else ''}{', '.join(order)}", flush=True)
+                rnd = {"order": list(order)}
+                if concurrency == 1:  # added first-byte latency, as in the streaming section
+                    rnd["direct"] = probe("ttfb", direct, "fast-model", count, 1)
+                    check_probe(f"{tag} streaming round {k + 1} direct (1 at a time)", rnd["direct"], count)
+                for side in order:
+                    rnd[side] = probe("ttfb", gws[side][0], "bench", count, concurrency)
+                    check_probe(f"{tag} streaming round {k + 1} {side} ({concurrency} at a time)", rnd[side], count)
+                rounds.append(rnd)
+    for side in SIDES:
+        check_alive(gws[side][2], gws[side][1])
+        stop_proc(gws[side][1])
+
+
+def added(key):
+    return lambda rnd, side: rnd[side][key] - rnd["direct"][key]
+
+
+def comparison_rows():
+    """(run key, scenario, metric, kind, value of one round for one side); kind "more" when higher is
+    better (throughput), "less" when lower is better (added latency)."""
+    rows = []
+    for store in ("memory", "redis"):
+        rows += [
+            (f"{store}.max", f"{store}: max throughput, 32 connections", "req/s", "more", lambda rnd, side: rnd[side]["rps"]),
+            (f"{store}.rate500", f"{store}: 500 req/s", "added p50 ms", "less", added("p50")),
+            (f"{store}.rate500", f"{store}: 500 req/s", "added p99 ms", "less", added("p99")),
+            (f"{store}.rate2000", f"{store}: 2,000 req/s", "added p50 ms", "less", added("p50")),
+            (f"{store}.rate2000", f"{store}: 2,000 req/s", "added p99 ms", "less", added("p99")),
+        ]
+        if store == "memory":
+            rows += [
+                ("stream.1", "memory: streaming, 1 at a time", "added TTFB p50 ms", "less", added("ttfb_p50_ms")),
+                ("stream.1", "memory: streaming, 1 at a time", "added TTFB p99 ms", "less", added("ttfb_p99_ms")),
+                ("stream.16", "memory: streaming, 16 at a time", "streams/s", "more", lambda rnd, side: rnd[side]["streams_per_sec"]),
+            ]
+    return rows
+
+
+def median(values):
+    values = [v for v in values if finite(v)]
+    return statistics.median(values) if values else NAN
+
+
+def judge(kind, base, cur):
+    """Change in per cent and whether it is within WITHIN%: a throughput no more than WITHIN% lower,
+    an added latency no more than WITHIN% higher; a change for the better is always within."""
+    if not (finite(base) and finite(cur)):
+        return NAN, "n/a"
+    if kind == "less" and cur <= base:
+        return ((cur - base) / base * 100 if base > 0 else NAN), "yes"
+    if base <= 0:
+        return NAN, "n/a (baseline ≤ 0)"
+    change = (cur - base) / base * 100
+    within = change >= -WITHIN if kind == "more" else change <= WITHIN
+    return change, "yes" if within else "no"
+
+
+def comparison_markdown(cmp):
+    lines = [
+        f"## Before and after (baseline {cmp['rev']} vs current {cmp['current']})",
+        "",
+        f"Same run, same machine, same mock upstream: the baseline binary `{rel(cmp['binary'])}` and the",
+        f"current one `{rel(cmp['current_binary'])}`, each a fresh gateway (with Redis, each on its own empty",
+        f"database) after the scenarios above. Per scenario {cmp['rounds']} round(s); in each round the two run back to",
+        "back, the order flipping every round (baseline first in the first round), and the fixed-rate and",
+        "one-at-a-time streaming rounds first measure the mock direct, so *added* is gateway minus direct of",
+        f"the same round. Figures are medians over the rounds (every round is in {rel(RAW)}). Change is",
+        f"(current − baseline) / baseline; within {WITHIN:g}%: throughput at most {WITHIN:g}% lower, added latency at most {WITHIN:g}%",
+        "higher (a change for the better is always within). Latencies in milliseconds.",
+        "",
+    ]
+    if SMOKE:
+        lines += [f"Smoke run ({SECONDS} s steps): the comparison is for information only and never fails the run.", ""]
+    if cmp.get("error"):
+        lines += [f"**The comparison was aborted:** {cmp['error']} (logs in {rel(LOGS)}).", ""]
+    lines += ["| scenario | metric | baseline | current | change | within 3% |", "| --- | --- | ---: | ---: | ---: | --- |"]
+    counted = within = 0
+    for key, scenario, metric, kind, value in comparison_rows():
+        rounds = cmp["runs"].get(key)
+        if not rounds:
+            continue
+        base = median([value(rnd, "baseline") for rnd in rounds if "baseline" in rnd])
+        cur = median([value(rnd, "current") for rnd in rounds if "current" in rnd])
+        change, ok = judge(kind, base, cur)
+        digits = 0 if kind == "more" else 3
+        counted += 1
+        within += ok == "yes"
+        lines.append(f"| {scenario} | {metric} | {fmt(base, digits)} | {fmt(cur, digits)} | {'n/a' if not finite(change) else f'{change:+.1f}%'} | {ok} |")
+    lines += ["", f"Within {WITHIN:g}%: {within} of {counted} rows.", ""]
+    return lines
 
 
 def main():
@@ -389,6 +588,9 @@ def main():
         print(f"warning: {len(failed)} machinery checks failed; the figures above are suspect:", flush=True)
         for what in failed:
             print(f"  - {what}")
+    if results.get("baseline", {}).get("error"):
+        print(f"the before/after comparison was aborted: {results['baseline']['error']}", flush=True)
+        return 1
     return 0
 
 
@@ -397,11 +599,12 @@ def fmt(x, digits=2):
 
 
 def write_markdown(r, machine_line):
+    baseline_run = f"BENCH_BASELINE={os.environ.get('BENCH_BASELINE') or BASELINE_REV} " if BASELINE_BIN else ""
     if SMOKE:
         lines = [
             "# Benchmark smoke run",
             "",
-            f"Machine: {machine_line}. Run: `BENCH_SMOKE=1 bench/run.sh` ({SECONDS} s per load step, {HOLD_STREAMS} held streams).",
+            f"Machine: {machine_line}. Run: `BENCH_SMOKE=1 {baseline_run}bench/run.sh` ({SECONDS} s per load step, {HOLD_STREAMS} held streams).",
             "A check that the benchmark machinery works, not a measurement: the runs are too short for the",
             "figures to mean much, and the targets below are shown for information only. The recorded run is",
             "bench/RESULTS.md.",
@@ -412,7 +615,7 @@ def write_markdown(r, machine_line):
         lines = [
             "# Benchmark results",
             "",
-            f"Machine: {machine_line}. Run: `bench/run.sh` ({SECONDS} s per load step; mock upstream, gateway and load",
+            f"Machine: {machine_line}. Run: `{baseline_run}bench/run.sh` ({SECONDS} s per load step; mock upstream, gateway and load",
             "generator share the machine, so absolute figures are lower than on separate hosts; ratios are what count).",
             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
             "",
@@ -481,6 +684,8 @@ def write_markdown(r, machine_line):
             "| after | RSS MiB |",
             "| --- | ---: |",
         ] + [f"| {label} | {fmt(rss, 1)} |" for label, rss in after] + [""]
+    if "baseline" in r:
+        lines += comparison_markdown(r["baseline"])
     if SMOKE:
         failed = CHECK.failed()
         lines += [
