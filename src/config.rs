@@ -567,8 +567,8 @@ fn parse_provider(
         base_url: base_url.trim_end_matches('/').to_string(),
         api_key: SecretString::from(get("API_KEY").unwrap_or_default()),
         vendor,
-        models_path: path("MODELS_PATH", vendor.default_models_path()),
-        chat_path: path("CHAT_PATH", vendor.default_chat_path()),
+        models_path: path("MODELS_PATH", default_models_path(vendor)),
+        chat_path: path("CHAT_PATH", default_chat_path(vendor)),
         weight,
         region: get("REGION"),
         max_qps,
@@ -611,6 +611,23 @@ fn parse_static_models(
         models.push(model);
     }
     Ok(Some(models))
+}
+
+/// Where a vendor lists its models when `MODELS_PATH` is not set.
+fn default_models_path(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Gemini => "/v1beta/models",
+        _ => "/v1/models",
+    }
+}
+
+/// Where a vendor takes chat requests when `CHAT_PATH` is not set (`{model}`: the model id).
+fn default_chat_path(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::OpenAi => "/v1/chat/completions",
+        Vendor::Anthropic => "/v1/messages",
+        Vendor::Gemini => "/v1beta/models/{model}:generateContent",
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ impl ModelCapability {
     }
 }
 
-/// Context length assumed when a provider does not say (the original's default).
+/// Context length assumed when a provider does not say.
 pub const DEFAULT_CONTEXT_LENGTH: u32 = 8192;
 
 /// One model as a provider lists it, normalised.
@@ -142,12 +142,13 @@ impl LogicalModel {
     }
 }
 
-/// Strips a `group/` prefix the way the original matched dynamic models.
+/// A requested name without its `group/` prefix (`team-a/gpt-4o` asks for `gpt-4o`).
 pub fn strip_group(name: &str) -> &str {
     name.split_once('/').map_or(name, |(_, rest)| rest)
 }
 
-/// Whether a provider's model id answers to the requested name (the original's three rules).
+/// Whether a provider's model id answers to the requested name: the same name, the name without
+/// its group prefix, or both without their prefixes.
 pub fn model_matches(requested: &str, listed: &str) -> bool {
     requested == listed
         || strip_group(requested) == listed

@@ -3,8 +3,7 @@
 //! The score is multiplicative: `score = base_weight × quality`, where `quality` in [0.05, 1] falls
 //! with error rate, latency, cost and a bad health status under the strategy's coefficients. With
 //! no metrics `quality` is 1 for everyone, so traffic splits exactly by weight (3 and 1 give 75/25),
-//! and no positive weight is ever dropped (the original subtracted penalties from the weight and
-//! silently discarded weights below 0.25).
+//! and no positive weight is ever dropped, however small.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +40,8 @@ impl Strategy {
         }
     }
 
-    /// The original's presets (alpha, beta, gamma, delta).
+    /// How much each figure weighs under this strategy: latency, error rate, cost, health status
+    /// (SPEC 5.2).
     pub fn coefficients(self) -> Coefficients {
         let (latency, error, cost, status) = match self {
             Strategy::Balanced => (0.3, 0.3, 0.2, 0.2),

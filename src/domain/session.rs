@@ -47,7 +47,7 @@ impl Session {
 pub const MAX_CONTEXT_ENTRY_BYTES: usize = 64 * 1024;
 const PREVIEW_CHARS: usize = 4096;
 
-/// One exchange of a session's history, serialized as JSON (the original stored Python reprs).
+/// One exchange of a session's history, serialized as JSON.
 /// Past `MAX_CONTEXT_ENTRY_BYTES` each side over half the cap is replaced by a preview, so one huge prompt
 /// cannot blow up the store.
 pub fn context_entry(

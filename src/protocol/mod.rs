@@ -22,14 +22,14 @@ pub fn classify(dialect: Dialect, event: &[u8]) -> StreamEventKind {
     }
 }
 
-/// Whether an event is noise a client must not see: a `data:` line in a hub stream that is
-/// neither JSON nor `[DONE]` (the SDKs parse every data line and would fail on it).
-pub fn is_garbage(dialect: Dialect, event: &[u8]) -> bool {
-    dialect == Dialect::Hub
-        && sse::event_data(event).is_some_and(|data| {
-            let data = data.trim();
-            data != "[DONE]" && serde_json::from_str::<serde::de::IgnoredAny>(data).is_err()
-        })
+/// One event read in a single pass: its kind, or `None` when it is noise a client must not see (a
+/// `data:` line in a hub stream that is neither JSON nor `[DONE]`: the SDKs parse every data line
+/// and would fail on it).
+pub fn read_event(dialect: Dialect, event: &[u8]) -> Option<StreamEventKind> {
+    match dialect {
+        Dialect::Hub => openai::read_event(event),
+        Dialect::Anthropic => Some(classify_anthropic(event)),
+    }
 }
 
 /// The gateway's own event for an upstream failure after the stream started, in the client's

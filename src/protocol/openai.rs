@@ -357,51 +357,107 @@ pub fn messages_from_input(input: &serde_json::Value) -> Result<serde_json::Valu
     }
 }
 
-/// What one upstream chunk means for the commit rule (SPEC 5.5).
+/// What one upstream chunk means for the commit rule (SPEC 5.5). Garbage lines carry nothing a
+/// client needs; they do not commit the stream.
 pub fn classify_event(event: &[u8]) -> StreamEventKind {
-    let Some(data) = sse::event_data(event) else {
-        return StreamEventKind::Preamble;
+    read_event(event).unwrap_or(StreamEventKind::Preamble)
+}
+
+/// One hub stream event read in a single pass over borrowed text: its kind, or `None` for garbage
+/// (a `data:` line that is neither JSON nor `[DONE]`, which no client may see).
+pub fn read_event(event: &[u8]) -> Option<StreamEventKind> {
+    let Some(data) = sse::data_of(event) else {
+        return Some(StreamEventKind::Preamble);
     };
     let data = data.trim();
     if data == "[DONE]" {
-        return StreamEventKind::End;
+        return Some(StreamEventKind::End);
     }
-    let Ok(chunk) = serde_json::from_str::<serde_json::Value>(data) else {
-        // Garbage lines carry nothing a client needs; they do not commit the stream.
-        return StreamEventKind::Preamble;
+    if !data.starts_with('{') {
+        // Serde would read a list into the probe by position: only objects are chunks.
+        let json = serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok();
+        return json.then_some(StreamEventKind::Preamble);
+    }
+    let chunk = match serde_json::from_str::<ChunkProbe<'_>>(data) {
+        Ok(chunk) => chunk,
+        // JSON of another shape (a list, a number) is not garbage, just not a chunk.
+        Err(e) if e.is_data() => return Some(StreamEventKind::Preamble),
+        Err(_) => return None,
     };
-    if chunk.get("error").is_some_and(|e| !e.is_null()) {
-        return StreamEventKind::Error;
+    if chunk.error.is_some_and(|e| e.get() != "null") {
+        return Some(StreamEventKind::Error);
     }
-    let carries_content = chunk
-        .get("choices")
-        .and_then(|c| c.as_array())
-        .is_some_and(|choices| choices.iter().any(choice_has_content));
-    if carries_content {
-        StreamEventKind::Content
+    let choices = chunk
+        .choices
+        .and_then(|raw| serde_json::from_str::<Vec<ChoiceProbe<'_>>>(raw.get()).ok())
+        .unwrap_or_default();
+    if choices.iter().any(ChoiceProbe::has_content) {
+        Some(StreamEventKind::Content)
     } else {
-        StreamEventKind::Preamble
+        Some(StreamEventKind::Preamble)
     }
 }
 
-fn choice_has_content(choice: &serde_json::Value) -> bool {
-    if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
+/// The fields of a chunk the commit rule reads, borrowed as raw JSON: nothing is built.
+#[derive(serde::Deserialize)]
+struct ChunkProbe<'a> {
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    choices: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceProbe<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    delta: Option<DeltaProbe<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaProbe<'a> {
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_calls: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    function_call: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    refusal: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<&'a RawValue>,
+}
+
+impl ChoiceProbe<'_> {
+    /// Text, a tool-call delta, a refusal, reasoning, or a finish reason.
+    fn has_content(&self) -> bool {
+        if self.finish_reason.is_some_and(|f| f.get() != "null") {
+            return true;
+        }
+        let Some(delta) = &self.delta else {
+            return false;
+        };
+        [
+            delta.content,
+            delta.tool_calls,
+            delta.function_call,
+            delta.refusal,
+            delta.reasoning_content,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|raw| !is_empty_json(raw.get()))
+    }
+}
+
+/// `null`, `""` and `[]` carry nothing; any other value does.
+fn is_empty_json(raw: &str) -> bool {
+    let raw = raw.trim();
+    if raw == "null" || raw == "\"\"" {
         return true;
     }
-    let Some(delta) = choice.get("delta") else {
-        return false;
-    };
-    let non_empty = |key: &str| match delta.get(key) {
-        Some(serde_json::Value::String(s)) => !s.is_empty(),
-        Some(serde_json::Value::Array(a)) => !a.is_empty(),
-        Some(serde_json::Value::Null) | None => false,
-        Some(_) => true,
-    };
-    non_empty("content")
-        || non_empty("tool_calls")
-        || non_empty("function_call")
-        || non_empty("refusal")
-        || non_empty("reasoning_content")
+    raw.starts_with('[') && raw[1..].trim_start().starts_with(']')
 }
 
 /// Rebuilds the assistant message from a stream's chunks, for the session context (SPEC 5.3): the
@@ -543,7 +599,7 @@ pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
     if !event.windows(8).any(|w| w == b"\"usage\":") {
         return None;
     }
-    let data = sse::event_data(event)?;
+    let data = sse::data_of(event)?;
     match serde_json::from_str::<WithUsage>(&data) {
         Ok(WithUsage { usage: Some(usage) }) => Some(usage.into()),
         _ => None,
@@ -748,5 +804,50 @@ mod tests {
         assert_eq!(value["error"]["type"], "upstream_error");
         assert_eq!(value["error"]["status"], 502);
         assert_eq!(value["error"]["message"], "boom");
+    }
+
+    #[test]
+    fn events_are_read_in_one_pass_with_garbage_apart() {
+        let cases: [(&[u8], Option<StreamEventKind>); 10] = [
+            (b"data: {not json\n\n", None),
+            (b"data: [1,2]\n\n", Some(StreamEventKind::Preamble)),
+            (
+                b"data: {\"error\":null,\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\n",
+                Some(StreamEventKind::Preamble),
+            ),
+            (
+                b"data: {\"choices\":[{\"delta\":{\"tool_calls\":[ ]}}]}\n\n",
+                Some(StreamEventKind::Preamble),
+            ),
+            (
+                b"data: {\"choices\":[{\"delta\":{\"content\":\" \"}}]}\n\n",
+                Some(StreamEventKind::Content),
+            ),
+            (
+                b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+                Some(StreamEventKind::Content),
+            ),
+            (
+                b"data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hm\"}}]}\n\n",
+                Some(StreamEventKind::Content),
+            ),
+            (
+                b"data: {\"error\":{\"message\":\"x\"}}\n\n",
+                Some(StreamEventKind::Error),
+            ),
+            (
+                b"data: {\"choices\":\"odd\"}\n\n",
+                Some(StreamEventKind::Preamble),
+            ),
+            (b"data: [DONE]\n\n", Some(StreamEventKind::End)),
+        ];
+        for (event, kind) in cases {
+            assert_eq!(
+                read_event(event),
+                kind,
+                "{}",
+                String::from_utf8_lossy(event)
+            );
+        }
     }
 }

@@ -136,3 +136,39 @@ async fn a_base_url_ending_in_v1_does_not_double_the_path() {
     assert_eq!(response.status(), 200);
     assert_eq!(a.chat_requests().await, 1);
 }
+
+/// The OpenAI pass-through takes nothing away and adds nothing: the client gets the upstream's
+/// answer byte for byte, whole or streamed (the mock's answers are deterministic, so the same
+/// request sent straight to it is the reference).
+#[tokio::test]
+async fn an_openai_upstream_answer_reaches_the_client_byte_for_byte() {
+    let (a, gateway) = one_upstream().await;
+    for stream in [false, true] {
+        let mut body = chat_body(LOGICAL, "Same bytes, please");
+        body["stream"] = json!(stream);
+
+        let through = gateway.chat(body.clone()).await;
+        assert_eq!(through.status(), 200, "stream={stream}");
+        let through = through.bytes().await.expect("the gateway's answer");
+
+        body["model"] = json!("up-a");
+        let direct = client()
+            .post(format!("{}/v1/chat/completions", a.url))
+            .header("authorization", format!("Bearer {}", provider_key("a")))
+            .json_body(&body)
+            .send()
+            .await
+            .expect("the mock's answer");
+        assert_eq!(direct.status(), 200, "stream={stream}");
+        let direct = direct.bytes().await.expect("the mock's answer");
+
+        assert!(direct.len() > 50, "stream={stream}: {direct:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&through),
+            String::from_utf8_lossy(&direct),
+            "stream={stream}"
+        );
+        assert_eq!(through, direct, "stream={stream}");
+    }
+    assert_eq!(a.chat_requests().await, 4);
+}

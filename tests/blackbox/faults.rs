@@ -367,7 +367,7 @@ async fn garbage_lines_in_an_upstream_stream_are_tolerated_and_the_client_gets_t
         "{text}"
     );
     // The gateway frames events whole and drops `data:` lines that are neither JSON nor [DONE]
-    // (protocol::is_garbage, applied where the upstream adapter frames the stream); comments pass. So the client sees well-formed SSE whose events
+    // (protocol::read_event, applied where the upstream adapter frames the stream); comments pass. So the client sees well-formed SSE whose events
     // are each the upstream's own, never a mangled or merged event.
     for event in text.split("\n\n").filter(|e| !e.is_empty()) {
         let well_formed = event

@@ -103,9 +103,14 @@ pub fn translated_events(raw: ByteStream, translator: Box<dyn StreamTranslate>) 
     Framed::new(raw, Reading::Translated(translator)).into_stream()
 }
 
-/// One event in the domain's terms.
-fn classified(dialect: Dialect, bytes: Bytes) -> UpstreamEvent {
-    let kind = wire::classify(dialect, &bytes);
+/// One event in the domain's terms, or `None` for noise no client may see.
+fn read(dialect: Dialect, bytes: Bytes) -> Option<UpstreamEvent> {
+    let kind = wire::read_event(dialect, &bytes)?;
+    Some(classified(kind, dialect, bytes))
+}
+
+/// One event of a known kind in the domain's terms.
+fn classified(kind: StreamEventKind, dialect: Dialect, bytes: Bytes) -> UpstreamEvent {
     let mut event = UpstreamEvent::new(kind, bytes);
     match kind {
         StreamEventKind::Error => {
@@ -151,14 +156,13 @@ impl Framed {
     fn accept(&mut self, event: Bytes) -> Result<(), TransportError> {
         match &mut self.reading {
             // Noise a client must not see (a data line that is not JSON) is dropped here.
-            Reading::Verbatim(dialect) if wire::is_garbage(*dialect, &event) => {}
-            Reading::Verbatim(dialect) => self.ready.push_back(classified(*dialect, event)),
+            Reading::Verbatim(dialect) => self.ready.extend(read(*dialect, event)),
             Reading::Translated(translator) => {
                 let out = translator.push(&event).map_err(|e| {
                     TransportError(format!("unreadable stream event: {}", e.message))
                 })?;
                 self.ready
-                    .extend(out.into_iter().map(|e| classified(Dialect::Hub, e)));
+                    .extend(out.into_iter().filter_map(|e| read(Dialect::Hub, e)));
             }
         }
         Ok(())
@@ -173,7 +177,7 @@ impl Framed {
         if let Reading::Translated(translator) = &mut self.reading {
             let out = translator.finish();
             self.ready
-                .extend(out.into_iter().map(|e| classified(Dialect::Hub, e)));
+                .extend(out.into_iter().filter_map(|e| read(Dialect::Hub, e)));
         }
         Ok(())
     }
