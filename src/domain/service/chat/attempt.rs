@@ -11,8 +11,8 @@ use tokio::time::{Instant, timeout_at};
 use super::api::ChatSettings;
 use super::relay::RestOfStream;
 use crate::domain::exchange::{
-    Answer, AnswerPart, AnswerStream, Transcript, UpstreamBody, UpstreamChatRequest, UpstreamEvent,
-    UpstreamReply,
+    Answer, AnswerPart, AnswerStream, EventStream, Transcript, UpstreamBody, UpstreamChatRequest,
+    UpstreamEvent, UpstreamReply,
 };
 use crate::domain::failover::{AttemptFailure, CommitGate, GateDecision, upstream_status};
 use crate::domain::ports::UpstreamClient;
@@ -94,7 +94,22 @@ pub(super) async fn run(
         }
     };
     let first_event_by = deadline.min(started + t.first_byte);
-    let mut events = events;
+    let (events, held) = hold_until_commit(events, first_event_by, provider, settings).await?;
+    Ok(Attempt::Stream {
+        rest: Box::new(RestOfStream::new(events, held, deadline, t.idle)),
+        headers_ms,
+        transcript,
+    })
+}
+
+/// Holds a stream's events back until its commit point (SPEC 5.5): what was held, and the rest of
+/// the stream; a failure before it is the attempt's failure.
+async fn hold_until_commit(
+    mut events: EventStream,
+    first_event_by: Instant,
+    provider: &ProviderConfig,
+    settings: &ChatSettings,
+) -> Result<(EventStream, VecDeque<UpstreamEvent>), AttemptFailure> {
     let mut gate = CommitGate::new(settings.commit);
     let mut held: VecDeque<UpstreamEvent> = VecDeque::new();
     loop {
@@ -102,7 +117,7 @@ pub(super) async fn run(
             Err(_) => {
                 return Err(AttemptFailure::transport(format!(
                     "no stream event from upstream within {}s",
-                    t.first_byte.as_secs_f64()
+                    settings.timeouts.first_byte.as_secs_f64()
                 )));
             }
             Ok(None) => {
@@ -124,15 +139,10 @@ pub(super) async fn run(
             GateDecision::Hold => held.push_back(event),
             GateDecision::Commit => {
                 held.push_back(event);
-                break;
+                return Ok((events, held));
             }
         }
     }
-    Ok(Attempt::Stream {
-        rest: Box::new(RestOfStream::new(events, held, deadline, t.idle)),
-        headers_ms,
-        transcript,
-    })
 }
 
 /// Sends the request; resolves when the upstream's headers arrive, by `headers_by` at the latest.
