@@ -21,3 +21,60 @@ pub trait StreamTranslate: Send {
     /// The vendor stream ended: whatever closes the hub stream.
     fn finish(&mut self) -> Vec<Bytes>;
 }
+
+/// Implements `VendorCodec` for a vendor module's unit struct, and `StreamTranslate` for its
+/// `StreamTranslator`, with the translators every translated vendor module names alike
+/// (`request_from_chat`, `chat_from_response`, `error_to_chat`, `StreamTranslator`), which must be
+/// in scope where it is used.
+macro_rules! translated_vendor {
+    ($codec:ident) => {
+        impl $crate::protocol::codec::VendorCodec for $codec {
+            fn request(
+                &self,
+                hub: &serde_json::Value,
+                model: &str,
+                stream: bool,
+            ) -> Result<serde_json::Value, $crate::protocol::TranslateError> {
+                request_from_chat(hub, model, stream)
+            }
+
+            fn answer(
+                &self,
+                answer: &serde_json::Value,
+                model: &str,
+                created: i64,
+            ) -> Result<serde_json::Value, $crate::protocol::TranslateError> {
+                chat_from_response(answer, model, created)
+            }
+
+            /// The error body only: the status the retry policy reads stays the upstream's.
+            fn error(&self, status: u16, body: &[u8]) -> serde_json::Value {
+                error_to_chat(status, body).1
+            }
+
+            fn stream(
+                &self,
+                model: &str,
+                created: i64,
+                id: String,
+            ) -> Box<dyn $crate::protocol::codec::StreamTranslate> {
+                Box::new(StreamTranslator::new(model, created, id))
+            }
+        }
+
+        impl $crate::protocol::codec::StreamTranslate for StreamTranslator {
+            fn push(
+                &mut self,
+                event: &[u8],
+            ) -> Result<Vec<bytes::Bytes>, $crate::protocol::TranslateError> {
+                StreamTranslator::push(self, event)
+            }
+
+            fn finish(&mut self) -> Vec<bytes::Bytes> {
+                StreamTranslator::finish(self)
+            }
+        }
+    };
+}
+
+pub(crate) use translated_vendor;

@@ -1,50 +1,20 @@
-//! Gemini as a [`VendorCodec`]: the hub's four verbs delegated to this module's translators.
-
-use bytes::Bytes;
-use serde_json::Value;
+//! Gemini as a `VendorCodec`: the hub's four verbs delegated to this module's translators.
 
 use super::{StreamTranslator, chat_from_response, error_to_chat, request_from_chat};
-use crate::protocol::TranslateError;
-use crate::protocol::codec::{StreamTranslate, VendorCodec};
 
 /// Google's Gemini `generateContent` API seen from the hub.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GeminiCodec;
 
-impl VendorCodec for GeminiCodec {
-    fn request(&self, hub: &Value, model: &str, stream: bool) -> Result<Value, TranslateError> {
-        request_from_chat(hub, model, stream)
-    }
-
-    fn answer(&self, answer: &Value, model: &str, created: i64) -> Result<Value, TranslateError> {
-        chat_from_response(answer, model, created)
-    }
-
-    /// The error body only: the status the retry policy reads is `error_to_chat`'s first half.
-    fn error(&self, status: u16, body: &[u8]) -> Value {
-        error_to_chat(status, body).1
-    }
-
-    fn stream(&self, model: &str, created: i64, id: String) -> Box<dyn StreamTranslate> {
-        Box::new(StreamTranslator::new(model, created, id))
-    }
-}
-
-impl StreamTranslate for StreamTranslator {
-    fn push(&mut self, event: &[u8]) -> Result<Vec<Bytes>, TranslateError> {
-        StreamTranslator::push(self, event)
-    }
-
-    fn finish(&mut self) -> Vec<Bytes> {
-        StreamTranslator::finish(self)
-    }
-}
+crate::protocol::codec::translated_vendor!(GeminiCodec);
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use bytes::Bytes;
+    use serde_json::{Value, json};
 
     use super::*;
+    use crate::protocol::codec::VendorCodec;
     use crate::protocol::sse;
 
     fn codec() -> &'static dyn VendorCodec {
