@@ -28,12 +28,7 @@ pub async fn require_token(
     {
         if req.uri().path().starts_with("/v1/messages") {
             // Anthropic clients parse Anthropic's error shape.
-            res.status_code(error.status);
-            res.headers_mut().insert(
-                "www-authenticate",
-                salvo::http::HeaderValue::from_static("Bearer"),
-            );
-            res.render(Json(serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": error.message}})));
+            super::handlers::output::write_anthropic_api_error(res, &error);
         } else {
             error.write(res);
         }

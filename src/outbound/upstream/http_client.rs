@@ -217,7 +217,6 @@ impl HttpUpstream {
         if let Some(url) = &headers.chat_url {
             return Ok(url.clone());
         }
-        let model_id = crate::protocol::gemini::model_id(model_id);
         let mut url = provider.chat_url(model_id);
         if stream && provider.vendor == Vendor::Gemini {
             url = url.replacen(":generateContent", ":streamGenerateContent?alt=sse", 1);

@@ -39,17 +39,18 @@ impl UpstreamClient for HttpUpstream {
         provider: &ProviderConfig,
         request: UpstreamChatRequest,
     ) -> Result<UpstreamReply, TransportError> {
-        let model = gemini::model_id(&request.model_id).to_string();
+        // Gemini names models `models/x`; the id alone goes in URLs and translated bodies.
+        let model = gemini::model_id(&request.model_id);
         let codec = codec_for(provider.vendor).filter(|_| request.dialect == Dialect::Hub);
         let body = match codec {
             None => request.body.clone(),
-            Some(codec) => match translated_request(codec, &request.body, &model, request.stream) {
+            Some(codec) => match translated_request(codec, &request.body, model, request.stream) {
                 Ok(body) => body,
                 Err(error) => return Ok(untranslatable(error)),
             },
         };
         let raw = self
-            .send(provider, &model, request.stream, body, &request.headers)
+            .send(provider, model, request.stream, body, &request.headers)
             .await?;
         Ok(reply(raw, &request, codec, model))
     }
@@ -81,7 +82,7 @@ fn reply(
     raw: RawReply,
     request: &UpstreamChatRequest,
     codec: Option<&'static dyn VendorCodec>,
-    model: String,
+    model: &str,
 ) -> UpstreamReply {
     let RawReply {
         status,
@@ -107,14 +108,17 @@ fn reply(
             let hub = Bytes::from(codec.error(status, &b).to_string());
             Ok(bodies::error_answer(hub))
         })),
-        (Some(codec), false, false) => UpstreamBody::Whole(bodies::whole(raw_body, move |b| {
-            translated_answer(codec, &b, &model, status)
-        })),
+        (Some(codec), false, false) => {
+            let model = model.to_string();
+            UpstreamBody::Whole(bodies::whole(raw_body, move |b| {
+                translated_answer(codec, &b, &model, status)
+            }))
+        }
         (Some(codec), false, true) => {
             if request.transcript {
                 transcript = Some(Box::new(StreamAssembler::default()) as _);
             }
-            let translator = codec.stream(&model, now_seconds(), completion_id());
+            let translator = codec.stream(model, now_seconds(), completion_id());
             UpstreamBody::Events(bodies::translated_events(raw_body, translator))
         }
     };
