@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use apiproxy::protocol::Dropped;
 use apiproxy::protocol::anthropic::{
     MessagesStreamWriter, StreamTranslator, chat_from_response, chat_request_from_messages,
     error_from_chat, error_to_chat, messages_response_from_chat, request_from_chat,
@@ -255,7 +256,7 @@ fn a_stream_split_anywhere_by_the_framer_translates_the_same() {
 fn golden_ingress_request(case: &str) {
     let request = json_fixture(&format!("{case}.messages.json"));
     let expected = json_fixture(&format!("{case}.chat.json"));
-    let got = chat_request_from_messages(&request).expect("translates");
+    let got = chat_request_from_messages(&request, &mut Dropped::new()).expect("translates");
     assert_eq!(got, expected, "{case}:\n{got:#}");
 }
 
@@ -504,7 +505,7 @@ proptest! {
     fn no_function_panics_on_any_json(value in arb_json(), stream in any::<bool>(), status in any::<u16>()) {
         let _ = request_from_chat(&value, "m", stream);
         let _ = chat_from_response(&value, "m", CREATED);
-        let _ = chat_request_from_messages(&value);
+        let _ = chat_request_from_messages(&value, &mut Dropped::new());
         let _ = messages_response_from_chat(&value, "m");
         let text = value.to_string();
         let (_, body) = error_to_chat(status, text.as_bytes());
@@ -514,7 +515,7 @@ proptest! {
         // The same value as a request's messages or an answer's content gets deeper coverage.
         let _ = request_from_chat(&json!({"messages": [value.clone()], "tools": [value.clone()]}), "m", stream);
         let _ = request_from_chat(&json!({"messages": [{"role": "user", "content": [value.clone()]}, {"role": "assistant", "tool_calls": [value.clone()]}]}), "m", stream);
-        let _ = chat_request_from_messages(&json!({"messages": [{"role": "user", "content": [value.clone()]}, {"role": "assistant", "content": [value.clone()]}], "system": [value.clone()], "tools": [value.clone()], "tool_choice": value.clone()}));
+        let _ = chat_request_from_messages(&json!({"messages": [{"role": "user", "content": [value.clone()]}, {"role": "assistant", "content": [value.clone()]}, {"role": "system", "content": [value.clone()]}], "system": [value.clone()], "tools": [value.clone()], "tool_choice": value.clone(), "thinking": value.clone()}), &mut Dropped::new());
         let _ = chat_from_response(&json!({"content": [value.clone()], "usage": value.clone()}), "m", CREATED);
         let _ = messages_response_from_chat(&json!({"choices": [{"message": value.clone(), "finish_reason": value.clone()}]}), "m");
     }
@@ -711,7 +712,7 @@ proptest! {
     ) {
         let chat = build_chat(&system, &exchanges);
         let anthropic = request_from_chat(&chat, "claude", false).expect("simple chats translate");
-        let mut back = chat_request_from_messages(&anthropic).expect("and come back");
+        let mut back = chat_request_from_messages(&anthropic, &mut Dropped::new()).expect("and come back");
         prop_assert_eq!(&back["model"], "claude");
         back["model"] = Value::from("m");
         prop_assert_eq!(normalize(&back), normalize(&chat));

@@ -66,7 +66,7 @@ proptest! {
 
     #[test]
     fn responses_translation_never_panics(value in json_value()) {
-        let _ = chat_request_from_responses(&value);
+        let _ = chat_request_from_responses(&value, &mut apiproxy::protocol::Dropped::new());
         let _ = response_from_chat(&value, &value);
     }
 

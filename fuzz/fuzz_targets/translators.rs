@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = anthropic::request_from_chat(&value, "m", true);
     let _ = anthropic::chat_from_response(&value, "m", 0);
-    let _ = anthropic::chat_request_from_messages(&value);
+    let _ = anthropic::chat_request_from_messages(&value, &mut apiproxy::protocol::Dropped::new());
     let _ = anthropic::messages_response_from_chat(&value, "m");
     let _ = anthropic::error_to_chat(500, data);
     let _ = anthropic::error_from_chat(500, data);
@@ -18,6 +18,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = gemini::chat_from_response(&value, "m", 0);
     let _ = gemini::chat_request_from_gemini(&value, "m");
     let _ = gemini::error_to_chat(429, data);
-    let _ = responses::chat_request_from_responses(&value);
+    let _ = responses::chat_request_from_responses(&value, &mut apiproxy::protocol::Dropped::new());
     let _ = responses::response_from_chat(&value, &value);
 });

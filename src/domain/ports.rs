@@ -167,6 +167,14 @@ pub trait UpstreamClient: Send + Sync {
         request: UpstreamChatRequest,
     ) -> Result<UpstreamReply, TransportError>;
 
+    /// Counts the request's input tokens with the vendor's own counter (only called for vendors
+    /// that have one, [`Vendor::counts_tokens`](crate::domain::provider::Vendor::counts_tokens)).
+    async fn count_tokens(
+        &self,
+        provider: &ProviderConfig,
+        request: UpstreamChatRequest,
+    ) -> Result<u64, TransportError>;
+
     /// Fetches the provider's model list from its models path.
     async fn list_models(&self, provider: &ProviderConfig) -> Result<Vec<Model>, ListModelsError>;
 }

@@ -18,6 +18,12 @@ pub enum Vendor {
 }
 
 impl Vendor {
+    /// Whether the vendor has its own endpoint that counts a request's input tokens (Anthropic's
+    /// `/v1/messages/count_tokens`, Gemini's `:countTokens`; OpenAI's chat API has none).
+    pub fn counts_tokens(self) -> bool {
+        matches!(self, Vendor::Anthropic | Vendor::Gemini)
+    }
+
     /// Infers the vendor from a provider id: `claude`/`anthropic` and `gemini`/`google` are native
     /// vendors, anything else is OpenAI-compatible.
     pub fn infer_from_id(id: &str) -> Vendor {

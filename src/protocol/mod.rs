@@ -3,6 +3,8 @@
 
 pub mod anthropic;
 pub mod codec;
+pub mod count;
+pub mod dropped;
 pub mod gemini;
 pub mod models;
 pub mod openai;
@@ -10,6 +12,9 @@ pub mod responses;
 pub mod sse;
 
 use bytes::Bytes;
+
+pub use count::{count_tokens_request, counted_tokens, estimate_tokens};
+pub use dropped::Dropped;
 
 use crate::domain::exchange::Dialect;
 use crate::domain::failover::StreamEventKind;
@@ -99,8 +104,8 @@ fn classify_anthropic(event: &[u8]) -> StreamEventKind {
     }
 }
 
-/// A request or answer that cannot be expressed in the other format: a clear 400 for the client,
-/// never silently dropped content.
+/// A request or answer that cannot be expressed in the other format, or is malformed: a clear 400
+/// for the client. What the target merely cannot honour is dropped and noted instead ([`Dropped`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct TranslateError {

@@ -59,7 +59,11 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .push(Router::with_path("models/{**id}").get(handlers::models::get_one))
                 .push(Router::with_path("chat/completions").post(handlers::chat::completions))
                 .push(Router::with_path("responses").post(handlers::responses::create))
-                .push(Router::with_path("messages").post(handlers::messages::create)),
+                .push(Router::with_path("messages").post(handlers::messages::create))
+                .push(
+                    Router::with_path("messages/count_tokens")
+                        .post(handlers::messages::count_tokens),
+                ),
         )
         .push(
             Router::with_path("providers")

@@ -263,6 +263,62 @@ impl HttpUpstream {
         })
     }
 
+    /// The URL of the vendor's token counter for `model_id`, next to its chat URL: Anthropic's
+    /// `/v1/messages/count_tokens`, Gemini's `:countTokens`.
+    pub(super) fn count_url(
+        &self,
+        provider: &ProviderConfig,
+        model_id: &str,
+    ) -> Result<reqwest::Url, TransportError> {
+        let chat = provider.chat_url(model_id);
+        let url = match provider.vendor {
+            Vendor::Gemini => chat.replacen(":generateContent", ":countTokens", 1),
+            Vendor::Anthropic => match chat.split_once('?') {
+                Some((path, query)) => format!("{path}/count_tokens?{query}"),
+                None => format!("{chat}/count_tokens"),
+            },
+            Vendor::OpenAi => {
+                return Err(TransportError(
+                    "OpenAI-compatible providers count no tokens".into(),
+                ));
+            }
+        };
+        reqwest::Url::parse(&url).map_err(|e| TransportError(format!("invalid upstream URL: {e}")))
+    }
+
+    /// POSTs a small JSON body with the provider's chat headers and reads the whole answer, bounded
+    /// like a model list: the status and the body.
+    pub(super) async fn post_small(
+        &self,
+        provider: &ProviderConfig,
+        url: reqwest::Url,
+        body: bytes::Bytes,
+        extra_headers: &[(String, String)],
+    ) -> Result<(u16, Vec<u8>), TransportError> {
+        let headers = self.headers_for(provider)?;
+        let response = self
+            .client
+            .post(url)
+            .headers(headers.chat.clone())
+            .header(ACCEPT, "application/json")
+            .headers(extra(extra_headers))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| TransportError(describe(&e)))?;
+        let status = response.status().as_u16();
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| TransportError(describe(&e)))?;
+            if bytes.len() + chunk.len() > MAX_MODEL_LIST_BYTES {
+                return Err(TransportError("answer is too large".into()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((status, bytes))
+    }
+
     /// GETs the provider's model list: the status and the body (bounded in size and time).
     pub(super) async fn fetch_models(
         &self,

@@ -55,6 +55,32 @@ impl UpstreamClient for HttpUpstream {
         Ok(reply(raw, &request, codec, model))
     }
 
+    async fn count_tokens(
+        &self,
+        provider: &ProviderConfig,
+        request: UpstreamChatRequest,
+    ) -> Result<u64, TransportError> {
+        let model = gemini::model_id(&request.model_id);
+        let body = if request.dialect == Dialect::Hub {
+            let chat: Value = serde_json::from_slice(&request.body)
+                .map_err(|e| TransportError(format!("body is not JSON: {e}")))?;
+            wire::count_tokens_request(provider.vendor, &chat, model)
+                .map_err(|e| TransportError(e.message))?
+        } else {
+            request.body.clone()
+        };
+        let url = self.count_url(provider, model)?;
+        let (status, answer) = self
+            .post_small(provider, url, body, &request.headers)
+            .await?;
+        if status >= 400 {
+            let message = wire::error_message(&answer);
+            return Err(TransportError(format!("HTTP {status}: {message}")));
+        }
+        wire::counted_tokens(&answer)
+            .ok_or_else(|| TransportError("the token count answer holds no count".into()))
+    }
+
     async fn list_models(&self, provider: &ProviderConfig) -> Result<Vec<Model>, ListModelsError> {
         let (status, body) = self.fetch_models(provider).await?;
         if status >= 400 {

@@ -44,6 +44,39 @@ fn message_id(chat_id: Option<&str>) -> String {
     }
 }
 
+/// The signature of a thinking block the gateway made from another vendor's reasoning. It is no
+/// Anthropic signature: such blocks are taken out before a later turn goes to an Anthropic
+/// upstream natively ([`strip_translated_thinking`](super::strip_translated_thinking)).
+pub const TRANSLATED_SIGNATURE: &str = "apiproxy:translated-reasoning";
+
+/// The reasoning text of a chat message or delta: `reasoning_content` (DeepSeek, vLLM and this
+/// gateway's own translations) or `reasoning` (OpenRouter, Ollama).
+fn reasoning_text(message: &Value) -> Option<&str> {
+    str_field(message, "reasoning_content")
+        .or_else(|| str_field(message, "reasoning"))
+        .filter(|text| !text.is_empty())
+}
+
+/// Anthropic usage for chat usage: cached prompt tokens are Anthropic's cache reads, which its
+/// `input_tokens` does not include (the cache fields appear only when some were cached).
+fn anthropic_usage(usage: &Value) -> Value {
+    let prompt = u64_field(usage, "prompt_tokens");
+    let cached = usage
+        .pointer("/prompt_tokens_details/cached_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(prompt);
+    let mut out = json!({
+        "input_tokens": prompt - cached,
+        "output_tokens": u64_field(usage, "completion_tokens"),
+    });
+    if cached > 0 {
+        out["cache_read_input_tokens"] = json!(cached);
+        out["cache_creation_input_tokens"] = json!(0);
+    }
+    out
+}
+
 /// An Anthropic Message object for an OpenAI `chat.completion`.
 pub fn messages_response_from_chat(chat: &Value, model: &str) -> Result<Value, TranslateError> {
     if !chat.is_object() {
@@ -58,6 +91,11 @@ pub fn messages_response_from_chat(chat: &Value, model: &str) -> Result<Value, T
         })?;
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
+    if let Some(reasoning) = reasoning_text(message) {
+        content.push(
+            json!({"type": "thinking", "thinking": reasoning, "signature": TRANSLATED_SIGNATURE}),
+        );
+    }
     let mut text = chat_text(message.get("content"));
     if text.is_empty()
         && let Some(refusal) = str_field(message, "refusal")
@@ -113,10 +151,7 @@ pub fn messages_response_from_chat(chat: &Value, model: &str) -> Result<Value, T
         "content": content,
         "stop_reason": stop,
         "stop_sequence": null,
-        "usage": {
-            "input_tokens": u64_field(usage, "prompt_tokens"),
-            "output_tokens": u64_field(usage, "completion_tokens"),
-        },
+        "usage": anthropic_usage(usage),
     }))
 }
 
@@ -154,6 +189,7 @@ pub fn error_from_chat(status: u16, chat_error_body: &[u8]) -> Value {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpenBlock {
+    Thinking { index: u64 },
     Text { index: u64 },
     Tool { index: u64, call: u64 },
 }
@@ -172,9 +208,8 @@ pub struct MessagesStreamWriter {
     delta_sent: bool,
     /// message_stop or an error event was sent: nothing more follows.
     stopped: bool,
-    input_tokens: u64,
-    output_tokens: u64,
-    usage_seen: bool,
+    /// The last chat usage seen, as Anthropic usage.
+    usage: Option<Value>,
 }
 
 fn anthropic_event(kind: &str, payload: &Value) -> Bytes {
@@ -193,9 +228,7 @@ impl MessagesStreamWriter {
             stop_reason: None,
             delta_sent: false,
             stopped: false,
-            input_tokens: 0,
-            output_tokens: 0,
-            usage_seen: false,
+            usage: None,
         }
     }
 
@@ -214,7 +247,7 @@ impl MessagesStreamWriter {
                 "content": [],
                 "stop_reason": null,
                 "stop_sequence": null,
-                "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
+                "usage": {"input_tokens": 0, "output_tokens": 0},
             }}),
         ));
         out.push(anthropic_event("ping", &json!({"type": "ping"})));
@@ -223,6 +256,14 @@ impl MessagesStreamWriter {
     fn close_block(&mut self, out: &mut Vec<Bytes>) {
         if let Some(block) = self.open.take() {
             let index = match block {
+                OpenBlock::Thinking { index } => {
+                    out.push(anthropic_event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "signature_delta", "signature": TRANSLATED_SIGNATURE}}),
+                    ));
+                    index
+                }
                 OpenBlock::Text { index } | OpenBlock::Tool { index, .. } => index,
             };
             out.push(anthropic_event(
@@ -238,25 +279,41 @@ impl MessagesStreamWriter {
         index
     }
 
-    fn text(&mut self, text: &str, out: &mut Vec<Bytes>) {
+    /// Text or thinking (`thinking` true) into the open block of that kind, opening one if needed.
+    fn text(&mut self, text: &str, thinking: bool, out: &mut Vec<Bytes>) {
         let index = match self.open {
-            Some(OpenBlock::Text { index }) => index,
+            Some(OpenBlock::Thinking { index }) if thinking => index,
+            Some(OpenBlock::Text { index }) if !thinking => index,
             _ => {
                 self.close_block(out);
                 let index = self.take_index();
+                let (block, open) = if thinking {
+                    (
+                        json!({"type": "thinking", "thinking": "", "signature": ""}),
+                        OpenBlock::Thinking { index },
+                    )
+                } else {
+                    (
+                        json!({"type": "text", "text": ""}),
+                        OpenBlock::Text { index },
+                    )
+                };
                 out.push(anthropic_event(
                     "content_block_start",
-                    &json!({"type": "content_block_start", "index": index,
-                        "content_block": {"type": "text", "text": ""}}),
+                    &json!({"type": "content_block_start", "index": index, "content_block": block}),
                 ));
-                self.open = Some(OpenBlock::Text { index });
+                self.open = Some(open);
                 index
             }
         };
+        let delta = if thinking {
+            json!({"type": "thinking_delta", "thinking": text})
+        } else {
+            json!({"type": "text_delta", "text": text})
+        };
         out.push(anthropic_event(
             "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index,
-                "delta": {"type": "text_delta", "text": text}}),
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
         ));
     }
 
@@ -305,16 +362,15 @@ impl MessagesStreamWriter {
             return;
         }
         self.delta_sent = true;
-        let mut usage = Map::new();
-        if self.usage_seen {
-            usage.insert("input_tokens".into(), Value::from(self.input_tokens));
-        }
-        usage.insert("output_tokens".into(), Value::from(self.output_tokens));
+        let usage = self
+            .usage
+            .take()
+            .unwrap_or_else(|| json!({"output_tokens": 0}));
         out.push(anthropic_event(
             "message_delta",
             &json!({"type": "message_delta",
                 "delta": {"stop_reason": self.stop_reason.unwrap_or("end_turn"), "stop_sequence": null},
-                "usage": Value::Object(usage)}),
+                "usage": usage}),
         ));
     }
 
@@ -349,9 +405,7 @@ impl MessagesStreamWriter {
         }
         let usage = chunk.get("usage").filter(|u| u.is_object());
         if let Some(usage) = usage {
-            self.usage_seen = true;
-            self.input_tokens = u64_field(usage, "prompt_tokens");
-            self.output_tokens = u64_field(usage, "completion_tokens");
+            self.usage = Some(anthropic_usage(usage));
         }
         let mut out = Vec::new();
         self.ensure_started(&mut out);
@@ -365,9 +419,12 @@ impl MessagesStreamWriter {
             });
         if let Some(choice) = choice {
             let delta = choice.get("delta").unwrap_or(&Value::Null);
+            if let Some(reasoning) = reasoning_text(delta) {
+                self.text(reasoning, true, &mut out);
+            }
             for key in ["content", "refusal"] {
                 if let Some(text) = str_field(delta, key).filter(|t| !t.is_empty()) {
-                    self.text(text, &mut out);
+                    self.text(text, false, &mut out);
                 }
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {

@@ -7,8 +7,9 @@
 //!   [`MessagesStreamWriter`] turn the hub's answer back into Anthropic format.
 //!
 //! Everything here is pure and total: any JSON value or byte string gives a value or a
-//! [`TranslateError`], never a panic. Content that cannot be expressed on the other side is an error
-//! naming the field, never silently dropped; only sampling hints the other side lacks are dropped.
+//! [`TranslateError`], never a panic. Malformed input is an error naming the field; what the other
+//! side merely cannot honour (server tools, thinking blocks, beta-only fields) is dropped and noted
+//! in a [`Dropped`](crate::protocol::Dropped) so the adapter logs and counts it (SPEC 4.8).
 //!
 //! Files: `upstream_request` (hub -> Anthropic request), `upstream_answer` (Anthropic answer, error
 //! and stream -> hub), `ingress_request` (Messages request -> hub), `ingress_answer` (hub answer,
@@ -25,8 +26,10 @@ mod upstream_request;
 mod tests;
 
 pub use codec::AnthropicCodec;
-pub use ingress_answer::{MessagesStreamWriter, error_from_chat, messages_response_from_chat};
-pub use ingress_request::chat_request_from_messages;
+pub use ingress_answer::{
+    MessagesStreamWriter, TRANSLATED_SIGNATURE, error_from_chat, messages_response_from_chat,
+};
+pub use ingress_request::{chat_request_from_messages, strip_translated_thinking};
 pub use upstream_answer::{StreamTranslator, chat_from_response, error_to_chat};
 pub use upstream_request::{DEFAULT_MAX_TOKENS, request_from_chat};
 

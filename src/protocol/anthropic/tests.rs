@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::protocol::sse;
+use crate::protocol::{Dropped, sse};
 
 fn user(text: &str) -> Value {
     json!({"role": "user", "content": text})
@@ -375,13 +375,14 @@ fn the_writer_holds_message_delta_for_the_usage_chunk() {
         Some("content_block_stop")
     );
     let out =
-        writer.push(br#"data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#);
+        writer.push(br#"data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":2}}}"#);
     assert_eq!(names(&out), ["message_delta"]);
     let delta: Value = serde_json::from_str(&sse::event_data(&out[0]).unwrap()).unwrap();
     assert_eq!(delta["delta"]["stop_reason"], "max_tokens");
+    // Cached prompt tokens are Anthropic's cache reads, outside its `input_tokens`.
     assert_eq!(
         delta["usage"],
-        json!({"input_tokens": 5, "output_tokens": 7})
+        json!({"input_tokens": 3, "output_tokens": 7, "cache_read_input_tokens": 2, "cache_creation_input_tokens": 0})
     );
     assert_eq!(names(&writer.push(b"data: [DONE]\n\n")), ["message_stop"]);
 }
@@ -398,31 +399,23 @@ fn the_writer_ends_with_an_error_event() {
 }
 
 #[test]
-fn ingress_requests_refuse_what_chat_cannot_carry() {
+fn ingress_requests_refuse_only_what_is_malformed() {
     let base = |messages: Value| json!({"model": "m", "max_tokens": 5, "messages": messages});
     for (body, param) in [
         (
-            base(json!([{"role": "user", "content": [{"type": "document", "source": {}}]}])),
+            base(json!([{"role": "user", "content": [{"text": "no type"}]}])),
             "messages[0].content[0].type",
         ),
         (
-            base(json!([{"role": "assistant", "content": [{"type": "server_tool_use"}]}])),
-            "messages[0].content[0].type",
+            base(json!([{"role": "tool", "content": "x"}])),
+            "messages[0].role",
         ),
         (
             base(
                 json!([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
             "content": [{"type": "image", "source": {}}]}]}]),
             ),
-            "messages[0].content[0].content[0].type",
-        ),
-        (
-            base(json!([{"role": "system", "content": "x"}])),
-            "messages[0].role",
-        ),
-        (
-            json!({"messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
-            "tools[0].type",
+            "messages[0].content[0].content[0].source.type",
         ),
         (
             json!({"messages": [], "tool_choice": {"type": "sometimes"}}),
@@ -432,10 +425,110 @@ fn ingress_requests_refuse_what_chat_cannot_carry() {
             json!({"messages": [], "system": [{"type": "image"}]}),
             "system[0]",
         ),
+        (
+            json!({"messages": [], "thinking": {"type": "maybe"}}),
+            "thinking.type",
+        ),
     ] {
-        let err = chat_request_from_messages(&body).unwrap_err();
+        let err = chat_request_from_messages(&body, &mut Dropped::new()).unwrap_err();
         assert_eq!(err.param.as_deref(), Some(param), "{body}");
     }
+}
+
+/// What Claude Code sends that chat cannot carry is dropped and noted, never refused (SPEC 4.8).
+#[test]
+fn ingress_requests_drop_and_note_what_chat_cannot_honour() {
+    let body = json!({
+        "model": "m", "max_tokens": 5, "stream": true,
+        "system": [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "document", "source": {}}, {"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "hm", "signature": "sig"},
+                {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}},
+                {"type": "tool_use", "id": "t1", "name": "Read", "input": {"p": 1}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+                {"type": "text", "text": "out"},
+                {"type": "image", "source": {"type": "url", "url": "http://x/i.png"}},
+                {"type": "search_result", "source": "s"}]}]},
+            {"role": "system", "content": "reminder"},
+            {"role": "user", "content": "go on"}],
+        "tools": [{"name": "Read", "input_schema": {"type": "object"}},
+                  {"type": "web_search_20250305", "name": "web_search"}],
+        "thinking": {"type": "adaptive"},
+        "context_management": {"edits": []},
+        "output_config": {"effort": "high"},
+        "metadata": {"user_id": "u".repeat(100)},
+        "some_future_field": 1,
+    });
+    let mut dropped = Dropped::new();
+    let chat = chat_request_from_messages(&body, &mut dropped).expect("translates");
+    assert_eq!(
+        dropped.labels(),
+        [
+            "context_management",
+            "output_config",
+            "other_field",
+            "cache_control",
+            "content_block",
+            "thinking_block",
+            "content_block",
+            "content_block",
+            "server_tool",
+            "thinking",
+            "metadata.user_id",
+        ]
+    );
+    let roles: Vec<&str> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "user",
+            "system",
+            "user"
+        ]
+    );
+    assert_eq!(chat["messages"][3]["content"], "out");
+    assert_eq!(
+        chat["messages"][4]["content"][0]["image_url"]["url"],
+        "http://x/i.png"
+    );
+    assert_eq!(chat["messages"][5]["content"], "reminder");
+    assert_eq!(chat["tools"].as_array().map(Vec::len), Some(1));
+    assert!(chat.get("reasoning_effort").is_none());
+    assert!(chat.get("user").is_none());
+}
+
+#[test]
+fn thinking_is_noted_not_sent_and_server_tools_take_their_tool_choice_along() {
+    for thinking in [
+        json!({"type": "enabled", "budget_tokens": 31999}),
+        json!({"type": "adaptive", "display": "omitted"}),
+    ] {
+        let mut dropped = Dropped::new();
+        let chat =
+            chat_request_from_messages(&request(json!({"thinking": thinking})), &mut dropped)
+                .unwrap();
+        assert!(chat.get("reasoning_effort").is_none());
+        assert_eq!(dropped.labels(), ["thinking"]);
+    }
+    let only_server_tools = request(
+        json!({"tools": [{"type": "web_search_20250305", "name": "w"}],
+        "tool_choice": {"type": "any"}}),
+    );
+    let mut dropped = Dropped::new();
+    let chat = chat_request_from_messages(&only_server_tools, &mut dropped).unwrap();
+    assert!(chat.get("tool_choice").is_none() && chat.get("tools").is_none());
+    assert_eq!(dropped.labels(), ["server_tool", "tool_choice"]);
 }
 
 #[test]

@@ -55,7 +55,11 @@ pub struct ChatRequest {
     /// The request in the hub format.
     pub body: Arc<dyn ChatPayload>,
     pub stream: bool,
+    /// The session: sticky routing to the upstream that served it last (SPEC 5.3).
     pub session_id: Option<String>,
+    /// Whether the exchange also goes into the session's context history (an `X-Session-Id` the
+    /// client set; an agent's own session id only keeps it on one upstream, SPEC 4.8).
+    pub history: bool,
     /// The client's request in a vendor's own dialect, passed through to providers of that vendor.
     pub native: Option<Arc<NativeRequest>>,
 }

@@ -4,10 +4,11 @@
 //!
 //! The concerns live in sibling files: `attempt` (one attempt under its timeouts, the commit
 //! point), `relay` (the committed stream), `recorder` (what is written afterwards), `api` (the
-//! request, answer and error types).
+//! request, answer and error types), `count` (token counting by the vendors that offer it).
 
 mod api;
 mod attempt;
+mod count;
 mod recorder;
 mod relay;
 #[cfg(test)]
@@ -101,7 +102,9 @@ impl ChatService {
             logical_id: plan.logical.logical_id.clone(),
             previous_session: plan.session.clone(),
             // Only a session keeps the exchange; without one the body is never re-parsed.
-            context: (request.session_id.clone()).map(|id| (id, request.body.to_json())),
+            context: (request.session_id.clone())
+                .filter(|_| request.history)
+                .map(|id| (id, request.body.to_json())),
         };
         tracing::Span::current().record("logical_model", exchange.logical_id.as_str());
 
@@ -381,7 +384,7 @@ fn upstream_request(request: &ChatRequest, candidate: &Candidate) -> UpstreamCha
         dialect,
         stream: request.stream,
         headers,
-        transcript: request.session_id.is_some(),
+        transcript: request.history && request.session_id.is_some(),
     }
 }
 

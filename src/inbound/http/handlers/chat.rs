@@ -6,7 +6,7 @@ use std::sync::Arc;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
-use super::input::{anthropic_headers, log_body, payload, session_id, state_or_500};
+use super::input::{SessionKey, anthropic_headers, log_body, payload, session_key, state_or_500};
 use super::output::{json_answer, stream_events, verbatim, write_chat_error};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
@@ -62,10 +62,10 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
         // A Claude-style body is answered exactly as /v1/messages would answer it (SPEC 4.2).
         Ok(Incoming::Claude {
             bytes,
-            session_id,
+            session,
             headers,
         }) => {
-            return super::messages_api::serve(&state, &bytes, headers, session_id, res).await;
+            return super::messages_api::serve(&state, &bytes, headers, session, res).await;
         }
         Err(error) => return error.write(res),
     };
@@ -94,7 +94,7 @@ enum Incoming {
     Chat(ChatRequest),
     Claude {
         bytes: bytes::Bytes,
-        session_id: Option<String>,
+        session: SessionKey,
         headers: Vec<(String, String)>,
     },
 }
@@ -140,7 +140,7 @@ async fn read_request(
     max_body_bytes: usize,
     log_bodies: bool,
 ) -> Result<Incoming, ApiError> {
-    let session_id = session_id(req)?;
+    let session = session_key(req, None)?;
     let anthropic_headers = anthropic_headers(req);
     let wants_sse = req.headers().get_all("accept").iter().any(|v| {
         v.to_str()
@@ -161,7 +161,7 @@ async fn read_request(
     if body.looks_like_anthropic() {
         return Ok(Incoming::Claude {
             bytes: bytes.clone(),
-            session_id,
+            session,
             headers: anthropic_headers,
         });
     }
@@ -177,7 +177,8 @@ async fn read_request(
     Ok(Incoming::Chat(ChatRequest {
         body: Arc::new(body),
         stream,
-        session_id,
+        session_id: session.id,
+        history: session.history,
         native: None,
     }))
 }

@@ -77,6 +77,43 @@ pub fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
     checked_id("X-Session-Id", id).map(|id| Some(id.to_string()))
 }
 
+/// The session a request belongs to: `id` binds it to one upstream; `history` says whether the
+/// exchange also goes into the session's context history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionKey {
+    pub id: Option<String>,
+    pub history: bool,
+}
+
+/// Agents' own session headers, with the prefix that keeps their ids apart (SPEC 4.8).
+const AGENT_SESSION_HEADERS: [(&str, &str); 3] = [
+    ("x-claude-code-session-id", "claude-code:"),
+    ("session-id", "codex:"),
+    ("session_id", "codex:"),
+];
+
+/// The session of a request (SPEC 4.1, 4.8): `X-Session-Id` (checked, bound and recorded in the
+/// context history); else a coding agent's own session id (`X-Claude-Code-Session-Id`, Codex's
+/// `session-id` header, or `prompt_cache_key` from the body), which keeps the agent on one
+/// upstream so its prompt cache stays warm, without recording a history. An agent id outside the
+/// id alphabet is ignored: the client did not ask for a session.
+pub fn session_key(req: &Request, prompt_cache_key: Option<&str>) -> Result<SessionKey, ApiError> {
+    if let Some(id) = session_id(req)? {
+        return Ok(SessionKey {
+            id: Some(id),
+            history: true,
+        });
+    }
+    let from_headers = AGENT_SESSION_HEADERS.iter().find_map(|(name, prefix)| {
+        let value = req.headers().get(*name)?.to_str().ok()?.trim();
+        Some(format!("{prefix}{value}"))
+    });
+    let id = from_headers
+        .or_else(|| prompt_cache_key.map(|key| format!("cache-key:{}", key.trim())))
+        .filter(|id| crate::domain::names::check_id("session", id).is_ok());
+    Ok(SessionKey { id, history: false })
+}
+
 /// The client's own Anthropic headers, forwarded on native pass-through.
 pub fn anthropic_headers(req: &Request) -> Vec<(String, String)> {
     ["anthropic-version", "anthropic-beta"]
@@ -88,6 +125,16 @@ pub fn anthropic_headers(req: &Request) -> Vec<(String, String)> {
             ))
         })
         .collect()
+}
+
+/// Logs at debug and counts (`apiproxy_dropped_fields_total{endpoint, field}`) what a translation
+/// left out because the target cannot honour it (SPEC 4.8).
+pub fn report_dropped(endpoint: &'static str, dropped: &crate::protocol::Dropped) {
+    for item in dropped.items() {
+        tracing::debug!(endpoint, field = item.label, at = %escape_controls(&item.detail), "dropped from the request");
+        metrics::counter!("apiproxy_dropped_fields_total", "endpoint" => endpoint, "field" => item.label)
+            .increment(1);
+    }
 }
 
 /// Logs a body when the operator turned `LOG_BODIES` on (first 64 KiB), control characters

@@ -4,8 +4,8 @@
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
-use super::input::{anthropic_headers, payload, session_id, state_or_500};
-use super::messages_api::{invalid, serve};
+use super::input::{anthropic_headers, payload, session_key, state_or_500};
+use super::messages_api::{count, invalid, serve};
 use super::output::write_anthropic_api_error;
 use crate::inbound::http::openapi::{alternatives, schemas};
 
@@ -42,7 +42,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let session = match session_id(req) {
+    let session = match session_key(req, None) {
         Ok(id) => id,
         Err(error) => return invalid(res, &error.message),
     };
@@ -52,4 +52,44 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     };
     let headers = anthropic_headers(req);
     serve(&state, &bytes, headers, session, res).await;
+}
+
+/// Count the tokens of a message (Anthropic Messages API)
+///
+/// The input tokens the same body would use on `POST /v1/messages` (`max_tokens` not needed).
+/// Counted by the first candidate of the logical model whose vendor has a counter (Anthropic's
+/// own endpoint, passed the body natively; Gemini's `countTokens`, passed the translated body),
+/// else estimated at about four characters per token. The `X-APIProxy-Token-Count` header says
+/// `counted` or `estimated`. Errors as for `createMessage`.
+#[endpoint(
+    operation_id = "countMessageTokens",
+    tags("chat"),
+    parameters(
+        ("anthropic-version" = Option<String>, Header, description = "Forwarded to anthropic-vendor providers.", example = json!("2023-06-01")),
+        ("anthropic-beta" = Option<String>, Header, description = "Forwarded to anthropic-vendor providers."),
+    ),
+    request_body(content = schemas::MessagesRequest),
+    responses(
+        (status_code = 200, description = "The count.", body = schemas::MessageTokensCount),
+        (status_code = 400, description = "Invalid body (`type: invalid_request_error`).", body = schemas::AnthropicError),
+        (status_code = 404, description = "Unknown model (`type: not_found_error`).", body = schemas::AnthropicError),
+        (status_code = 413, description = "The body is larger than `MAX_REQUEST_BODY_BYTES`.", body = schemas::AnthropicError),
+        (status_code = 503, description = "The logical model is disabled or has no usable upstream.", body = schemas::AnthropicError),
+        (status_code = "default", description = "Another gateway error (405, 500).", body = alternatives::ErrorOrAnthropicError),
+    ),
+)]
+pub async fn count_tokens(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let session = match session_key(req, None) {
+        Ok(id) => id,
+        Err(error) => return invalid(res, &error.message),
+    };
+    let bytes = match payload(req, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => return write_anthropic_api_error(res, &error),
+    };
+    let headers = anthropic_headers(req);
+    count(&state, &bytes, headers, session, res).await;
 }

@@ -9,6 +9,7 @@ use salvo::http::StatusCode;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
+use super::input::{SessionKey, report_dropped};
 use super::output::{
     anthropic_error, json_answer, rewritten, served_headers, stream_events, verbatim,
     write_anthropic_chat_error,
@@ -18,6 +19,7 @@ use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::AppState;
 use crate::protocol::anthropic::{self, MessagesStreamWriter};
 use crate::protocol::openai::ChatBody;
+use crate::protocol::{Dropped, estimate_tokens};
 
 /// A 400 in Anthropic's shape.
 pub fn invalid(res: &mut Response, message: &str) {
@@ -29,24 +31,35 @@ pub fn invalid(res: &mut Response, message: &str) {
     );
 }
 
-/// Serves one Messages request given as raw JSON.
-pub async fn serve(
-    state: &Arc<AppState>,
+/// A Messages request read for the chat use case: the request (hub form and native form), what
+/// the hub form left out, and the model the client named.
+struct Read {
+    chat: ChatRequest,
+    /// The hub form as JSON (for the token estimate).
+    hub: Value,
+    dropped: Dropped,
+    model: String,
+}
+
+/// Reads a Messages request given as raw JSON, or the 400 message naming the problem.
+fn read(
     bytes: &[u8],
     headers: Vec<(String, String)>,
-    session_id: Option<String>,
-    res: &mut Response,
-) {
+    session: SessionKey,
+    needs_max_tokens: bool,
+) -> Result<Read, String> {
     let request: Value = match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Value::Object(map),
-        Ok(_) => return invalid(res, "request body must be a JSON object"),
-        Err(e) => return invalid(res, &format!("request body is not valid JSON: {e}")),
+        Ok(_) => return Err("request body must be a JSON object".into()),
+        Err(e) => return Err(format!("request body is not valid JSON: {e}")),
     };
-    if !request.get("max_tokens").is_some_and(Value::is_u64) {
-        return invalid(res, "max_tokens: a positive integer is required");
+    if needs_max_tokens && !request.get("max_tokens").is_some_and(Value::is_u64) {
+        return Err("max_tokens: a positive integer is required".into());
     }
     // Content only Anthropic understands has no hub form: it can still go to Anthropic providers.
-    let (chat, untranslatable) = match anthropic::chat_request_from_messages(&request) {
+    let mut dropped = Dropped::new();
+    let (hub, untranslatable) = match anthropic::chat_request_from_messages(&request, &mut dropped)
+    {
         Ok(chat) => (chat, None),
         Err(e) => {
             let at = e.param.map(|p| format!("{p}: ")).unwrap_or_default();
@@ -57,12 +70,14 @@ pub async fn serve(
             )
         }
     };
-    let (hub, native) = match (
-        ChatBody::parse(chat.to_string().as_bytes()),
-        ChatBody::parse(bytes),
+    // Thinking the gateway made from another vendor's reasoning cannot go to Anthropic.
+    let native_bytes = anthropic::strip_translated_thinking(bytes);
+    let (hub_body, native) = match (
+        ChatBody::parse(hub.to_string().as_bytes()),
+        ChatBody::parse(native_bytes.as_deref().unwrap_or(bytes)),
     ) {
         (Ok(hub), Ok(native)) => (hub, native),
-        (Err(e), _) | (_, Err(e)) => return invalid(res, &e.message),
+        (Err(e), _) | (_, Err(e)) => return Err(e.message),
     };
     let stream = request
         .get("stream")
@@ -79,16 +94,62 @@ pub async fn serve(
         headers,
         untranslatable,
     }));
-    match state
-        .chat
-        .chat(ChatRequest {
-            body: Arc::new(hub),
-            stream,
-            session_id,
-            native,
-        })
-        .await
-    {
+    let chat = ChatRequest {
+        body: Arc::new(hub_body),
+        stream,
+        session_id: session.id,
+        history: session.history,
+        native,
+    };
+    Ok(Read {
+        chat,
+        hub,
+        dropped,
+        model,
+    })
+}
+
+/// Counts a Messages request's input tokens (`POST /v1/messages/count_tokens`, SPEC 4.8): by the
+/// first candidate whose vendor has a counter, else an estimate. `X-APIProxy-Token-Count` says
+/// which (`counted` or `estimated`).
+pub async fn count(
+    state: &Arc<AppState>,
+    bytes: &[u8],
+    headers: Vec<(String, String)>,
+    session: SessionKey,
+    res: &mut Response,
+) {
+    let read = match read(bytes, headers, session, false) {
+        Ok(read) => read,
+        Err(message) => return invalid(res, &message),
+    };
+    let (tokens, how) = match state.chat.count_tokens(&read.chat).await {
+        Ok(Some(tokens)) => (tokens, "counted"),
+        Ok(None) => (estimate_tokens(&read.hub), "estimated"),
+        Err(error) => return write_anthropic_chat_error(res, error),
+    };
+    res.add_header("x-apiproxy-token-count", how, true).ok();
+    res.render(Json(json!({"input_tokens": tokens})));
+}
+
+/// Serves one Messages request given as raw JSON.
+pub async fn serve(
+    state: &Arc<AppState>,
+    bytes: &[u8],
+    headers: Vec<(String, String)>,
+    session: SessionKey,
+    res: &mut Response,
+) {
+    let Read {
+        chat,
+        dropped,
+        model,
+        ..
+    } = match read(bytes, headers, session, true) {
+        Ok(read) => read,
+        Err(message) => return invalid(res, &message),
+    };
+    match state.chat.chat(chat).await {
         Ok(ChatReply::Complete {
             served,
             status,
@@ -98,6 +159,7 @@ pub async fn serve(
             if dialect == Dialect::Anthropic {
                 return json_answer(res, &served, status, body);
             }
+            report_dropped("messages", &dropped);
             served_headers(res, &served);
             res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             let chat: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -122,6 +184,7 @@ pub async fn serve(
             let events = match dialect {
                 Dialect::Anthropic => verbatim(events, dialect),
                 Dialect::Hub => {
+                    report_dropped("messages", &dropped);
                     let id = format!("msg_{:024x}", rand::random::<u128>() >> 32);
                     rewritten(events, MessagesStreamWriter::new(&model, id))
                 }

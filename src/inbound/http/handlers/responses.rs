@@ -8,11 +8,12 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
-use super::input::{json_body, session_id, state_or_500};
+use super::input::{json_body, report_dropped, session_key, state_or_500};
 use super::output::{rewritten, served_headers, stream_events, write_chat_error};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::schemas;
+use crate::protocol::Dropped;
 use crate::protocol::openai::ChatBody;
 use crate::protocol::responses::{
     ResponsesStreamWriter, chat_request_from_responses, response_from_chat,
@@ -22,11 +23,15 @@ use crate::protocol::responses::{
 ///
 /// The OpenAI Responses API over the chat routing: `instructions` becomes a system message,
 /// `input` (a string or a list of items) becomes messages, `max_output_tokens`, `temperature`,
-/// `top_p`, function `tools`, `tool_choice`, `parallel_tool_calls`, `user` and `text.format`
-/// map to their chat equivalents. The gateway stores no responses: continue a conversation by
-/// sending its items in `input` (`previous_response_id`, `store`, `reasoning`, `include`,
-/// `truncation` are accepted and not used). Streaming when `"stream": true`. Errors are the
-/// chat endpoint's (OpenAI shape, same statuses).
+/// `top_p`, `tools`, `tool_choice`, `parallel_tool_calls`, `user`, `reasoning.effort` and
+/// `text.format` map to their chat equivalents. Function tools go as they are; `namespace` tools
+/// are flattened (`{namespace}__{name}`) and `custom` tools become a function with one string
+/// argument, and their calls come back in the shape declared; built-in tools (`web_search`, ...)
+/// are dropped. Reasoning from the upstream comes back as `reasoning` items. The gateway stores
+/// no responses: continue a conversation by sending its items in `input` (`previous_response_id`,
+/// `store`, `include`, `truncation`, `prompt_cache_key` are accepted and not used; each dropped
+/// field is counted in `apiproxy_dropped_fields_total`). Streaming when `"stream": true`. Errors
+/// are the chat endpoint's (OpenAI shape, same statuses).
 #[endpoint(
     operation_id = "createResponse",
     tags("chat"),
@@ -50,18 +55,21 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let session_id = match session_id(req) {
-        Ok(id) => id,
-        Err(error) => return error.write(res),
-    };
     let request = match json_body(req, state.max_body_bytes).await {
         Ok(body) => body,
         Err(error) => return error.write(res),
     };
-    let chat = match chat_request_from_responses(&request) {
+    let cache_key = request.get("prompt_cache_key").and_then(Value::as_str);
+    let session = match session_key(req, cache_key) {
+        Ok(session) => session,
+        Err(error) => return error.write(res),
+    };
+    let mut dropped = Dropped::new();
+    let chat = match chat_request_from_responses(&request, &mut dropped) {
         Ok(chat) => chat,
         Err(e) => return ApiError::bad_request(e.message, e.param.as_deref()).write(res),
     };
+    report_dropped("responses", &dropped);
     let stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let body = match ChatBody::parse(chat.to_string().as_bytes()) {
         Ok(body) => body,
@@ -72,7 +80,8 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         .chat(ChatRequest {
             body: Arc::new(body),
             stream,
-            session_id,
+            session_id: session.id,
+            history: session.history,
             native: None,
         })
         .await

@@ -1046,7 +1046,7 @@ pub struct OutputTokensDetails {
 // Anthropic Messages
 // ---------------------------------------------------------------------------------------------
 
-/// An Anthropic Messages API request. Passed through natively to anthropic-vendor providers (only `model` rewritten); translated for the others, where `cache_control`, `thinking` and unknown top-level fields are dropped and content with no OpenAI equivalent (document blocks, server tools, ...) makes those providers ineligible.
+/// An Anthropic Messages API request. Passed through natively to anthropic-vendor providers (only `model` rewritten); translated for the others, where `system`-role messages stay in place, `thinking` of type `enabled` becomes a reasoning effort, and what they cannot honour (`cache_control`, server tools, thinking and document blocks, `context_management`, `output_config`, unknown top-level fields) is dropped, logged at debug and counted in `apiproxy_dropped_fields_total`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[salvo(schema(
     name = "MessagesRequest",
@@ -1095,6 +1095,13 @@ pub struct MessagesRequest {
     pub thinking: Option<Map<String, Value>>,
 }
 
+/// The input tokens a Messages request would use (`POST /v1/messages/count_tokens`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[salvo(schema(name = "MessageTokensCount", example = json!({"input_tokens": 2095})))]
+pub struct MessageTokensCount {
+    pub input_tokens: u64,
+}
+
 // `MessagesRequest.messages[]`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[salvo(schema(inline))]
@@ -1109,6 +1116,8 @@ pub struct AnthropicInputMessage {
 pub enum AnthropicRole {
     User,
     Assistant,
+    /// Not in Anthropic's API, but Claude Code sends it between turns: kept in place as a system message.
+    System,
 }
 
 /// A string, or blocks: `text`, `image` (base64 or url source), `tool_use`, `tool_result`.

@@ -76,6 +76,7 @@ fn request_for(model: &str, stream: bool, session_id: Option<&str>) -> ChatReque
         )),
         stream,
         session_id: session_id.map(str::to_string),
+        history: true,
         native: None,
     }
 }

@@ -140,6 +140,38 @@ async fn the_session_context_keeps_what_the_transcript_assembled() {
     assert_eq!(entry["request"]["messages"][0]["content"], "hi");
 }
 
+/// An agent's own session id binds the session to the upstream but keeps no context history
+/// (SPEC 4.8): no transcript is assembled and nothing is written to the context store.
+#[tokio::test]
+async fn an_agent_session_is_bound_without_a_context_history() {
+    let mut upstream = MockUpstreamClient::new();
+    upstream
+        .expect_chat()
+        .withf(|p, r| p.id == "a" && !r.transcript)
+        .times(1)
+        .returning(|_, _| Ok(events(vec![Ok(ROLE), Ok(TEXT_A), Ok(DONE)])));
+    let mut fakes = Fakes::new(upstream);
+    fakes.sessions.expect_get().returning(|_| Ok(None));
+    fakes
+        .sessions
+        .expect_put()
+        .withf(|session, _| {
+            session.conversation_id == "claude-code:abc" && session.provider_id == "a"
+        })
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let context = fakes.context.clone();
+    let svc = fakes.service();
+    let mut agent = request(true, Some("claude-code:abc"));
+    agent.history = false;
+    let Ok(ChatReply::Stream { events, .. }) = svc.chat(agent).await else {
+        panic!("expected a stream")
+    };
+    let _ = collect(events).await;
+    settle().await;
+    assert!(context.lock().unwrap().is_empty());
+}
+
 /// A request in Anthropic's own dialect: `untranslatable` when it has no hub form.
 fn native_request(untranslatable: Option<&str>) -> ChatRequest {
     let mut request = request(false, None);

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Coding-agent suite: the official agents, headless, through the real gateway to a scripted mock
+# upstream of each vendor (tests/agents/mock_upstream.py, one port, every dialect).
+#
+# Cells: {claude, codex} x {openai, anthropic, gemini}. Each cell runs the agent in its own temp
+# working dir with the prompt "Create the file hello.txt containing <MARKER>"; the mock answers with
+# one call of the agent's own write/shell tool, then (once it sees the tool result) with the text
+# "AGENT-DONE <MARKER>". A cell passes when hello.txt holds MARKER and the agent printed the final
+# text. A missing agent is a failure, never a skip. Exit status is non-zero when any cell fails.
+#
+#   tests/agents/run.sh                       # from anywhere
+#   AGENTS="claude" VENDORS="anthropic gemini" tests/agents/run.sh   # a subset
+#   AGENTS_NO_BUILD=1     use target/debug/apiproxy as it is (no cargo build)
+#   AGENTS_TIMEOUT=120    seconds per cell
+#   AGENTS_KEEP=1         keep the temp dir (logs, mock capture of every request) and print its path
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+cd "$agents_root"
+
+agents=${AGENTS:-claude codex}
+vendors=${VENDORS:-openai anthropic gemini}
+timeout=${AGENTS_TIMEOUT:-120}
+
+if [ "${AGENTS_NO_BUILD:-0}" != 1 ]; then
+  cargo build --quiet --bin apiproxy || { echo "agents: cargo build failed" >&2; exit 1; }
+fi
+[ -x target/debug/apiproxy ] || { echo "agents: target/debug/apiproxy is missing" >&2; exit 1; }
+setup_ok=1
+"$here/setup.sh" || { setup_ok=0; echo "agents: setup.sh failed; the agents count as missing" >&2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/apiproxy-agents.XXXXXX")
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ "${AGENTS_KEEP:-0}" = 1 ]; then echo "agents: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# --- mock upstream ------------------------------------------------------------------------------
+: >"$work/mock.jsonl"
+python3 "$here/mock_upstream.py" --port 0 --port-file "$work/mock.port" \
+  --capture "$work/mock.jsonl" >"$work/mock.log" 2>&1 &
+pids+=($!)
+wait_for_file "$work/mock.port" || { echo "agents: mock upstream did not start" >&2; cat "$work/mock.log"; exit 1; }
+mock="http://127.0.0.1:$(cat "$work/mock.port")"
+
+# --- gateway ------------------------------------------------------------------------------------
+# Three providers, one per vendor, all on the mock (base URLs without /v1: the gateway appends each
+# vendor's own path), and one logical model per vendor.
+cat >"$work/models.json" <<JSON
+[{"logical_id": "agent-openai", "upstreams": [{"provider_id": "mockopenai", "model_id": "mock-gpt"}], "enabled": true},
+ {"logical_id": "agent-anthropic", "upstreams": [{"provider_id": "mockanthropic", "model_id": "mock-claude"}], "enabled": true},
+ {"logical_id": "agent-gemini", "upstreams": [{"provider_id": "mockgemini", "model_id": "mock-gemini"}], "enabled": true}]
+JSON
+token=agent-suite-token
+token_b64=$(printf '%s' "$token" | base64)
+gw_port=$(free_port)
+env -i PATH="$PATH" HOME="$work" NO_COLOR=1 LOG_LEVEL="${AGENTS_LOG_LEVEL:-DEBUG}" APIPROXY_AUTH_TOKEN="$token" \
+  LLM_PROVIDERS=mockopenai,mockanthropic,mockgemini \
+  LLM_PROVIDER_mockopenai_NAME="Mock OpenAI" LLM_PROVIDER_mockopenai_VENDOR=openai \
+  LLM_PROVIDER_mockopenai_BASE_URL="$mock" LLM_PROVIDER_mockopenai_API_KEY=sk-mock-openai \
+  LLM_PROVIDER_mockanthropic_NAME="Mock Anthropic" LLM_PROVIDER_mockanthropic_VENDOR=anthropic \
+  LLM_PROVIDER_mockanthropic_BASE_URL="$mock" LLM_PROVIDER_mockanthropic_API_KEY=sk-ant-mock \
+  LLM_PROVIDER_mockgemini_NAME="Mock Gemini" LLM_PROVIDER_mockgemini_VENDOR=gemini \
+  LLM_PROVIDER_mockgemini_BASE_URL="$mock" LLM_PROVIDER_mockgemini_API_KEY=mock-gemini-key \
+  LOGICAL_MODELS_FILE="$work/models.json" \
+  target/debug/apiproxy serve --port "$gw_port" --env-file /dev/null >"$work/gateway.log" 2>&1 &
+pids+=($!)
+gw="http://127.0.0.1:$gw_port"
+for _ in $(seq 1 100); do
+  curl -fsS "$gw/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+if ! curl -fsS "$gw/health" >/dev/null 2>&1; then
+  echo "agents: the gateway did not start"; sed 's/\x1b\[[0-9;]*m//g' "$work/gateway.log" | tail -n 40; exit 1
+fi
+
+# --- cells --------------------------------------------------------------------------------------
+results=()
+passed=0
+failed=0
+for agent in $agents; do
+  version=missing
+  [ "$setup_ok" = 1 ] && version=$(agent_version "$agent")
+  for vendor in $vendors; do
+    cell="$work/$agent-$vendor"
+    mkdir -p "$cell"
+    marker="AGENT-OK-$agent-$vendor-$RANDOM$RANDOM"
+    prompt="Create the file hello.txt containing $marker"
+    gw_lines=$(wc -l <"$work/gateway.log")
+    mock_lines=$(wc -l <"$work/mock.jsonl")
+    start=$(date +%s.%N)
+    rc=0
+    reason=""
+    if [ "$version" = missing ] || { [ "$agent" = claude ] && [ ! -x "$claude_bin" ]; } ||
+       { [ "$agent" = codex ] && [ ! -x "$codex_bin" ]; }; then
+      rc=127
+      reason="agent missing"
+      echo "agent $agent is not installed (tests/agents/setup.sh)" >"$cell/out.txt"
+    elif [ "$agent" = claude ]; then
+      run_claude "$gw" "$token_b64" "agent-$vendor" "$cell/work" "$cell/home" "$prompt" "$cell/out.txt" "$timeout" || rc=$?
+    elif [ "$agent" = codex ]; then
+      run_codex "$gw/v1" "$token_b64" "agent-$vendor" "$cell/work" "$cell/home" "$prompt" "$cell/out.txt" "$timeout" || rc=$?
+    else
+      rc=127
+      reason="unknown agent"
+      : >"$cell/out.txt"
+    fi
+    secs=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$start" "$(date +%s.%N)")
+    got=$(cat "$cell/work/hello.txt" 2>/dev/null || true)
+    if [ -z "$reason" ]; then
+      if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then reason="timeout after ${timeout}s"
+      elif [ ! -f "$cell/work/hello.txt" ]; then reason="hello.txt not written (exit $rc)"
+      elif [ "$(printf '%s' "$got" | tr -d '\r' | sed -e 's/[[:space:]]*$//')" != "$marker" ]; then reason="hello.txt holds '$got'"
+      elif ! grep -qF "AGENT-DONE $marker" "$cell/out.txt"; then reason="no final text marker (exit $rc)"
+      fi
+    fi
+    if [ -z "$reason" ]; then
+      results+=("$(printf '%-8s %-10s %-5s %6ss  %s' "$agent" "$vendor" PASS "$secs" "$version")")
+      passed=$((passed + 1))
+    else
+      results+=("$(printf '%-8s %-10s %-5s %6ss  %s: %s' "$agent" "$vendor" FAIL "$secs" "$version" "$reason")")
+      failed=$((failed + 1))
+      echo "=== FAIL $agent x $vendor: $reason"
+      echo "--- agent output (last 30 lines) ---"
+      tail -n 30 "$cell/out.txt"
+      echo "--- gateway log of this cell (last 40 lines) ---"
+      tail -n +"$((gw_lines + 1))" "$work/gateway.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 40
+      echo "--- upstream requests the mock got in this cell ---"
+      tail -n +"$((mock_lines + 1))" "$work/mock.jsonl" 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    print(" ", e["method"], e["path"], "->", e["mock_answer"])
+'
+      echo
+    fi
+  done
+done
+
+echo
+printf '%-8s %-10s %-5s %7s  %s\n' agent vendor result time "version / reason"
+for r in "${results[@]}"; do echo "$r"; done
+echo
+echo "agents: $passed passed, $failed failed"
+[ "$failed" = 0 ]
