@@ -556,6 +556,18 @@ fn parse_provider(
             format!("/{p}")
         }
     };
+    // Native Responses pass-through (SPEC 4.8): only an OpenAI-vendor provider can take it.
+    let responses_path = match v.flag(&var("RESPONSES"), false)? {
+        false => None,
+        true if vendor == Vendor::OpenAi => Some(path("RESPONSES_PATH", "/v1/responses")),
+        true => {
+            return Err(invalid(
+                &var("RESPONSES"),
+                format!("provider '{id}' is not of the openai vendor"),
+                "true only for providers with VENDOR=openai (the Responses API is OpenAI's)",
+            ));
+        }
+    };
     if let Some(region) = get("REGION")
         && region.len() > 64
     {
@@ -569,6 +581,7 @@ fn parse_provider(
         vendor,
         models_path: path("MODELS_PATH", default_models_path(vendor)),
         chat_path: path("CHAT_PATH", default_chat_path(vendor)),
+        responses_path,
         weight,
         region: get("REGION"),
         max_qps,

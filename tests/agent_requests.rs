@@ -50,7 +50,11 @@ fn function_names(chat: &Value) -> Vec<&str> {
 fn every_vendor_takes(chat: &Value, what: &str) {
     let anthropic = anthropic::request_from_chat(chat, "claude-x", true)
         .unwrap_or_else(|e| panic!("{what} -> anthropic: {e:?}"));
-    assert!(anthropic["messages"].as_array().is_some_and(|m| !m.is_empty()));
+    assert!(
+        anthropic["messages"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+    );
     let gemini = gemini::request_from_chat(chat, "gemini-x", true)
         .unwrap_or_else(|e| panic!("{what} -> gemini: {e:?}"));
     assert!(gemini["contents"].as_array().is_some_and(|c| !c.is_empty()));
@@ -68,7 +72,10 @@ fn claude_code_requests_translate_for_every_vendor() {
             "claude_code_messages_followup.json",
             vec!["system", "user", "system", "assistant", "tool"],
         ),
-        ("claude_code_known_model_messages_first.json", vec!["system", "user"]),
+        (
+            "claude_code_known_model_messages_first.json",
+            vec!["system", "user"],
+        ),
         (
             "claude_code_known_model_messages_followup.json",
             vec!["system", "user", "assistant", "tool"],
@@ -90,7 +97,10 @@ fn claude_code_requests_translate_for_every_vendor() {
         assert!(offered.contains(&"Write") && offered.contains(&"Bash"));
         let labels = dropped.labels();
         for label in ["thinking", "context_management", "cache_control"] {
-            assert!(labels.contains(&label), "{name}: {label} not noted in {labels:?}");
+            assert!(
+                labels.contains(&label),
+                "{name}: {label} not noted in {labels:?}"
+            );
         }
         assert!(chat.get("reasoning_effort").is_none(), "{name}");
         every_vendor_takes(&chat, name);
@@ -105,22 +115,33 @@ fn the_claude_code_tool_round_trip_keeps_its_ids() {
     let call = &messages[3]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "Write");
     assert_eq!(messages[4]["tool_call_id"], call["id"]);
-    let input: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    let input: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert!(input["file_path"].as_str().unwrap().ends_with("hello.txt"));
 }
 
 #[test]
 fn codex_requests_translate_for_every_vendor() {
-    for name in ["codex_responses_first.json", "codex_responses_followup.json"] {
+    for name in [
+        "codex_responses_first.json",
+        "codex_responses_followup.json",
+    ] {
         let body = captured(name);
         let mut dropped = Dropped::new();
         let chat = chat_request_from_responses(&body, &mut dropped)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         // Developer messages are system messages; nothing of the conversation is lost.
-        assert_eq!(&roles(&chat)[..4], ["system", "system", "user", "user"], "{name}");
+        assert_eq!(
+            &roles(&chat)[..4],
+            ["system", "system", "user", "user"],
+            "{name}"
+        );
         let names = function_names(&chat);
         for expected in ["exec_command", "view_image", "multi_agent_v1__spawn_agent"] {
-            assert!(names.contains(&expected), "{name}: {expected} not in {names:?}");
+            assert!(
+                names.contains(&expected),
+                "{name}: {expected} not in {names:?}"
+            );
         }
         assert!(!names.iter().any(|n| n.contains("web_search")));
         let labels = dropped.labels();
@@ -132,7 +153,10 @@ fn codex_requests_translate_for_every_vendor() {
             "client_metadata",
             "reasoning.summary",
         ] {
-            assert!(labels.contains(&label), "{name}: {label} not noted in {labels:?}");
+            assert!(
+                labels.contains(&label),
+                "{name}: {label} not noted in {labels:?}"
+            );
         }
         every_vendor_takes(&chat, name);
     }

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use super::failover::StreamEventKind;
-use super::provider::Vendor;
+use super::provider::{ProviderConfig, Vendor};
 
 /// A chat request body as the domain needs it: which model it names, and the same body for another
 /// model. Everything else stays the adapter's business (and passes through untouched).
@@ -29,14 +29,19 @@ pub trait ChatPayload: Send + Sync + std::fmt::Debug {
 pub enum Dialect {
     Hub,
     Anthropic,
+    /// The OpenAI Responses API.
+    Responses,
 }
 
-impl Vendor {
-    /// Whether providers of this vendor take requests written in `dialect` as they are.
-    pub fn speaks(self, dialect: Dialect) -> bool {
+impl ProviderConfig {
+    /// Whether the provider takes requests written in `dialect` as they are: every provider the
+    /// hub; Anthropic's own dialect, Anthropic providers; the Responses API, OpenAI providers
+    /// configured to take it (SPEC 4.8).
+    pub fn speaks(&self, dialect: Dialect) -> bool {
         match dialect {
             Dialect::Hub => true,
-            Dialect::Anthropic => self == Vendor::Anthropic,
+            Dialect::Anthropic => self.vendor == Vendor::Anthropic,
+            Dialect::Responses => self.responses_path.is_some(),
         }
     }
 }
@@ -180,13 +185,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_vendor_speaks_the_hub_and_only_anthropic_speaks_anthropic() {
+    fn every_provider_speaks_the_hub_and_only_its_vendor_its_own_dialect() {
         for vendor in [Vendor::OpenAi, Vendor::Anthropic, Vendor::Gemini] {
-            assert!(vendor.speaks(Dialect::Hub));
+            let provider = ProviderConfig {
+                vendor,
+                ..crate::domain::provider::provider_for_tests("p")
+            };
+            assert!(provider.speaks(Dialect::Hub));
             assert_eq!(
-                vendor.speaks(Dialect::Anthropic),
+                provider.speaks(Dialect::Anthropic),
                 vendor == Vendor::Anthropic
             );
+            assert!(!provider.speaks(Dialect::Responses));
         }
+        let responses = ProviderConfig {
+            responses_path: Some("/v1/responses".into()),
+            ..crate::domain::provider::provider_for_tests("p")
+        };
+        assert!(responses.speaks(Dialect::Responses));
     }
 }

@@ -145,6 +145,10 @@ pub struct ProviderConfig {
     pub vendor: Vendor,
     pub models_path: String,
     pub chat_path: String,
+    /// Where the provider takes OpenAI Responses requests as they are, when it does (an
+    /// OpenAI-vendor provider with `RESPONSES=true`); `None` when `/v1/responses` goes to it
+    /// translated to chat.
+    pub responses_path: Option<String>,
     pub weight: f64,
     pub region: Option<String>,
     pub max_qps: Option<u32>,
@@ -237,6 +241,7 @@ pub(crate) fn provider_for_tests(id: &str) -> ProviderConfig {
         vendor: Vendor::OpenAi,
         models_path: "/v1/models".into(),
         chat_path: "/v1/chat/completions".into(),
+        responses_path: None,
         weight: 1.0,
         region: None,
         max_qps: None,

@@ -9,6 +9,7 @@ fn gemini(base_url: &str, key: &str, custom: &[(&str, &str)]) -> ProviderConfig 
         vendor: Vendor::Gemini,
         models_path: "/v1beta/models".into(),
         chat_path: "/v1beta/models/{model}:generateContent".into(),
+        responses_path: None,
         custom_headers: custom
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -1,5 +1,5 @@
-//! What the mock answers, in each vendor's own wire format: OpenAI chat completions, Anthropic
-//! Messages and Gemini generateContent, whole or streamed. The answer is the same in every format:
+//! What the mock answers, in each vendor's own wire format: OpenAI chat completions, the OpenAI
+//! Responses API, Anthropic Messages and Gemini generateContent, whole or streamed. The answer is the same in every format:
 //! a greeting that echoes the last user text, or a call to the first declared tool, or (after a
 //! tool result) a sentence quoting that result.
 
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     OpenAi,
+    Responses,
     Anthropic,
     Gemini,
 }
@@ -79,6 +80,37 @@ fn read_request(dialect: Dialect, body: &Value) -> (String, Option<String>, Opti
                 tool_result,
                 tool.and_then(Value::as_str).map(str::to_string),
             )
+        }
+        Dialect::Responses => {
+            let items = body
+                .get("input")
+                .and_then(Value::as_array)
+                .unwrap_or(&empty);
+            let user = match body.get("input") {
+                Some(Value::String(text)) => text.clone(),
+                _ => items
+                    .iter()
+                    .rev()
+                    .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+                    .map(|i| text_of(i.get("content").unwrap_or(&Value::Null)))
+                    .unwrap_or_default(),
+            };
+            let tool_result = items
+                .last()
+                .filter(|i| i.get("type").and_then(Value::as_str) == Some("function_call_output"))
+                .map(|i| text_of(i.get("output").unwrap_or(&Value::Null)));
+            let tool = body
+                .get("tools")
+                .and_then(Value::as_array)
+                .and_then(|tools| {
+                    tools
+                        .iter()
+                        .find(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+                })
+                .and_then(|t| t.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            (user, tool_result, tool)
         }
         Dialect::Gemini => {
             let contents = body
@@ -177,6 +209,7 @@ pub fn full(dialect: Dialect, reply: &Reply) -> Value {
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})
         }
+        Dialect::Responses => responses_object(reply, "completed"),
         Dialect::Anthropic => {
             let (content, stop) = match &reply.tool_call {
                 Some(call) => (
@@ -200,6 +233,29 @@ pub fn full(dialect: Dialect, reply: &Reply) -> Value {
                 "modelVersion": reply.model, "responseId": "mock-response"})
         }
     }
+}
+
+/// A Response object for the reply (its output as the reply has it, usage included).
+fn responses_object(reply: &Reply, status: &str) -> Value {
+    let (input, output) = usage_counts(reply);
+    let item = match &reply.tool_call {
+        Some(call) => json!({"type": "function_call", "id": "fc_mock", "call_id": call.id,
+            "name": call.name, "arguments": call.arguments.to_string(), "status": "completed"}),
+        None => {
+            json!({"type": "message", "id": "msg_mock", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": reply.words.concat(), "annotations": []}]})
+        }
+    };
+    let (output_items, usage) = if status == "completed" {
+        (
+            json!([item]),
+            json!({"input_tokens": input, "output_tokens": output, "total_tokens": input + output}),
+        )
+    } else {
+        (json!([]), Value::Null)
+    };
+    json!({"id": "resp_mock", "object": "response", "created_at": CREATED, "status": status,
+        "model": reply.model, "output": output_items, "usage": usage})
 }
 
 fn data(value: Value) -> Bytes {
@@ -251,6 +307,46 @@ pub fn stream(dialect: Dialect, reply: &Reply, include_usage: bool) -> Vec<Bytes
                     "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})));
             }
             events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
+        Dialect::Responses => {
+            let mut seq = 0;
+            let mut push = |kind: &str, mut payload: Value| {
+                payload["type"] = json!(kind);
+                payload["sequence_number"] = json!(seq);
+                seq += 1;
+                events.push(event(kind, payload));
+            };
+            push(
+                "response.created",
+                json!({"response": responses_object(reply, "in_progress")}),
+            );
+            push(
+                "response.in_progress",
+                json!({"response": responses_object(reply, "in_progress")}),
+            );
+            match &reply.tool_call {
+                Some(call) => {
+                    let item = json!({"type": "function_call", "id": "fc_mock", "call_id": call.id,
+                        "name": call.name, "arguments": call.arguments.to_string(), "status": "completed"});
+                    push(
+                        "response.output_item.done",
+                        json!({"output_index": 0, "item": item}),
+                    );
+                }
+                None => {
+                    for word in &reply.words {
+                        push(
+                            "response.output_text.delta",
+                            json!({"item_id": "msg_mock", "output_index": 0,
+                            "content_index": 0, "delta": word}),
+                        );
+                    }
+                }
+            }
+            push(
+                "response.completed",
+                json!({"response": responses_object(reply, "completed")}),
+            );
         }
         Dialect::Anthropic => {
             events.push(event("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": reply.model,
@@ -307,7 +403,7 @@ pub fn stream(dialect: Dialect, reply: &Reply, include_usage: bool) -> Vec<Bytes
 pub fn error_body(dialect: Dialect, status: u16, name: &str) -> String {
     let message = format!("mock {name} says {status}");
     match dialect {
-        Dialect::OpenAi => {
+        Dialect::OpenAi | Dialect::Responses => {
             json!({"error": {"message": message, "type": "mock_error", "code": status}}).to_string()
         }
         Dialect::Anthropic => {
@@ -343,6 +439,10 @@ pub fn error_event(dialect: Dialect) -> Bytes {
         Dialect::OpenAi => {
             data(json!({"error": {"message": "mock overloaded", "type": "server_error"}}))
         }
+        Dialect::Responses => event(
+            "error",
+            json!({"type": "error", "code": "server_error", "message": "mock overloaded"}),
+        ),
         Dialect::Anthropic => event(
             "error",
             json!({"type": "error", "error": {"type": "overloaded_error", "message": "mock overloaded"}}),

@@ -208,16 +208,21 @@ async fn stats(depot: &mut Depot, res: &mut Response) {
 }
 
 /// The dialect and model of a chat request, from its path.
+/// What the mock's token counters answer, for any request: Anthropic's `/v1/messages/count_tokens`
+/// and Gemini's `:countTokens`.
+pub const MOCK_TOKEN_COUNT: u64 = 4242;
+
 fn dialect_of(req: &Request, body: &Value) -> Option<(Dialect, String)> {
     let path = req.uri().path();
-    let body_model = || {
-        body.get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("mock-model")
-            .to_string()
-    };
+    if path.ends_with("/messages/count_tokens") {
+        return Some((Dialect::Anthropic, body_model_of(body)));
+    }
+    let body_model = || body_model_of(body);
     if path.ends_with("/chat/completions") {
         return Some((Dialect::OpenAi, body_model()));
+    }
+    if path.ends_with("/responses") {
+        return Some((Dialect::Responses, body_model()));
     }
     if path.ends_with("/messages") {
         return Some((Dialect::Anthropic, body_model()));
@@ -225,8 +230,29 @@ fn dialect_of(req: &Request, body: &Value) -> Option<(Dialect, String)> {
     // /v1beta/models/{model}:generateContent or :streamGenerateContent
     let rest = path.split("/models/").nth(1)?;
     let (model, action) = rest.split_once(':')?;
-    matches!(action, "generateContent" | "streamGenerateContent")
-        .then(|| (Dialect::Gemini, model.to_string()))
+    matches!(
+        action,
+        "generateContent" | "streamGenerateContent" | "countTokens"
+    )
+    .then(|| (Dialect::Gemini, model.to_string()))
+}
+
+fn body_model_of(body: &Value) -> String {
+    body.get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock-model")
+        .to_string()
+}
+
+/// The answer of a token counter, when the path is one.
+fn token_count(path: &str) -> Option<Value> {
+    if path.ends_with("/messages/count_tokens") {
+        Some(json!({"input_tokens": MOCK_TOKEN_COUNT}))
+    } else if path.ends_with(":countTokens") {
+        Some(json!({"totalTokens": MOCK_TOKEN_COUNT}))
+    } else {
+        None
+    }
 }
 
 #[handler]
@@ -282,6 +308,9 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 .unwrap_or_else(|| dialect::error_body(dialect, status, &state.config.name)),
         );
         return;
+    }
+    if let Some(count) = token_count(req.uri().path()) {
+        return res.render(Json(count));
     }
     let streaming = match dialect {
         Dialect::Gemini => req.uri().path().ends_with(":streamGenerateContent"),
@@ -479,7 +508,9 @@ fn router(state: Arc<MockState>) -> Router {
         .hoop(Inject(state))
         .push(Router::with_path("v1/models").get(list_models))
         .push(Router::with_path("v1/chat/completions").post(chat))
+        .push(Router::with_path("v1/responses").post(chat))
         .push(Router::with_path("v1/messages").post(chat))
+        .push(Router::with_path("v1/messages/count_tokens").post(chat))
         .push(Router::with_path("v1beta/models").get(list_gemini_models))
         .push(Router::with_path("v1beta/models/{**rest}").post(chat))
         .push(

@@ -24,6 +24,7 @@ pub fn classify(dialect: Dialect, event: &[u8]) -> StreamEventKind {
     match dialect {
         Dialect::Hub => openai::classify_event(event),
         Dialect::Anthropic => classify_anthropic(event),
+        Dialect::Responses => responses::events::classify_event(event),
     }
 }
 
@@ -34,6 +35,7 @@ pub fn read_event(dialect: Dialect, event: &[u8]) -> Option<StreamEventKind> {
     match dialect {
         Dialect::Hub => openai::read_event(event),
         Dialect::Anthropic => Some(classify_anthropic(event)),
+        Dialect::Responses => Some(responses::events::classify_event(event)),
     }
 }
 
@@ -46,6 +48,7 @@ pub fn error_event(dialect: Dialect, message: &str) -> Bytes {
             let payload = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}});
             Bytes::from(format!("event: error\ndata: {payload}\n\n"))
         }
+        Dialect::Responses => responses::events::error_event(message),
     }
 }
 

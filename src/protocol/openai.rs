@@ -34,7 +34,31 @@ impl BodyError {
 }
 
 impl ChatBody {
+    /// A chat request: a JSON object with a `model` string and a `messages` array, its known
+    /// fields of the right types.
     pub fn parse(bytes: &[u8]) -> Result<ChatBody, BodyError> {
+        let body = ChatBody::parse_object(bytes)?;
+        match body
+            .fields
+            .get("messages")
+            .map(|raw| raw.get().trim_start().as_bytes().first().copied())
+        {
+            None => return Err(BodyError::new("'messages' is required", Some("messages"))),
+            Some(Some(b'[')) => {}
+            Some(_) => {
+                return Err(BodyError::new(
+                    "'messages' must be an array",
+                    Some("messages"),
+                ));
+            }
+        }
+        check_known_fields(&body.fields)?;
+        Ok(body)
+    }
+
+    /// Any JSON object with a `model` string, its fields kept as they are: a request in another
+    /// API's own dialect (a Responses request passed through) whose model is rewritten the same way.
+    pub fn parse_object(bytes: &[u8]) -> Result<ChatBody, BodyError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(BodyError::new(
                 "request body is empty; expected a JSON object",
@@ -63,20 +87,6 @@ impl ChatBody {
                 Err(_) => return Err(BodyError::new("'model' must be a string", Some("model"))),
             },
         };
-        match fields
-            .get("messages")
-            .map(|raw| raw.get().trim_start().as_bytes().first().copied())
-        {
-            None => return Err(BodyError::new("'messages' is required", Some("messages"))),
-            Some(Some(b'[')) => {}
-            Some(_) => {
-                return Err(BodyError::new(
-                    "'messages' must be an array",
-                    Some("messages"),
-                ));
-            }
-        }
-        check_known_fields(&fields)?;
         Ok(ChatBody { fields, model })
     }
 
@@ -560,14 +570,24 @@ impl Transcript for StreamAssembler {
     }
 }
 
+/// Any JSON object with a `usage` field, chat's or the Responses API's.
 #[derive(serde::Deserialize)]
-struct WithUsage {
+pub(super) struct WithUsage {
     usage: Option<ReportedUsage>,
 }
 
+impl WithUsage {
+    pub(super) fn usage(self) -> Option<Usage> {
+        self.usage.map(Usage::from)
+    }
+}
+
+/// Usage as chat reports it, or as the Responses API names the same counts.
 #[derive(serde::Deserialize)]
-struct ReportedUsage {
+pub(super) struct ReportedUsage {
+    #[serde(alias = "input_tokens")]
     prompt_tokens: Option<u64>,
+    #[serde(alias = "output_tokens")]
     completion_tokens: Option<u64>,
 }
 

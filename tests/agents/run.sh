@@ -2,7 +2,8 @@
 # Coding-agent suite: the official agents, headless, through the real gateway to a scripted mock
 # upstream of each vendor (tests/agents/mock_upstream.py, one port, every dialect).
 #
-# Cells: {claude, codex} x {openai, anthropic, gemini}. Each cell runs the agent in its own temp
+# Cells: {claude, codex} x {openai, anthropic, gemini, responses} ("responses": an OpenAI-vendor
+# provider with RESPONSES=true, which takes /v1/responses natively). Each cell runs the agent in its own temp
 # working dir with the prompt "Create the file hello.txt containing <MARKER>"; the mock answers with
 # one call of the agent's own write/shell tool, then (once it sees the tool result) with the text
 # "AGENT-DONE <MARKER>". A cell passes when hello.txt holds MARKER and the agent printed the final
@@ -20,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$agents_root"
 
 agents=${AGENTS:-claude codex}
-vendors=${VENDORS:-openai anthropic gemini}
+vendors=${VENDORS:-openai anthropic gemini responses}
 timeout=${AGENTS_TIMEOUT:-120}
 
 if [ "${AGENTS_NO_BUILD:-0}" != 1 ]; then
@@ -53,19 +54,23 @@ mock="http://127.0.0.1:$(cat "$work/mock.port")"
 cat >"$work/models.json" <<JSON
 [{"logical_id": "agent-openai", "upstreams": [{"provider_id": "mockopenai", "model_id": "mock-gpt"}], "enabled": true},
  {"logical_id": "agent-anthropic", "upstreams": [{"provider_id": "mockanthropic", "model_id": "mock-claude"}], "enabled": true},
- {"logical_id": "agent-gemini", "upstreams": [{"provider_id": "mockgemini", "model_id": "mock-gemini"}], "enabled": true}]
+ {"logical_id": "agent-gemini", "upstreams": [{"provider_id": "mockgemini", "model_id": "mock-gemini"}], "enabled": true},
+ {"logical_id": "agent-responses", "upstreams": [{"provider_id": "mockresponses", "model_id": "mock-gpt-responses"}], "enabled": true}]
 JSON
 token=agent-suite-token
 token_b64=$(printf '%s' "$token" | base64)
 gw_port=$(free_port)
 env -i PATH="$PATH" HOME="$work" NO_COLOR=1 LOG_LEVEL="${AGENTS_LOG_LEVEL:-DEBUG}" APIPROXY_AUTH_TOKEN="$token" \
-  LLM_PROVIDERS=mockopenai,mockanthropic,mockgemini \
+  LLM_PROVIDERS=mockopenai,mockanthropic,mockgemini,mockresponses \
   LLM_PROVIDER_mockopenai_NAME="Mock OpenAI" LLM_PROVIDER_mockopenai_VENDOR=openai \
   LLM_PROVIDER_mockopenai_BASE_URL="$mock" LLM_PROVIDER_mockopenai_API_KEY=sk-mock-openai \
   LLM_PROVIDER_mockanthropic_NAME="Mock Anthropic" LLM_PROVIDER_mockanthropic_VENDOR=anthropic \
   LLM_PROVIDER_mockanthropic_BASE_URL="$mock" LLM_PROVIDER_mockanthropic_API_KEY=sk-ant-mock \
   LLM_PROVIDER_mockgemini_NAME="Mock Gemini" LLM_PROVIDER_mockgemini_VENDOR=gemini \
   LLM_PROVIDER_mockgemini_BASE_URL="$mock" LLM_PROVIDER_mockgemini_API_KEY=mock-gemini-key \
+  LLM_PROVIDER_mockresponses_NAME="Mock OpenAI Responses" LLM_PROVIDER_mockresponses_VENDOR=openai \
+  LLM_PROVIDER_mockresponses_BASE_URL="$mock" LLM_PROVIDER_mockresponses_API_KEY=sk-mock-openai \
+  LLM_PROVIDER_mockresponses_RESPONSES=true \
   LOGICAL_MODELS_FILE="$work/models.json" \
   target/debug/apiproxy serve --port "$gw_port" --env-file /dev/null >"$work/gateway.log" 2>&1 &
 pids+=($!)
@@ -116,6 +121,12 @@ for agent in $agents; do
       elif [ ! -f "$cell/work/hello.txt" ]; then reason="hello.txt not written (exit $rc)"
       elif [ "$(printf '%s' "$got" | tr -d '\r' | sed -e 's/[[:space:]]*$//')" != "$marker" ]; then reason="hello.txt holds '$got'"
       elif ! grep -qF "AGENT-DONE $marker" "$cell/out.txt"; then reason="no final text marker (exit $rc)"
+      elif [ "$agent-$vendor" = codex-responses ] &&
+           ! tail -n +"$((mock_lines + 1))" "$work/mock.jsonl" | python3 -c '
+import json, sys
+sys.exit(0 if any(e["path"].startswith("/v1/responses") and (e.get("body") or {}).get("model") == "mock-gpt-responses"
+                  for e in map(json.loads, sys.stdin)) else 1)'; then
+        reason="the Responses request did not reach the upstream as it was (native pass-through)"
       fi
     fi
     if [ -z "$reason" ]; then

@@ -3,6 +3,7 @@
 //! One test binary (`cargo test --test blackbox`); each test starts its own gateway and mocks (and
 //! its own `redis-server` for the Redis tests).
 
+mod agents;
 mod chat;
 mod cli;
 mod deploy;

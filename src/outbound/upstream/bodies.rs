@@ -121,6 +121,9 @@ fn classified(kind: StreamEventKind, dialect: Dialect, bytes: Bytes) -> Upstream
             );
         }
         _ if dialect == Dialect::Hub => event.usage = openai::usage_of_event(&event.bytes),
+        _ if dialect == Dialect::Responses => {
+            event.usage = wire::responses::events::usage_of_event(&event.bytes);
+        }
         _ => {}
     }
     event

@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, 
 use secrecy::ExposeSecret;
 
 use super::bodies::ByteStream;
-use crate::domain::exchange::TransportError;
+use crate::domain::exchange::{Dialect, TransportError};
 use crate::domain::ports::ListModelsError;
 use crate::domain::provider::{ProviderConfig, ProviderRegistry, Vendor};
 
@@ -38,6 +38,8 @@ struct ProviderHeaders {
     plain: HeaderMap,
     /// The chat URL parsed once, when it does not depend on the model (all but Gemini).
     chat_url: Option<reqwest::Url>,
+    /// The Responses URL, for providers that take the Responses API natively.
+    responses_url: Option<reqwest::Url>,
 }
 
 pub struct HttpUpstream {
@@ -149,10 +151,18 @@ fn provider_headers(
     } else {
         reqwest::Url::parse(&provider.chat_url("")).ok()
     };
+    let responses_url = match &provider.responses_path {
+        Some(path) => Some(
+            reqwest::Url::parse(&provider.url_for(path))
+                .map_err(|e| format!("provider '{}': invalid Responses URL: {e}", provider.id))?,
+        ),
+        None => None,
+    };
     Ok(ProviderHeaders {
         chat,
         plain,
         chat_url,
+        responses_url,
     })
 }
 
@@ -205,15 +215,25 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 impl HttpUpstream {
-    /// The chat URL for one request: parsed once per provider when it does not depend on the model;
-    /// Gemini streams use `:streamGenerateContent?alt=sse` in place of `:generateContent`.
+    /// The URL for one request: parsed once per provider when it does not depend on the model;
+    /// Gemini streams use `:streamGenerateContent?alt=sse` in place of `:generateContent`; a
+    /// Responses request goes to the provider's Responses path.
     fn chat_url(
         &self,
         provider: &ProviderConfig,
         headers: &ProviderHeaders,
         model_id: &str,
         stream: bool,
+        dialect: Dialect,
     ) -> Result<reqwest::Url, TransportError> {
+        if dialect == Dialect::Responses {
+            return headers.responses_url.clone().ok_or_else(|| {
+                TransportError(format!(
+                    "provider '{}' takes no Responses requests",
+                    provider.id
+                ))
+            });
+        }
         if let Some(url) = &headers.chat_url {
             return Ok(url.clone());
         }
@@ -230,6 +250,7 @@ impl HttpUpstream {
         provider: &ProviderConfig,
         model_id: &str,
         stream: bool,
+        dialect: Dialect,
         body: bytes::Bytes,
         extra_headers: &[(String, String)],
     ) -> Result<RawReply, TransportError> {
@@ -239,7 +260,7 @@ impl HttpUpstream {
         } else {
             "application/json"
         };
-        let url = self.chat_url(provider, &headers, model_id, stream)?;
+        let url = self.chat_url(provider, &headers, model_id, stream, dialect)?;
         let response = self
             .client
             .post(url)

@@ -50,7 +50,14 @@ impl UpstreamClient for HttpUpstream {
             },
         };
         let raw = self
-            .send(provider, model, request.stream, body, &request.headers)
+            .send(
+                provider,
+                model,
+                request.stream,
+                request.dialect,
+                body,
+                &request.headers,
+            )
             .await?;
         Ok(reply(raw, &request, codec, model))
     }

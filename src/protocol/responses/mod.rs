@@ -8,6 +8,7 @@
 //! `stream` (chat chunks -> Responses events).
 
 mod answer;
+pub mod events;
 mod request;
 mod stream;
 mod tools;

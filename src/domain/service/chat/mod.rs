@@ -118,7 +118,7 @@ impl ChatService {
                 .native
                 .as_ref()
                 .filter(|n| n.untranslatable.is_some())
-                && !candidate.provider.vendor.speaks(native.dialect)
+                && !candidate.provider.speaks(native.dialect)
             {
                 skipped_for_dialect = true;
                 continue;
@@ -369,7 +369,7 @@ fn upstream_request(request: &ChatRequest, candidate: &Candidate) -> UpstreamCha
     let native = request
         .native
         .as_ref()
-        .filter(|native| candidate.provider.vendor.speaks(native.dialect));
+        .filter(|native| candidate.provider.speaks(native.dialect));
     let (body, dialect, headers) = match native {
         Some(native) => (
             native.body.with_model(model_id),

@@ -35,14 +35,18 @@ pub async fn payload(req: &mut Request, max_bytes: usize) -> Result<bytes::Bytes
 
 /// Reads a JSON object body within the size limit, as a 400 or 413 naming the problem otherwise.
 pub async fn json_body(req: &mut Request, max_bytes: usize) -> Result<serde_json::Value, ApiError> {
-    let bytes = payload(req, max_bytes).await?;
+    json_object(&payload(req, max_bytes).await?)
+}
+
+/// A body that must be a JSON object, or the 400 naming the problem.
+pub fn json_object(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "request body is empty; expected a JSON object",
             None,
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}"), None))?;
     if !value.is_object() {
         return Err(ApiError::bad_request(

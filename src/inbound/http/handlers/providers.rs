@@ -31,6 +31,7 @@ fn view(p: &ProviderConfig) -> Value {
         "vendor": p.vendor,
         "models_path": p.models_path,
         "chat_path": p.chat_path,
+        "responses_path": p.responses_path,
         "weight": p.weight,
         "region": p.region,
         "max_qps": p.max_qps,

@@ -8,8 +8,11 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
-use super::input::{json_body, report_dropped, session_key, state_or_500};
-use super::output::{rewritten, served_headers, stream_events, write_chat_error};
+use super::input::{json_object, payload, report_dropped, session_key, state_or_500};
+use super::output::{
+    json_answer, rewritten, served_headers, stream_events, verbatim, write_chat_error,
+};
+use crate::domain::exchange::{Dialect, NativeRequest};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::schemas;
@@ -55,7 +58,11 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
-    let request = match json_body(req, state.max_body_bytes).await {
+    let bytes = match payload(req, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => return error.write(res),
+    };
+    let request = match json_object(&bytes) {
         Ok(body) => body,
         Err(error) => return error.write(res),
     };
@@ -69,12 +76,21 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Ok(chat) => chat,
         Err(e) => return ApiError::bad_request(e.message, e.param.as_deref()).write(res),
     };
-    report_dropped("responses", &dropped);
     let stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let body = match ChatBody::parse(chat.to_string().as_bytes()) {
-        Ok(body) => body,
-        Err(e) => return ApiError::bad_request(e.message, e.param).write(res),
+    let (body, native) = match (
+        ChatBody::parse(chat.to_string().as_bytes()),
+        ChatBody::parse_object(&bytes),
+    ) {
+        (Ok(hub), Ok(native)) => (hub, native),
+        (Err(e), _) | (_, Err(e)) => return ApiError::bad_request(e.message, e.param).write(res),
     };
+    // Providers that take the Responses API get the client's request as it is (SPEC 4.8).
+    let native = Some(Arc::new(NativeRequest {
+        dialect: Dialect::Responses,
+        body: Arc::new(native),
+        headers: Vec::new(),
+        untranslatable: None,
+    }));
     match state
         .chat
         .chat(ChatRequest {
@@ -82,7 +98,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             stream,
             session_id: session.id,
             history: session.history,
-            native: None,
+            native,
         })
         .await
     {
@@ -90,14 +106,27 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             served,
             status,
             body,
+            dialect: Dialect::Responses,
+        }) => json_answer(res, &served, status, body),
+        Ok(ChatReply::Stream {
+            served,
+            events,
+            dialect: Dialect::Responses,
+        }) => stream_events(res, &served, verbatim(events, Dialect::Responses)),
+        Ok(ChatReply::Complete {
+            served,
+            status,
+            body,
             ..
         }) => {
+            report_dropped("responses", &dropped);
             served_headers(res, &served);
             let chat: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             res.render(Json(response_from_chat(&chat, &request)));
         }
         Ok(ChatReply::Stream { served, events, .. }) => {
+            report_dropped("responses", &dropped);
             // Chat events in, Responses events out; the end of the chat stream completes the response.
             stream_events(
                 res,

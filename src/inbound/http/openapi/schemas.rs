@@ -1524,6 +1524,9 @@ pub struct Provider {
     pub models_path: String,
     #[salvo(schema(example = "/v1/chat/completions"))]
     pub chat_path: String,
+    /// Where `/v1/responses` requests go natively (`RESPONSES=true`); null when they go translated to chat.
+    #[salvo(schema(required, example = "/v1/responses"))]
+    pub responses_path: Option<String>,
     #[salvo(schema(exclusive_minimum = 0))]
     pub weight: f64,
     #[salvo(schema(required))]
