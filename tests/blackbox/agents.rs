@@ -400,3 +400,45 @@ async fn a_failing_native_responses_provider_fails_over_to_a_translated_one() {
         assert!(text.contains("\"namespace\":\"multi_agent_v1\""), "{text}");
     }
 }
+
+/// Types a newer client may send that the gateway does not know (an input item, a content part, a
+/// block, a built-in tool) are dropped and counted, and the rest is answered (SPEC 4.8).
+#[tokio::test]
+async fn unknown_types_a_newer_client_sends_are_dropped_and_counted_not_refused() {
+    let (mock, gateway) = gateway_over("openai").await;
+    let (status, body) = gateway
+        .post_json(
+            "/v1/responses",
+            &json!({"model": LOGICAL, "input": [
+                {"type": "hologram", "id": "h_1"},
+                {"role": "user", "content": [{"type": "input_hologram"}, {"type": "input_text", "text": "Hi"}]}
+            ], "tools": [{"type": "hologram_search"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = mock.stats().await["last_request"].clone();
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
+    );
+    assert!(sent.get("tools").is_none(), "{sent}");
+    for (endpoint, field) in [
+        ("responses", "input_item"),
+        ("responses", "content_part"),
+        ("responses", "other_tool"),
+    ] {
+        let series =
+            format!("apiproxy_dropped_fields_total{{endpoint=\"{endpoint}\",field=\"{field}\"}}");
+        assert_eq!(metric(&gateway, &series).await, 1.0, "{series}");
+    }
+    let (status, body) = gateway
+        .post_json(
+            "/v1/messages",
+            &json!({"model": LOGICAL, "max_tokens": 16, "messages": [{"role": "user",
+                "content": [{"type": "hologram"}, {"type": "text", "text": "Hi"}]}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let series = "apiproxy_dropped_fields_total{endpoint=\"messages\",field=\"content_block\"}";
+    assert_eq!(metric(&gateway, series).await, 1.0);
+}

@@ -1138,16 +1138,18 @@ async fn a_corpus_of_hostile_requests_gets_4xx_error_bodies_and_the_gateway_stay
         json!({"model": LOGICAL}).to_string(),
         responses_with("model", "5"),
         responses_with("instructions", "5"),
-        responses_with("input", r#"[{"type":"hologram"}]"#),
+        // Typed but unknown items, parts and tools are dropped and counted (SPEC 4.8, tested in
+        // agents.rs); without a type they are malformed.
+        responses_with("input", r#"[{"content":"no type, no role"}]"#),
         responses_with("input", r#"[42]"#),
         responses_with("input", r#"[{"role":"wizard","content":"x"}]"#),
         responses_with("input", r#"[{"type":"function_call","name":"f"}]"#),
         responses_with(
             "input",
-            r#"[{"role":"user","content":[{"type":"input_hologram"}]}]"#,
+            r#"[{"role":"user","content":[{"text":"no type"}]}]"#,
         ),
         responses_with("input", &deep_array),
-        responses_with("tools", r#"[{"type":"web_search"}]"#),
+        responses_with("tools", r#"[{"name":"no type"}]"#),
         responses_with("tools", r#"[{"type":"function"}]"#),
         responses_with("tool_choice", "5"),
         responses_with("text", r#"{"format":{"type":"xml"}}"#),
@@ -1183,7 +1185,7 @@ async fn a_corpus_of_hostile_requests_gets_4xx_error_bodies_and_the_gateway_stay
         messages_with("messages", Some("[42]")),
         messages_with(
             "messages",
-            Some(r#"[{"role":"user","content":[{"type":"hologram"}]}]"#),
+            Some(r#"[{"role":"user","content":[{"text":"no type"}]}]"#),
         ),
         messages_with("messages", Some(r#"[{"role":"wizard","content":"x"}]"#)),
         messages_with("messages", Some(&deep_array)),

@@ -242,12 +242,37 @@ async fn content_only_anthropic_understands_still_reaches_an_anthropic_provider(
     );
 }
 
+/// Other vendors get the request without what they cannot carry (SPEC 4.8): the document is
+/// dropped, the rest answered.
 #[tokio::test]
-async fn content_only_anthropic_understands_is_a_400_when_no_anthropic_provider_can_take_it() {
+async fn content_only_anthropic_understands_is_dropped_for_other_vendors() {
     let (mock, gateway) = gateway_over(None).await;
     let response = gateway
         .post("/v1/messages")
         .json_body(&document_body())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let sent = &mock.stats().await["last_request"];
+    assert_eq!(
+        sent["messages"][0]["content"],
+        json!([{"type": "text", "text": "Summarise it"}]),
+        "{sent}"
+    );
+}
+
+/// A block the hub cannot read at all (no `type`) can still go to Anthropic natively; with no
+/// Anthropic candidate it is a 400 that says so.
+#[tokio::test]
+async fn a_malformed_block_is_a_400_when_no_anthropic_provider_can_take_it() {
+    let (mock, gateway) = gateway_over(None).await;
+    let response = gateway
+        .post("/v1/messages")
+        .json_body(
+            &json!({"model": LOGICAL, "max_tokens": 64, "messages": [{"role": "user",
+            "content": [{"source": {"type": "text", "data": "no type"}}]}]}),
+        )
         .send()
         .await
         .expect("send");

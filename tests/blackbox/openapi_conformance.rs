@@ -68,8 +68,14 @@ fn cases() -> Vec<Case> {
         case(M::POST, "/v1/messages", "/v1/messages", 200).body(claude.clone()),
         case(M::POST, "/v1/messages", "/v1/messages", 400).body(json!({"model": LOGICAL})),
         case(M::POST, "/v1/messages", "/v1/messages", 401)
-            .body(claude)
+            .body(claude.clone())
             .anonymous(),
+        case(M::POST, "/v1/messages/count_tokens", "/v1/messages/count_tokens", 200)
+            .body(claude.clone()),
+        case(M::POST, "/v1/messages/count_tokens", "/v1/messages/count_tokens", 400)
+            .body(json!({"model": LOGICAL})),
+        case(M::POST, "/v1/messages/count_tokens", "/v1/messages/count_tokens", 404)
+            .body(json!({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]})),
         case(M::POST, "/v1/responses", "/v1/responses", 200)
             .body(json!({"model": LOGICAL, "input": "hello", "instructions": "be brief"})),
         case(M::POST, "/v1/responses", "/v1/responses", 400).body(json!({"input": "no model"})),
