@@ -148,7 +148,13 @@ fn translate_a_tool_conversation_to_gemini() {
 #[divan::bench]
 fn translate_a_responses_request_to_chat() {
     let request = serde_json::json!({"model": "m", "instructions": "Be brief.", "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hi"}]}]});
-    black_box(apiproxy::protocol::responses::chat_request_from_responses(black_box(&request)).ok());
+    black_box(
+        apiproxy::protocol::responses::chat_request_from_responses(
+            black_box(&request),
+            &mut apiproxy::protocol::Dropped::new(),
+        )
+        .ok(),
+    );
 }
 
 const ANTHROPIC_STREAM: [&str; 6] = [
