@@ -77,3 +77,37 @@ def test_messages_stream_tool_use(client, model, mock):
 def test_an_unknown_model_raises_not_found(client):
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("model,how,expected", [("chat-model", "estimated", None), ("claude-model", "counted", 4242)])
+def test_count_tokens(client, model, how, expected):
+    # An OpenAI-vendor upstream has no counter: the gateway estimates; the Anthropic-vendor mock counts
+    # (it answers 4242 for any request).
+    raw = client.messages.with_raw_response.count_tokens(
+        model=model, system="Be brief.", tools=TOOLS, messages=[{"role": "user", "content": "How long is this?"}]
+    )
+    count = raw.parse()
+    assert raw.headers["x-apiproxy-token-count"] == how
+    assert count.input_tokens > 0
+    if expected is not None:
+        assert count.input_tokens == expected
+
+
+def test_claude_code_shaped_request_to_a_translated_vendor(client):
+    # What Claude Code sends (SPEC 4.8), streamed as it does: a system-role message between turns,
+    # adaptive thinking and beta-only fields; the translated vendor answers instead of refusing them.
+    with client.messages.stream(
+        model="chat-model",
+        max_tokens=32000,
+        system=[{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        messages=[
+            {"role": "user", "content": "Hello agent"},
+            {"role": "system", "content": "Working directory: /tmp"},
+        ],
+        extra_body={"thinking": {"type": "adaptive"}, "context_management": {"edits": []},
+                    "output_config": {"effort": "high"}},
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert final.stop_reason == "end_turn"
+    assert "Hello agent" in text

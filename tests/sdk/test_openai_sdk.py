@@ -110,6 +110,23 @@ def test_responses_stream(client, model, mock):
 
 
 @pytest.mark.parametrize("model,mock", MODELS)
+def test_responses_custom_and_namespace_tools_come_back_as_declared(client, model, mock):
+    # Codex's tools (SPEC 4.8): a custom (free-form) tool and a namespace of function tools; the
+    # mock calls the first tool it is offered, and the SDK parses the items in the declared shapes.
+    custom = {"type": "custom", "name": "apply_patch", "description": "Patch files."}
+    namespace = {"type": "namespace", "name": "multi_agent_v1", "description": "Agents.",
+                 "tools": [{"type": "function", "name": "spawn_agent", "parameters": {"type": "object", "properties": {}}}]}
+    first = client.responses.create(model=model, input="Patch it", tools=[custom, namespace, {"type": "web_search"}])
+    call = first.output[0]
+    assert call.type == "custom_tool_call" and call.name == "apply_patch"
+    assert isinstance(call.input, str) and call.call_id
+    streamed = client.responses.create(model=model, input="Spawn one", tools=[namespace], stream=True)
+    done = [e.item for e in streamed if e.type == "response.output_item.done"]
+    assert done[0].type == "function_call" and done[0].name == "spawn_agent"
+    assert getattr(done[0], "namespace", None) == "multi_agent_v1"
+
+
+@pytest.mark.parametrize("model,mock", MODELS)
 def test_responses_function_call_round_trip(client, model, mock):
     first = client.responses.create(model=model, input="Weather in Paris?", tools=TOOLS_RESPONSES)
     call = next(item for item in first.output if item.type == "function_call")
