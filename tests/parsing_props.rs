@@ -4,10 +4,10 @@
 use apiproxy::domain::exchange::Dialect;
 use apiproxy::protocol::openai::ChatBody;
 use apiproxy::protocol::responses::{
-    ResponsesStreamWriter, chat_request_from_responses, response_from_chat,
+    self, ResponsesStreamWriter, chat_request_from_responses, response_from_chat,
 };
 use apiproxy::protocol::sse::SseFramer;
-use apiproxy::protocol::{anthropic, classify, gemini};
+use apiproxy::protocol::{Dropped, anthropic, classify, counted_tokens, estimate_tokens, gemini};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -80,7 +80,8 @@ proptest! {
         for chunk in bytes.chunks(cut) {
             if let Ok(events) = framer.push(chunk) {
                 for event in events {
-                    let _ = (classify(Dialect::Hub, &event), classify(Dialect::Anthropic, &event));
+                    let _ = (classify(Dialect::Hub, &event), classify(Dialect::Anthropic, &event), classify(Dialect::Responses, &event));
+                    let _ = responses::events::usage_of_event(&event);
                     let _ = (claude.push(&event), google.push(&event));
                     let _ = (writer.push(&event), responses.push(&event));
                 }
@@ -99,11 +100,52 @@ proptest! {
         let mut responses = ResponsesStreamWriter::new(&json!({"model": "m", "input": "x"}));
         for value in values {
             let event = format!("data: {value}\n\n");
-            let _ = (classify(Dialect::Hub, event.as_bytes()), classify(Dialect::Anthropic, event.as_bytes()));
+            let _ = (classify(Dialect::Hub, event.as_bytes()), classify(Dialect::Anthropic, event.as_bytes()), classify(Dialect::Responses, event.as_bytes()));
             let _ = (claude.push(event.as_bytes()), google.push(event.as_bytes()));
             let _ = writer.push(event.as_bytes());
             let _ = responses.push(event.as_bytes());
         }
         let _ = (claude.finish(), google.finish(), writer.finish(), responses.finish());
+    }
+
+    /// The agent paths (SPEC 4.8): requests whose tools and items are arbitrary go through the
+    /// ingress translators, and chat answers and chunks naming those tools come back through the
+    /// Responses writers, without a panic; what is dropped is always named.
+    #[test]
+    fn agent_shaped_requests_and_answers_never_panic(tools in prop::collection::vec(json_value(), 0..5),
+            items in prop::collection::vec(json_value(), 0..5), chunks in prop::collection::vec(json_value(), 0..8)) {
+        let namespaced = json!({"type": "namespace", "name": "ns", "tools": tools.clone()});
+        let custom = json!({"type": "custom", "name": "apply_patch"});
+        let mut all_tools = tools.clone();
+        all_tools.extend([namespaced, custom]);
+        let request = json!({"model": "m", "input": items.clone(), "tools": all_tools, "tool_choice": items.first().cloned().unwrap_or(Value::Null)});
+        let mut dropped = Dropped::new();
+        let _ = chat_request_from_responses(&request, &mut dropped);
+        prop_assert!(dropped.items().iter().all(|item| !item.label.is_empty()));
+        let messages = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": items.clone()},
+            {"role": "user", "content": items.clone()}, {"role": "assistant", "content": items}], "tools": tools, "thinking": chunks.first().cloned().unwrap_or(Value::Null)});
+        let _ = anthropic::chat_request_from_messages(&messages, &mut Dropped::new());
+        let _ = anthropic::strip_translated_thinking(messages.to_string().as_bytes());
+        let _ = estimate_tokens(&messages);
+        let mut writer = ResponsesStreamWriter::new(&request);
+        let mut claude = anthropic::MessagesStreamWriter::new("m", "msg_p".into());
+        for chunk in &chunks {
+            let _ = response_from_chat(chunk, &request);
+            let event = format!("data: {chunk}\n\n");
+            let _ = (writer.push(event.as_bytes()), claude.push(event.as_bytes()));
+            let _ = counted_tokens(chunk.to_string().as_bytes());
+        }
+        let _ = (writer.finish(), claude.finish());
+    }
+
+    #[test]
+    fn thinking_made_by_the_gateway_never_reaches_anthropic(texts in prop::collection::vec(".{0,12}", 1..4)) {
+        let blocks: Vec<Value> = texts.iter().map(|t| json!({"type": "thinking", "thinking": t, "signature": anthropic::TRANSLATED_SIGNATURE})).collect();
+        let body = json!({"model": "m", "messages": [{"role": "assistant", "content": blocks},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "kept", "signature": "real"}]}]});
+        let stripped = anthropic::strip_translated_thinking(body.to_string().as_bytes()).expect("stripped");
+        let stripped: Value = serde_json::from_slice(&stripped).expect("JSON");
+        prop_assert_eq!(&stripped["messages"][0]["content"], &json!([]));
+        prop_assert_eq!(&stripped["messages"][1]["content"][0]["signature"], "real");
     }
 }

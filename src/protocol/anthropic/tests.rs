@@ -549,3 +549,67 @@ fn ingress_answers() {
     );
     assert!(messages_response_from_chat(&json!({"choices": []}), "m").is_err());
 }
+
+/// Reasoning from another vendor comes back as thinking blocks carrying the gateway's signature,
+/// whole and streamed (the signature as a `signature_delta` before the block stops).
+#[test]
+fn reasoning_becomes_thinking_blocks_with_the_gateway_signature() {
+    let chat = json!({"id": "chatcmpl-r", "choices": [{"finish_reason": "stop", "message": {
+        "role": "assistant", "reasoning_content": "Let me think.", "content": "Done."}}]});
+    let message = messages_response_from_chat(&chat, "m").unwrap();
+    assert_eq!(
+        message["content"],
+        json!([{"type": "thinking", "thinking": "Let me think.", "signature": TRANSLATED_SIGNATURE},
+            {"type": "text", "text": "Done."}])
+    );
+
+    let mut writer = MessagesStreamWriter::new("m", "msg_r".into());
+    let mut out = writer.push(&chunk(json!({"reasoning_content": "Hm"}), Value::Null));
+    out.extend(writer.push(&chunk(json!({"content": "Yes"}), json!("stop"))));
+    out.extend(writer.finish());
+    let events: Vec<Value> = out
+        .iter()
+        .map(|e| serde_json::from_str(&sse::event_data(e).unwrap()).unwrap())
+        .collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let delta = e["delta"]["type"].as_str().unwrap_or("");
+            let block = e["content_block"]["type"].as_str().unwrap_or("");
+            format!("{} {delta}{block}", e["type"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start ",
+            "ping ",
+            "content_block_start thinking",
+            "content_block_delta thinking_delta",
+            "content_block_delta signature_delta",
+            "content_block_stop ",
+            "content_block_start text",
+            "content_block_delta text_delta",
+            "content_block_stop ",
+            "message_delta ",
+            "message_stop ",
+        ]
+    );
+    assert_eq!(events[4]["delta"]["signature"], TRANSLATED_SIGNATURE);
+}
+
+#[test]
+fn only_the_gateways_own_thinking_is_stripped_for_anthropic() {
+    assert_eq!(strip_translated_thinking(br#"{"model":"m","messages":[]}"#), None);
+    let body = json!({"model": "m", "messages": [{"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "a", "signature": TRANSLATED_SIGNATURE},
+        {"type": "thinking", "thinking": "b", "signature": "EqQBCgIYAhIM"},
+        {"type": "text", "text": "t"}]}]});
+    let stripped: Value =
+        serde_json::from_slice(&strip_translated_thinking(body.to_string().as_bytes()).unwrap())
+            .unwrap();
+    assert_eq!(
+        stripped["messages"][0]["content"],
+        json!([{"type": "thinking", "thinking": "b", "signature": "EqQBCgIYAhIM"}, {"type": "text", "text": "t"}])
+    );
+}
