@@ -27,6 +27,24 @@ impl Dropped {
         });
     }
 
+    /// Notes every key of `object` outside `read`: under its own name when it is one of `known`
+    /// (fields clients are known to send), else as `other_field`, so the labels stay few.
+    pub fn note_unread_fields(
+        &mut self,
+        object: &serde_json::Map<String, serde_json::Value>,
+        read: &[&str],
+        known: &[&'static str],
+    ) {
+        for key in object.keys().filter(|k| !read.contains(&k.as_str())) {
+            let label = known
+                .iter()
+                .find(|name| **name == key.as_str())
+                .copied()
+                .unwrap_or("other_field");
+            self.note(label, key.as_str());
+        }
+    }
+
     pub fn items(&self) -> &[DroppedItem] {
         &self.0
     }

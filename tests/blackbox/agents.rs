@@ -7,29 +7,12 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// A gateway over one mock provider of `vendor`, as the logical model `chat-model`.
-async fn gateway_over(vendor: &str) -> (Mock, Gateway) {
-    let mock = Mock::start(vendor, &[&format!("{vendor}-model")]);
-    let gateway = Gateway::builder()
-        .provider(vendor, &mock.url)
-        .env(&format!("LLM_PROVIDER_{vendor}_VENDOR"), vendor)
-        .logical(&[(vendor, &format!("{vendor}-model"), 1.0)])
-        .start()
-        .await;
-    (mock, gateway)
-}
-
 /// The value of the series named exactly `series` (name and labels) on `/metrics`, 0 when absent.
 async fn metric(gateway: &Gateway, series: &str) -> f64 {
-    let text = gateway
-        .get("/metrics")
-        .send()
+    gateway
+        .metrics_text()
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
@@ -59,7 +42,7 @@ fn claude_code_body(stream: bool) -> Value {
 
 #[tokio::test]
 async fn a_claude_code_request_reaches_a_chat_upstream_with_what_it_cannot_honour_counted() {
-    let (mock, gateway) = gateway_over("openai").await;
+    let (mock, gateway) = vendor_gateway("openai").await;
     let response = gateway
         .post("/v1/messages?beta=true")
         .header(
@@ -131,7 +114,7 @@ async fn a_claude_code_request_reaches_a_chat_upstream_with_what_it_cannot_honou
 
 #[tokio::test]
 async fn a_claude_code_stream_through_gemini_is_anthropic_events_and_not_refused() {
-    let (_mock, gateway) = gateway_over("gemini").await;
+    let (_mock, gateway) = vendor_gateway("gemini").await;
     let response = gateway
         .post("/v1/messages")
         .json_body(&claude_code_body(true))
@@ -183,7 +166,7 @@ fn codex_body(stream: bool) -> Value {
 
 #[tokio::test]
 async fn a_codex_request_gets_its_namespace_call_back_in_the_namespace() {
-    let (mock, gateway) = gateway_over("anthropic").await;
+    let (mock, gateway) = vendor_gateway("anthropic").await;
     let response = gateway
         .post("/v1/responses")
         .header("session-id", "01a24ebd-0000-4000-8000-000000000002")
@@ -232,7 +215,7 @@ async fn a_codex_request_gets_its_namespace_call_back_in_the_namespace() {
 
 #[tokio::test]
 async fn a_codex_stream_ends_its_namespace_call_item_as_declared() {
-    let (_mock, gateway) = gateway_over("openai").await;
+    let (_mock, gateway) = vendor_gateway("openai").await;
     let response = gateway
         .post("/v1/responses")
         .json_body(&codex_body(true))
@@ -268,7 +251,7 @@ fn count_body() -> Value {
 #[tokio::test]
 async fn tokens_are_counted_by_the_vendors_that_can_and_estimated_otherwise() {
     for vendor in ["anthropic", "gemini", "openai"] {
-        let (mock, gateway) = gateway_over(vendor).await;
+        let (mock, gateway) = vendor_gateway(vendor).await;
         let response = gateway
             .post("/v1/messages/count_tokens")
             .header("anthropic-version", "2023-06-01")
@@ -307,7 +290,7 @@ async fn tokens_are_counted_by_the_vendors_that_can_and_estimated_otherwise() {
 
 #[tokio::test]
 async fn a_count_for_an_unknown_model_is_a_404_in_anthropic_shape() {
-    let (_mock, gateway) = gateway_over("openai").await;
+    let (_mock, gateway) = vendor_gateway("openai").await;
     let mut body = count_body();
     body["model"] = json!("no-such-model");
     let (status, error) = gateway.post_json("/v1/messages/count_tokens", &body).await;
@@ -405,7 +388,7 @@ async fn a_failing_native_responses_provider_fails_over_to_a_translated_one() {
 /// block, a built-in tool) are dropped and counted, and the rest is answered (SPEC 4.8).
 #[tokio::test]
 async fn unknown_types_a_newer_client_sends_are_dropped_and_counted_not_refused() {
-    let (mock, gateway) = gateway_over("openai").await;
+    let (mock, gateway) = vendor_gateway("openai").await;
     let (status, body) = gateway
         .post_json(
             "/v1/responses",

@@ -402,14 +402,7 @@ async fn token_counters_label_pinned_names_as_other() {
     }
     let response = gateway.chat(chat_body(LOGICAL, "hi")).await;
     assert_eq!(response.status(), 200);
-    let metrics = gateway
-        .get("/metrics")
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway.metrics_text().await;
     assert!(!metrics.contains("invented-"), "{metrics}");
     assert!(
         metrics.contains(r#"model="other""#) && metrics.contains(r#"model="up""#),

@@ -397,6 +397,17 @@ impl Gateway {
         (status, json_of(response).await)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// `POST path` with the token and a JSON body: the status and the answer as JSON.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
@@ -453,6 +464,19 @@ impl Drop for Gateway {
 // Bodies and answers
 
 /// A chat request for `model` with one user message.
+/// A gateway over one mock provider of `vendor` (its id and `VENDOR` both `vendor`, its model
+/// `{vendor}-model`), as the logical model `chat-model`.
+pub async fn vendor_gateway(vendor: &str) -> (Mock, Gateway) {
+    let mock = Mock::start(vendor, &[&format!("{vendor}-model")]);
+    let gateway = Gateway::builder()
+        .provider(vendor, &mock.url)
+        .env(&format!("LLM_PROVIDER_{vendor}_VENDOR"), vendor)
+        .logical(&[(vendor, &format!("{vendor}-model"), 1.0)])
+        .start()
+        .await;
+    (mock, gateway)
+}
+
 pub fn chat_body(model: &str, prompt: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": prompt}]})
 }

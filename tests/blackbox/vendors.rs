@@ -6,18 +6,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// A gateway over one mock provider of `vendor`, as the logical model `chat-model`.
-async fn vendor_gateway(vendor: &str) -> (Mock, Gateway) {
-    let mock = Mock::start(vendor, &[&format!("{vendor}-model")]);
-    let gateway = Gateway::builder()
-        .provider(vendor, &mock.url)
-        .env(&format!("LLM_PROVIDER_{vendor}_VENDOR"), vendor)
-        .logical(&[(vendor, &format!("{vendor}-model"), 1.0)])
-        .start()
-        .await;
-    (mock, gateway)
-}
-
 fn tool_body(stream: bool) -> Value {
     json!({
         "model": LOGICAL,

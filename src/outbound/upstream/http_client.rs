@@ -166,6 +166,26 @@ fn provider_headers(
     })
 }
 
+/// Why a small answer could not be read whole.
+enum Unread {
+    TooLarge,
+    Transport(String),
+}
+
+/// A small answer (a model list, a token count) read whole, up to [`MAX_MODEL_LIST_BYTES`].
+async fn read_bounded(response: reqwest::Response) -> Result<Vec<u8>, Unread> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Unread::Transport(describe(&e)))?;
+        if body.len() + chunk.len() > MAX_MODEL_LIST_BYTES {
+            return Err(Unread::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// The client headers a native request carries, as upstream headers (invalid ones dropped).
 fn extra(headers: &[(String, String)]) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -328,16 +348,11 @@ impl HttpUpstream {
             .await
             .map_err(|e| TransportError(describe(&e)))?;
         let status = response.status().as_u16();
-        let mut bytes = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| TransportError(describe(&e)))?;
-            if bytes.len() + chunk.len() > MAX_MODEL_LIST_BYTES {
-                return Err(TransportError("answer is too large".into()));
-            }
-            bytes.extend_from_slice(&chunk);
+        match read_bounded(response).await {
+            Ok(bytes) => Ok((status, bytes)),
+            Err(Unread::TooLarge) => Err(TransportError("answer is too large".into())),
+            Err(Unread::Transport(e)) => Err(TransportError(e)),
         }
-        Ok((status, bytes))
     }
 
     /// GETs the provider's model list: the status and the body (bounded in size and time).
@@ -358,16 +373,13 @@ impl HttpUpstream {
                 .await
                 .map_err(|e| ListModelsError::Transport(describe(&e)))?;
             let status = response.status().as_u16();
-            let mut body = Vec::new();
-            let mut stream = response.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| ListModelsError::Transport(describe(&e)))?;
-                if body.len() + chunk.len() > MAX_MODEL_LIST_BYTES {
-                    return Err(ListModelsError::Malformed("model list is too large".into()));
+            match read_bounded(response).await {
+                Ok(body) => Ok((status, body)),
+                Err(Unread::TooLarge) => {
+                    Err(ListModelsError::Malformed("model list is too large".into()))
                 }
-                body.extend_from_slice(&chunk);
+                Err(Unread::Transport(e)) => Err(ListModelsError::Transport(e)),
             }
-            Ok((status, body))
         };
         tokio::time::timeout(MODEL_LIST_TIMEOUT, fetch)
             .await

@@ -58,14 +58,7 @@ pub fn chat_request_from_messages(
     let body = request
         .as_object()
         .ok_or_else(|| not_an_object("request body"))?;
-    for key in body.keys().filter(|k| !READ_FIELDS.contains(&k.as_str())) {
-        let label = KNOWN_DROPS
-            .iter()
-            .find(|known| **known == key.as_str())
-            .copied()
-            .unwrap_or("other_field");
-        dropped.note(label, key.as_str());
-    }
+    dropped.note_unread_fields(body, &READ_FIELDS, &KNOWN_DROPS);
     if mentions_cache_control(body) {
         dropped.note("cache_control", "cache_control");
     }

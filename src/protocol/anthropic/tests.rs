@@ -600,7 +600,10 @@ fn reasoning_becomes_thinking_blocks_with_the_gateway_signature() {
 
 #[test]
 fn only_the_gateways_own_thinking_is_stripped_for_anthropic() {
-    assert_eq!(strip_translated_thinking(br#"{"model":"m","messages":[]}"#), None);
+    assert_eq!(
+        strip_translated_thinking(br#"{"model":"m","messages":[]}"#),
+        None
+    );
     let body = json!({"model": "m", "messages": [{"role": "assistant", "content": [
         {"type": "thinking", "thinking": "a", "signature": TRANSLATED_SIGNATURE},
         {"type": "thinking", "thinking": "b", "signature": "EqQBCgIYAhIM"},

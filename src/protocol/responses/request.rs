@@ -203,14 +203,7 @@ pub fn chat_request_from_responses(
         .and_then(Value::as_str)
         .filter(|m| !m.trim().is_empty())
         .ok_or_else(|| err("'model' is required and must be a string", "model"))?;
-    for key in obj.keys().filter(|k| !READ_FIELDS.contains(&k.as_str())) {
-        let label = KNOWN_DROPS
-            .iter()
-            .find(|known| **known == key.as_str())
-            .copied()
-            .unwrap_or("other_field");
-        dropped.note(label, key.as_str());
-    }
+    dropped.note_unread_fields(obj, &READ_FIELDS, &KNOWN_DROPS);
     let (toolbox, tools) = read_tools(request, dropped)?;
     let mut messages: Vec<Value> = Vec::new();
     match obj.get("instructions") {

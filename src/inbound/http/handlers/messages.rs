@@ -4,7 +4,7 @@
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
-use super::input::{anthropic_headers, payload, session_key, state_or_500};
+use super::input::{SessionKey, anthropic_headers, payload, session_key, state_or_500};
 use super::messages_api::{count, invalid, serve};
 use super::output::write_anthropic_api_error;
 use crate::inbound::http::openapi::{alternatives, schemas};
@@ -39,19 +39,40 @@ use crate::inbound::http::openapi::{alternatives, schemas};
     ),
 )]
 pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let Some(state) = state_or_500(depot, res) else {
-        return;
-    };
+    if let Some((state, bytes, headers, session)) = read(req, depot, res).await {
+        serve(&state, &bytes, headers, session, res).await;
+    }
+}
+
+/// What both Messages endpoints read before their work: the state, the body within the size
+/// limit, the client's Anthropic headers and the session; `None` once the error is written.
+async fn read(
+    req: &mut Request,
+    depot: &Depot,
+    res: &mut Response,
+) -> Option<(
+    std::sync::Arc<crate::inbound::http::AppState>,
+    bytes::Bytes,
+    Vec<(String, String)>,
+    SessionKey,
+)> {
+    let state = state_or_500(depot, res)?;
     let session = match session_key(req, None) {
         Ok(id) => id,
-        Err(error) => return invalid(res, &error.message),
+        Err(error) => {
+            invalid(res, &error.message);
+            return None;
+        }
     };
     let bytes = match payload(req, state.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err(error) => return write_anthropic_api_error(res, &error),
+        Err(error) => {
+            write_anthropic_api_error(res, &error);
+            return None;
+        }
     };
     let headers = anthropic_headers(req);
-    serve(&state, &bytes, headers, session, res).await;
+    Some((state, bytes, headers, session))
 }
 
 /// Count the tokens of a message (Anthropic Messages API)
@@ -79,17 +100,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     ),
 )]
 pub async fn count_tokens(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let Some(state) = state_or_500(depot, res) else {
-        return;
-    };
-    let session = match session_key(req, None) {
-        Ok(id) => id,
-        Err(error) => return invalid(res, &error.message),
-    };
-    let bytes = match payload(req, state.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(error) => return write_anthropic_api_error(res, &error),
-    };
-    let headers = anthropic_headers(req);
-    count(&state, &bytes, headers, session, res).await;
+    if let Some((state, bytes, headers, session)) = read(req, depot, res).await {
+        count(&state, &bytes, headers, session, res).await;
+    }
 }
