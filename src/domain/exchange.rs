@@ -31,17 +31,20 @@ pub enum Dialect {
     Anthropic,
     /// The OpenAI Responses API.
     Responses,
+    /// Google's `generateContent` API.
+    Gemini,
 }
 
 impl ProviderConfig {
     /// Whether the provider takes requests written in `dialect` as they are: every provider the
-    /// hub; Anthropic's own dialect, Anthropic providers; the Responses API, OpenAI providers
-    /// configured to take it (SPEC 4.8).
+    /// hub; Anthropic's and Gemini's own dialects, providers of that vendor; the Responses API,
+    /// OpenAI providers configured to take it (SPEC 4.7, 4.8).
     pub fn speaks(&self, dialect: Dialect) -> bool {
         match dialect {
             Dialect::Hub => true,
             Dialect::Anthropic => self.vendor == Vendor::Anthropic,
             Dialect::Responses => self.responses_path.is_some(),
+            Dialect::Gemini => self.vendor == Vendor::Gemini,
         }
     }
 }
@@ -197,6 +200,7 @@ mod tests {
                 vendor == Vendor::Anthropic
             );
             assert!(!provider.speaks(Dialect::Responses));
+            assert_eq!(provider.speaks(Dialect::Gemini), vendor == Vendor::Gemini);
         }
         let responses = ProviderConfig {
             responses_path: Some("/v1/responses".into()),

@@ -25,6 +25,7 @@ pub fn classify(dialect: Dialect, event: &[u8]) -> StreamEventKind {
         Dialect::Hub => openai::classify_event(event),
         Dialect::Anthropic => classify_anthropic(event),
         Dialect::Responses => responses::events::classify_event(event),
+        Dialect::Gemini => gemini::classify_event(event),
     }
 }
 
@@ -36,6 +37,7 @@ pub fn read_event(dialect: Dialect, event: &[u8]) -> Option<StreamEventKind> {
         Dialect::Hub => openai::read_event(event),
         Dialect::Anthropic => Some(classify_anthropic(event)),
         Dialect::Responses => Some(responses::events::classify_event(event)),
+        Dialect::Gemini => Some(gemini::classify_event(event)),
     }
 }
 
@@ -49,6 +51,7 @@ pub fn error_event(dialect: Dialect, message: &str) -> Bytes {
             Bytes::from(format!("event: error\ndata: {payload}\n\n"))
         }
         Dialect::Responses => responses::events::error_event(message),
+        Dialect::Gemini => gemini::error_event(message),
     }
 }
 

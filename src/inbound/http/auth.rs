@@ -22,13 +22,20 @@ pub async fn require_token(
             .get(name)
             .map(|v| v.to_str().unwrap_or("\u{0}"))
     };
-    if let Err(error) = state
-        .tokens
-        .check(header("authorization"), header("x-api-key"))
-    {
-        if req.uri().path().starts_with("/v1/messages") {
+    // Google's clients send the key as `x-goog-api-key` or the `key` query parameter.
+    let query_key = req.query::<String>("key");
+    let api_key = header("x-api-key")
+        .or_else(|| header("x-goog-api-key"))
+        .or(query_key.as_deref());
+    if let Err(error) = state.tokens.check(header("authorization"), api_key) {
+        let path = req.uri().path();
+        if path.starts_with("/v1/messages") {
             // Anthropic clients parse Anthropic's error shape.
             super::handlers::output::write_anthropic_api_error(res, &error);
+        } else if path.starts_with("/v1beta/")
+            || (path.starts_with("/v1/models/") && path.contains(':'))
+        {
+            super::handlers::output::write_google_api_error(res, &error);
         } else {
             error.write(res);
         }

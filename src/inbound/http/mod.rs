@@ -54,9 +54,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(Router::with_path("models").get(handlers::models::list_unversioned))
         .push(Router::with_path("metrics").get(handlers::metrics::render))
         .push(
+            // The Gemini API (SPEC 4.7); its `/v1` actions share the `/v1/models/{id}` route below.
+            Router::with_path("v1beta/models")
+                .get(handlers::gemini::list)
+                .push(
+                    Router::with_path("{**id}")
+                        .get(handlers::gemini::get_one)
+                        .post(handlers::gemini::model_action),
+                ),
+        )
+        .push(
             Router::with_path("v1")
                 .push(Router::with_path("models").get(handlers::models::list))
-                .push(Router::with_path("models/{**id}").get(handlers::models::get_one))
+                .push(
+                    Router::with_path("models/{**id}")
+                        .get(handlers::models::get_one)
+                        .post(handlers::gemini::model_action),
+                )
                 .push(Router::with_path("chat/completions").post(handlers::chat::completions))
                 .push(Router::with_path("responses").post(handlers::responses::create))
                 .push(Router::with_path("messages").post(handlers::messages::create))

@@ -88,7 +88,8 @@ pub async fn request_id(
 
 /// A low-cardinality name for the endpoint (ids in paths would explode the label set).
 fn endpoint(path: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
+    const KNOWN: [&str; 13] = [
+        "/v1beta/models",
         "/v1/chat/completions",
         "/v1/responses",
         "/v1/messages",

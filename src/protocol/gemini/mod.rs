@@ -12,7 +12,10 @@
 //!   chunk events; Gemini sends no `[DONE]`, [`StreamTranslator::finish`] adds it.
 //! - [`error_to_chat`] turns Gemini's `{"error":{"code","message","status"}}` (or the same wrapped
 //!   in a list) into the OpenAI error body, keeping the status.
-//! - [`chat_request_from_gemini`] reads a native Gemini body sent to `/v1/chat/completions`.
+//! - [`chat_request_from_gemini`] reads a native Gemini body (sent to the Gemini-native endpoints,
+//!   or to `/v1/chat/completions`); [`response_from_chat`], [`GeminiStreamWriter`] and
+//!   [`google_error`] answer such clients in Gemini's format; [`GeminiBody`] is their request
+//!   passed through to Gemini providers, and [`classify_event`] reads its native stream.
 //!
 //! OpenAI request fields dropped on the way to Gemini because Gemini has no equivalent and they
 //! are hints, not content: `logit_bias`, `user`, `service_tier`, `store`, `metadata`,
@@ -26,6 +29,8 @@
 //! Files: `request` (chat request -> Gemini body), `schema` (JSON schema cleaning for function
 //! declarations), `answer` (Gemini answer -> `chat.completion`), `errors` (Gemini error bodies),
 //! `stream` (Gemini stream -> chunk events), `ingress` (native Gemini request -> chat request),
+//! `ingress_answer` (chat answer and chunks -> Gemini, Google's errors, native event kinds),
+//! `native` (the client's own body as the domain's payload),
 //! `codec` (the [`VendorCodec`](super::codec::VendorCodec) of Gemini). The small helpers they
 //! share live here.
 
@@ -33,6 +38,8 @@ mod answer;
 mod codec;
 mod errors;
 mod ingress;
+mod ingress_answer;
+mod native;
 mod request;
 mod schema;
 mod stream;
@@ -44,6 +51,11 @@ pub use answer::chat_from_response;
 pub use codec::GeminiCodec;
 pub use errors::error_to_chat;
 pub use ingress::chat_request_from_gemini;
+pub use ingress_answer::{
+    GeminiStreamWriter, classify_event, error_event, error_from_chat, google_error,
+    response_from_chat, status_name,
+};
+pub use native::GeminiBody;
 pub use request::request_from_chat;
 pub use stream::StreamTranslator;
 

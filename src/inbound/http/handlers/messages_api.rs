@@ -184,7 +184,7 @@ pub async fn serve(
             let events = match dialect {
                 Dialect::Anthropic => verbatim(events, dialect),
                 // The request's only native dialect is Anthropic's: any other answer is the hub's.
-                Dialect::Hub | Dialect::Responses => {
+                Dialect::Hub | Dialect::Responses | Dialect::Gemini => {
                     report_dropped("messages", &dropped);
                     let id = format!("msg_{:024x}", rand::random::<u128>() >> 32);
                     rewritten(events, MessagesStreamWriter::new(&model, id))

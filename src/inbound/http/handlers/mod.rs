@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod context;
 pub mod docs;
+pub mod gemini;
 pub mod health;
 pub mod input;
 pub mod logical_models;

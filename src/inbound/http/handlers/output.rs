@@ -12,7 +12,7 @@ use crate::domain::exchange::Dialect;
 use crate::domain::failover::AllFailed;
 use crate::domain::service::chat::{ChatError, Relayed, ServedBy};
 use crate::inbound::http::ApiError;
-use crate::protocol::{self as wire, anthropic, openai};
+use crate::protocol::{self as wire, anthropic, gemini, openai};
 
 /// Time spent waiting on upstreams, in milliseconds (read back by the overhead histogram).
 pub const UPSTREAM_MS_HEADER: &str = "x-apiproxy-upstream-ms";
@@ -329,5 +329,69 @@ pub fn write_anthropic_chat_error(res: &mut Response, error: ChatError) {
             res.render(Json(body));
         }
         (None, _) => write_anthropic_api_error(res, &ApiError::internal()),
+    }
+}
+
+/// Google's error shape, with the status.
+pub fn google_error(res: &mut Response, status: StatusCode, message: &str) {
+    res.status_code(status);
+    res.render(Json(gemini::google_error(status.as_u16(), message)));
+}
+
+/// A gateway error (an `ApiError`) in Google's shape.
+pub fn write_google_api_error(res: &mut Response, error: &ApiError) {
+    let message = match &error.param {
+        Some(param) if !error.message.starts_with(param.as_str()) => {
+            format!("{param}: {}", error.message)
+        }
+        _ => error.message.clone(),
+    };
+    if let Some(seconds) = error.retry_after {
+        res.headers_mut().insert("retry-after", seconds.into());
+    }
+    google_error(res, error.status, &message);
+}
+
+/// A chat error in Google's shape (SPEC 4.7). A Gemini upstream's own error is relayed as it is;
+/// another upstream's error is mapped by status.
+pub fn write_google_chat_error(res: &mut Response, error: ChatError) {
+    error_headers(res, &error);
+    match (error_row(&error), error) {
+        (Some(row), _) => write_google_api_error(
+            res,
+            &ApiError {
+                param: row.param,
+                retry_after: row.retry_after,
+                ..ApiError::new(row.status, row.kind, row.code, row.message)
+            },
+        ),
+        (
+            None,
+            ChatError::UpstreamRejected {
+                status,
+                body,
+                dialect,
+                ..
+            },
+        ) => {
+            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
+            let own = (dialect == Dialect::Gemini)
+                .then(|| serde_json::from_slice::<Value>(&body).ok())
+                .flatten()
+                .filter(|v| v.get("error").is_some_and(Value::is_object));
+            res.render(Json(
+                own.unwrap_or_else(|| gemini::error_from_chat(status, &body)),
+            ));
+        }
+        (None, _) => write_google_api_error(res, &ApiError::internal()),
+    }
+}
+
+impl EventWriter for gemini::GeminiStreamWriter {
+    fn push(&mut self, event: &[u8]) -> Vec<Bytes> {
+        gemini::GeminiStreamWriter::push(self, event)
+    }
+    fn finish(&mut self) -> Vec<Bytes> {
+        gemini::GeminiStreamWriter::finish(self)
     }
 }

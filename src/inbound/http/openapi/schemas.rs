@@ -339,6 +339,28 @@ pub struct AnthropicErrorBody {
     pub message: String,
 }
 
+/// Google's error shape, answered by the Gemini endpoints.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[salvo(schema(
+    name = "GoogleError",
+    example = json!({"error": {"code": 404, "message": "models/nope is not found", "status": "NOT_FOUND"}})
+))]
+pub struct GoogleError {
+    pub error: GoogleErrorBody,
+}
+
+// `GoogleError.error`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[salvo(schema(inline))]
+pub struct GoogleErrorBody {
+    /// The HTTP status.
+    pub code: u16,
+    pub message: String,
+    /// Google's status name: `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, `NOT_FOUND`, `RESOURCE_EXHAUSTED`, `INTERNAL`, `UNAVAILABLE`, ...
+    #[salvo(schema(example = "NOT_FOUND"))]
+    pub status: String,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chat Completions
 // ---------------------------------------------------------------------------------------------
