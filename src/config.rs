@@ -87,7 +87,9 @@ pub struct Settings {
 }
 
 /// Suffixes of the per-provider variables, used to tell which id a variable belongs to.
-const PROVIDER_SUFFIXES: [&str; 15] = [
+const PROVIDER_SUFFIXES: [&str; 17] = [
+    "RESPONSES_PATH",
+    "RESPONSES",
     "NAME",
     "BASE_URL",
     "API_KEY",

@@ -750,8 +750,8 @@ fn rejections_name_the_field() {
         (json!({"messages": [], "n": 2}), "n"),
         (json!({"messages": [], "logprobs": true}), "logprobs"),
         (
-            json!({"messages": [], "response_format": {"type": "json_object"}}),
-            "response_format",
+            json!({"messages": [], "response_format": {"type": "xml"}}),
+            "response_format.type",
         ),
         (
             json!({"messages": [], "audio": {"voice": "alloy"}}),
@@ -953,4 +953,31 @@ proptest! {
         prop_assert_eq!(got_usage, Some(json!({"input_tokens": input_tokens, "output_tokens": output_tokens})));
         prop_assert_eq!(downstream.iter().filter(|e| e.starts_with(b"event: message_stop")).count(), 1);
     }
+}
+
+/// A JSON `response_format` becomes a system instruction (Anthropic has no JSON mode every model
+/// takes), and `top_p` gives way to `temperature`, which recent Claude models refuse together.
+#[test]
+fn json_formats_become_instructions_and_temperature_wins_over_top_p() {
+    let chat = json!({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+        "temperature": 1, "top_p": 0.95,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object",
+            "properties": {"next_speaker": {"type": "string"}}}}}});
+    let request = request_from_chat(&chat, "claude", false).expect("translates");
+    let system = request["system"].as_str().unwrap_or_default();
+    assert!(
+        system.starts_with("Be brief.\n\nAnswer with one JSON object"),
+        "{system}"
+    );
+    assert!(system.contains(r#""next_speaker""#), "{system}");
+    assert_eq!(request["temperature"], 1.0);
+    assert!(request.get("top_p").is_none(), "{request}");
+    let object = json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}});
+    let request = request_from_chat(&object, "claude", false).expect("translates");
+    assert!(
+        request["system"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("JSON object")
+    );
 }

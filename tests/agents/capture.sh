@@ -3,19 +3,25 @@
 # upstream (no gateway), into tests/fixtures/agents/:
 #   claude_code_messages_first.json, claude_code_messages_followup.json   (POST /v1/messages)
 #   codex_responses_first.json,      codex_responses_followup.json        (POST /v1/responses)
+#   gemini_cli_generate_first.json,  gemini_cli_generate_followup.json
+#                                   (POST /v1beta/models/agent-gemini:streamGenerateContent?alt=sse)
 # "first" is the request that gets the tool call, "followup" the one carrying the tool result.
 # Each file: {"source", "method", "path" (with query), "headers" (API key value "REDACTED"), "body"}.
-# The agents get the logical model names the suite uses (agent-anthropic, agent-openai), so the
-# requests are what the gateway receives from them. Claude Code shapes its request by the model
-# name (an unknown name gets adaptive thinking, output_config.effort and a role "system" message
-# inside messages; a known one gets thinking.budget_tokens and none of these), so it is captured a
-# second time with a known name: claude_code_known_model_messages_{first,followup}.json.
+# The agents get the logical model names the suite uses (agent-anthropic, agent-openai,
+# agent-gemini), so the requests are what the gateway receives from them. Claude Code shapes its
+# request by the model name (an unknown name gets adaptive thinking, output_config.effort and a
+# role "system" message inside messages; a known one gets thinking.budget_tokens and none of
+# these), so it is captured a second time with a known name:
+# claude_code_known_model_messages_{first,followup}.json.
 #   tests/agents/capture.sh              # from anywhere; needs only node/npm and python3
+#   CAPTURE_AGENTS=gemini tests/agents/capture.sh   # only some of claude, codex, gemini
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 out_dir="$agents_root/tests/fixtures/agents"
+capture_agents=" ${CAPTURE_AGENTS:-claude codex gemini} "
+wants() { [[ "$capture_agents" == *" $1 "* ]]; }
 
 "$here/setup.sh"
 
@@ -33,30 +39,45 @@ mock_pid=$!
 wait_for_file "$work/port" || { echo "capture: mock upstream did not start" >&2; cat "$work/mock.log" >&2; exit 1; }
 port=$(cat "$work/port")
 
-status=0
-: >"$work/capture.jsonl"
-run_claude "http://127.0.0.1:$port" sk-ant-capture-key agent-anthropic "$work/claude/work" \
-  "$work/claude/home" "Create the file hello.txt containing AGENT-OK-capture" "$work/claude.out" 120 || status=$?
-mv "$work/capture.jsonl" "$work/claude.jsonl"
-echo "claude-code exit $status: $(tail -n 1 "$work/claude.out")"
+if wants claude; then
+  status=0
+  : >"$work/capture.jsonl"
+  run_claude "http://127.0.0.1:$port" sk-ant-capture-key agent-anthropic "$work/claude/work" \
+    "$work/claude/home" "Create the file hello.txt containing AGENT-OK-capture" "$work/claude.out" 120 || status=$?
+  mv "$work/capture.jsonl" "$work/claude.jsonl"
+  echo "claude-code exit $status: $(tail -n 1 "$work/claude.out")"
 
-kstatus=0
-: >"$work/capture.jsonl"
-run_claude "http://127.0.0.1:$port" sk-ant-capture-key claude-sonnet-4-5 "$work/claude-known/work" \
-  "$work/claude-known/home" "Create the file hello.txt containing AGENT-OK-capture" "$work/claude-known.out" 120 || kstatus=$?
-mv "$work/capture.jsonl" "$work/claude-known.jsonl"
-echo "claude-code (claude-sonnet-4-5) exit $kstatus: $(tail -n 1 "$work/claude-known.out")"
+  kstatus=0
+  : >"$work/capture.jsonl"
+  run_claude "http://127.0.0.1:$port" sk-ant-capture-key claude-sonnet-4-5 "$work/claude-known/work" \
+    "$work/claude-known/home" "Create the file hello.txt containing AGENT-OK-capture" "$work/claude-known.out" 120 || kstatus=$?
+  mv "$work/capture.jsonl" "$work/claude-known.jsonl"
+  echo "claude-code (claude-sonnet-4-5) exit $kstatus: $(tail -n 1 "$work/claude-known.out")"
+fi
 
-cstatus=0
-: >"$work/capture.jsonl"
-run_codex "http://127.0.0.1:$port/v1" sk-codex-capture-key agent-openai "$work/codex/work" \
-  "$work/codex/home" "Create the file hello.txt containing AGENT-OK-capture" "$work/codex.out" 120 || cstatus=$?
-mv "$work/capture.jsonl" "$work/codex.jsonl"
-echo "codex exit $cstatus: $(tail -n 1 "$work/codex.out")"
+if wants codex; then
+  cstatus=0
+  : >"$work/capture.jsonl"
+  run_codex "http://127.0.0.1:$port/v1" sk-codex-capture-key agent-openai "$work/codex/work" \
+    "$work/codex/home" "Create the file hello.txt containing AGENT-OK-capture" "$work/codex.out" 120 || cstatus=$?
+  mv "$work/capture.jsonl" "$work/codex.jsonl"
+  echo "codex exit $cstatus: $(tail -n 1 "$work/codex.out")"
+fi
 
-python3 - "$work" "$out_dir" "$(agent_version claude)" "$(agent_version codex)" <<'PY'
-import datetime, json, sys
-work, out_dir, claude_v, codex_v = sys.argv[1:5]
+if wants gemini; then
+  gstatus=0
+  : >"$work/capture.jsonl"
+  run_gemini "http://127.0.0.1:$port" gemini-capture-key agent-gemini "$work/gemini/work" \
+    "$work/gemini/home" "Create the file hello.txt containing AGENT-OK-capture" "$work/gemini.out" 120 || gstatus=$?
+  mv "$work/capture.jsonl" "$work/gemini.jsonl"
+  echo "gemini-cli exit $gstatus: $(tail -n 1 "$work/gemini.out")"
+fi
+
+python3 - "$work" "$out_dir" "$(agent_version claude)" "$(agent_version codex)" "$(agent_version gemini)" \
+  "$capture_agents" <<'PY'
+import datetime, json, re, sys
+work, out_dir, claude_v, codex_v, gemini_v, agents = sys.argv[1:7]
+agents = agents.split()
 date = datetime.date.today().isoformat()
 SECRET_HEADERS = {"authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization"}
 
@@ -79,7 +100,8 @@ def pick(capture, agent, version, prefix):
             ok = False
             continue
         fixture = {"source": f"{agent} {version}, captured {date} by tests/agents/capture.sh",
-                   "method": e["method"], "path": e["path"], "headers": redact(e["headers"]),
+                   "method": e["method"], "path": re.sub(r"([?&]key=)[^&]*", r"\1REDACTED", e["path"]),
+                   "headers": redact(e["headers"]),
                    "body": e["body"]}
         path = f"{out_dir}/{prefix}_{name}.json"
         with open(path, "w", encoding="utf-8") as f:
@@ -92,8 +114,13 @@ def pick(capture, agent, version, prefix):
               ", ".join(f"{e['method']} {e['path']} -> {e['mock_answer']}" for e in others))
     return ok
 
-ok = pick(f"{work}/claude.jsonl", "claude-code", claude_v, "claude_code_messages")
-ok = pick(f"{work}/claude-known.jsonl", "claude-code", claude_v, "claude_code_known_model_messages") and ok
-ok = pick(f"{work}/codex.jsonl", "codex-cli", codex_v, "codex_responses") and ok
+ok = True
+if "claude" in agents:
+    ok = pick(f"{work}/claude.jsonl", "claude-code", claude_v, "claude_code_messages") and ok
+    ok = pick(f"{work}/claude-known.jsonl", "claude-code", claude_v, "claude_code_known_model_messages") and ok
+if "codex" in agents:
+    ok = pick(f"{work}/codex.jsonl", "codex-cli", codex_v, "codex_responses") and ok
+if "gemini" in agents:
+    ok = pick(f"{work}/gemini.jsonl", "gemini-cli", gemini_v, "gemini_cli_generate") and ok
 sys.exit(0 if ok else 1)
 PY

@@ -1,5 +1,5 @@
 # Shared helpers for tests/agents/run.sh and tests/agents/capture.sh (sourced, not run).
-# Each agent runs under `env -i` with its own HOME (and CODEX_HOME), so nothing of the caller's
+# Each agent runs under `env -i` with its own HOME (and CODEX_HOME, ~/.gemini), so nothing of the caller's
 # configuration, credentials or caches is read, and with every update check, telemetry and
 # non-essential call turned off: the only traffic is to the base URL given (127.0.0.1).
 
@@ -7,8 +7,9 @@ agents_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 agents_nm="$agents_root/target/agents/node_modules"
 claude_bin="$agents_nm/.bin/claude"
 codex_bin="$agents_nm/.bin/codex"
+gemini_bin="$agents_nm/.bin/gemini"
 
-agent_version() {  # agent_version claude|codex -> the pinned version installed, or "missing"
+agent_version() {  # agent_version claude|codex|gemini -> the pinned version installed, or "missing"
   local pkg
   case "$1" in
     claude) pkg=@anthropic-ai/claude-code ;; codex) pkg=@openai/codex ;; gemini) pkg=@google/gemini-cli ;;
@@ -71,4 +72,40 @@ TOML
     CODEX_HOME="$home/codex" APIPROXY_API_KEY="$key" \
     timeout --kill-after=5 "$timeout" "$codex_bin" exec --skip-git-repo-check \
       --sandbox danger-full-access "$prompt" </dev/null >"$out" 2>&1)
+}
+
+# run_gemini BASE_URL API_KEY MODEL WORKDIR HOMEDIR PROMPT OUTFILE TIMEOUT
+# Gemini CLI headless (-p) with a Gemini API key against a custom endpoint: GOOGLE_GEMINI_BASE_URL
+# is the host only (the bundled @google/genai SDK appends /v1beta/models/MODEL:streamGenerateContent
+# ?alt=sse), the key goes out as `x-goog-api-key`. The auth type is pinned to "gemini-api-key" in
+# settings: with GOOGLE_GEMINI_BASE_URL alone 0.61.0 picks its "gateway" auth type, which its
+# non-interactive auth check rejects ("Invalid auth method selected."). --yolo approves every tool;
+# the workspace is trusted (GEMINI_CLI_TRUST_WORKSPACE, folder trust off); usage statistics
+# (Clearcut), telemetry, auto-update checks and IDE integration are off, so the only traffic is to
+# BASE_URL. TMPDIR is HOMEDIR/tmp, so its error reports (gemini-client-error-*.json) stay there.
+# Side calls (next-speaker check, loop detection, edit correction, routing classifier) use Gemini
+# CLI's own model aliases (flash-lite, gemini-3-flash-preview...); with its defaults none is sent
+# for this prompt. GEMINI_SIDE_CALLS=1 turns the next-speaker check on (a JSON-mode
+# generateContent with responseJsonSchema after the final answer) with its alias pointed at MODEL.
+run_gemini() {
+  local base=$1 key=$2 model=$3 dir=$4 home=$5 prompt=$6 out=$7 timeout=$8 side=""
+  mkdir -p "$dir" "$home/.gemini" "$home/tmp"
+  if [ "${GEMINI_SIDE_CALLS:-0}" = 1 ]; then
+    side=',
+  "modelConfigs": {"customAliases": {"next-speaker-checker": {"extends": "base", "modelConfig": {"model": "'"$model"'"}}}}'
+  fi
+  cat >"$home/.gemini/settings.json" <<JSON
+{
+  "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+  "privacy": {"usageStatisticsEnabled": false},
+  "telemetry": {"enabled": false, "logPrompts": false},
+  "ide": {"enabled": false, "hasSeenNudge": true},
+  "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
+  "model": {"name": "$model", "skipNextSpeakerCheck": $([ -n "$side" ] && echo false || echo true)}$side
+}
+JSON
+  (cd "$dir" && env -i PATH="$PATH" HOME="$home" TMPDIR="$home/tmp" TERM=dumb LANG=C.UTF-8 \
+    GOOGLE_GEMINI_BASE_URL="$base" GEMINI_API_KEY="$key" GEMINI_CLI_TRUST_WORKSPACE=true \
+    timeout --kill-after=5 "$timeout" "$gemini_bin" -p "$prompt" -m "$model" --yolo \
+      --output-format text </dev/null >"$out" 2>&1)
 }

@@ -16,6 +16,11 @@ Script (the same in every dialect):
   * else the user's text says "create the file NAME containing CONTENT" and the request offers a
     file-writing or shell tool  ->  ONE call of that tool writing CONTENT to NAME (a relative NAME is
     made absolute with the working directory found in the request, when the tool needs it);
+  * a request for structured output (Gemini generationConfig.responseMimeType "application/json" /
+    responseJsonSchema / responseSchema, OpenAI response_format, Responses text.format, Anthropic
+    output_config.format)  ->  a JSON object roughly satisfying the schema (Gemini CLI's next-speaker
+    check gets {"reasoning": ..., "next_speaker": "user"}); this is checked first, as such side calls
+    carry the whole conversation, tool results included;
   * anything else (title generation, quota checks, small side calls)  ->  plain text "OK".
 
 Every request (method, path with query, headers, body) is appended as one JSON line to --capture.
@@ -43,6 +48,7 @@ CWD_RES = [
     re.compile(r"working directory:\s*(/\S+)", re.I),                    # Claude Code env block
     re.compile(r"current working directory(?: is)?:?\s*(/\S+)", re.I),  # Gemini CLI and others
     re.compile(r"working in the directory:?\s*(/\S+)", re.I),
+    re.compile(r"Workspace Directories:?\**:?\s*\n\s*-\s*(/\S+)", re.I),  # Gemini CLI 0.61 session_context
 ]
 # Tools the script knows how to use, best first.
 TOOL_PREFERENCE = ["Write", "write_file", "shell_command", "shell", "exec_command", "Bash",
@@ -170,8 +176,66 @@ def find_cwd(body):
     return None
 
 
+def json_request(dialect, body):
+    """(True, schema-or-None) when the request asks for a JSON answer (structured output)."""
+    if dialect == "gemini":
+        cfg = body.get("generationConfig") or body.get("generation_config") or {}
+        schema = (cfg.get("responseJsonSchema") or cfg.get("responseSchema")
+                  or cfg.get("response_json_schema") or cfg.get("response_schema"))
+        mime = cfg.get("responseMimeType") or cfg.get("response_mime_type") or ""
+        return (mime == "application/json" or schema is not None), schema
+    if dialect == "chat":
+        rf = body.get("response_format") or {}
+        if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+            return True, (rf.get("json_schema") or {}).get("schema")
+        return False, None
+    if dialect == "responses":
+        fmt = ((body.get("text") or {}).get("format") or {}) if isinstance(body.get("text"), dict) else {}
+        if fmt.get("type") in ("json_object", "json_schema"):
+            return True, fmt.get("schema")
+        return False, None
+    if dialect == "anthropic":
+        for fmt in ((body.get("output_config") or {}).get("format"), body.get("output_format")):
+            if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json"):
+                return True, fmt.get("schema")
+        return False, None
+    return False, None
+
+
+def sample_of(schema, key=None):
+    """A value that satisfies a JSON/OpenAPI (Gemini `Type.OBJECT`-style) schema roughly."""
+    if not isinstance(schema, dict):
+        return "OK"
+    if key == "next_speaker":  # Gemini CLI's next-speaker check: hand the turn back to the user
+        return "user"
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    for alt in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(alt), list) and schema[alt]:
+            return sample_of(schema[alt][0], key)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if str(k).lower() != "null"), "string")
+    kind = str(kind or ("object" if "properties" in schema else "string")).lower()
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: sample_of(v, k) for k, v in props.items()}
+    if kind == "array":
+        return []
+    if kind in ("number", "integer"):
+        return 0
+    if kind == "boolean":
+        return False
+    if key in ("reasoning", "explanation", "analysis", "unproductive_state_analysis"):
+        return "mock: nothing to add"
+    return "OK"
+
+
 def plan(dialect, body):
     """What to answer: ("text", str) or ("tool", name, kind, args-dict-or-str)."""
+    wants_json, schema = json_request(dialect, body)
+    if wants_json:  # side calls with structured output (next-speaker check, loop detection, ...)
+        return ("text", json.dumps(sample_of(schema) if schema is not None else {"result": "OK"}))
     if has_tool_result(dialect, body):
         match = find_prompt(dialect, body)
         return ("text", "AGENT-DONE " + (match[1] if match else "unknown"))

@@ -2,7 +2,7 @@
 # Coding-agent suite: the official agents, headless, through the real gateway to a scripted mock
 # upstream of each vendor (tests/agents/mock_upstream.py, one port, every dialect).
 #
-# Cells: {claude, codex} x {openai, anthropic, gemini, responses} ("responses": an OpenAI-vendor
+# Cells: {claude, codex, gemini} x {openai, anthropic, gemini, responses} ("responses": an OpenAI-vendor
 # provider with RESPONSES=true, which takes /v1/responses natively). Each cell runs the agent in its own temp
 # working dir with the prompt "Create the file hello.txt containing <MARKER>"; the mock answers with
 # one call of the agent's own write/shell tool, then (once it sees the tool result) with the text
@@ -14,15 +14,19 @@
 #   AGENTS_NO_BUILD=1     use target/debug/apiproxy as it is (no cargo build)
 #   AGENTS_TIMEOUT=120    seconds per cell
 #   AGENTS_KEEP=1         keep the temp dir (logs, mock capture of every request) and print its path
+#   AGENTS_GEMINI_SIDE_CALLS=1   Gemini CLI also runs its next-speaker check (a JSON-mode
+#                         generateContent, pointed at the cell's model), and a gemini cell fails
+#                         when the gateway answered any of its requests with a non-2xx status
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 cd "$agents_root"
 
-agents=${AGENTS:-claude codex}
+agents=${AGENTS:-claude codex gemini}
 vendors=${VENDORS:-openai anthropic gemini responses}
 timeout=${AGENTS_TIMEOUT:-120}
+export GEMINI_SIDE_CALLS=${AGENTS_GEMINI_SIDE_CALLS:-0}
 
 if [ "${AGENTS_NO_BUILD:-0}" != 1 ]; then
   cargo build --quiet --bin apiproxy || { echo "agents: cargo build failed" >&2; exit 1; }
@@ -39,6 +43,23 @@ cleanup() {
   if [ "${AGENTS_KEEP:-0}" = 1 ]; then echo "agents: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+
+# gateway_errors LOG FROM_LINE: "METHOD PATH -> STATUS" for every request the gateway answered with a
+# non-2xx status after line FROM_LINE of its log (the DEBUG request lines), with the reason the
+# gateway logged just before (WARN/INFO/ERROR of the same request id), if any.
+gateway_errors() {
+  tail -n +"$(($2 + 1))" "$1" | sed 's/\x1b\[[0-9;]*m//g' | python3 -c '
+import re, sys
+lines = sys.stdin.read().splitlines()
+for i, line in enumerate(lines):
+    m = re.search(r"request request_id=(\S+) method=(\S+) path=\"([^\"]*)\" status=(\d+)", line)
+    if not m or m.group(4).startswith("2"):
+        continue
+    why = [l for l in lines[:i] if m.group(1) in l and " DEBUG " not in l]
+    note = ("  [" + why[-1].split(": ", 1)[-1][:300] + "]") if why else ""
+    print("  %s %s -> %s%s" % (m.group(2), m.group(3), m.group(4), note))
+'
+}
 
 # --- mock upstream ------------------------------------------------------------------------------
 : >"$work/mock.jsonl"
@@ -101,7 +122,8 @@ for agent in $agents; do
     rc=0
     reason=""
     if [ "$version" = missing ] || { [ "$agent" = claude ] && [ ! -x "$claude_bin" ]; } ||
-       { [ "$agent" = codex ] && [ ! -x "$codex_bin" ]; }; then
+       { [ "$agent" = codex ] && [ ! -x "$codex_bin" ]; } ||
+       { [ "$agent" = gemini ] && [ ! -x "$gemini_bin" ]; }; then
       rc=127
       reason="agent missing"
       echo "agent $agent is not installed (tests/agents/setup.sh)" >"$cell/out.txt"
@@ -109,6 +131,9 @@ for agent in $agents; do
       run_claude "$gw" "$token_b64" "agent-$vendor" "$cell/work" "$cell/home" "$prompt" "$cell/out.txt" "$timeout" || rc=$?
     elif [ "$agent" = codex ]; then
       run_codex "$gw/v1" "$token_b64" "agent-$vendor" "$cell/work" "$cell/home" "$prompt" "$cell/out.txt" "$timeout" || rc=$?
+    elif [ "$agent" = gemini ]; then
+      # The gateway's own Gemini API: {gw}/v1beta/models/agent-VENDOR:streamGenerateContent?alt=sse
+      run_gemini "$gw" "$token_b64" "agent-$vendor" "$cell/work" "$cell/home" "$prompt" "$cell/out.txt" "$timeout" || rc=$?
     else
       rc=127
       reason="unknown agent"
@@ -121,6 +146,9 @@ for agent in $agents; do
       elif [ ! -f "$cell/work/hello.txt" ]; then reason="hello.txt not written (exit $rc)"
       elif [ "$(printf '%s' "$got" | tr -d '\r' | sed -e 's/[[:space:]]*$//')" != "$marker" ]; then reason="hello.txt holds '$got'"
       elif ! grep -qF "AGENT-DONE $marker" "$cell/out.txt"; then reason="no final text marker (exit $rc)"
+      elif [ "$agent" = gemini ] && [ "$GEMINI_SIDE_CALLS" = 1 ] &&
+           [ -n "$(gateway_errors "$work/gateway.log" "$gw_lines")" ]; then
+        reason="gateway error answer: $(gateway_errors "$work/gateway.log" "$gw_lines" | head -n 1 | sed 's/^ *//; s/  \[.*//')"
       elif [ "$agent-$vendor" = codex-responses ] &&
            ! tail -n +"$((mock_lines + 1))" "$work/mock.jsonl" | python3 -c '
 import json, sys
@@ -138,6 +166,13 @@ sys.exit(0 if any(e["path"].startswith("/v1/responses") and (e.get("body") or {}
       echo "=== FAIL $agent x $vendor: $reason"
       echo "--- agent output (last 30 lines) ---"
       tail -n 30 "$cell/out.txt"
+      echo "--- gateway answers other than 2xx in this cell ---"
+      gateway_errors "$work/gateway.log" "$gw_lines"
+      for report in "$cell"/home/tmp/gemini-client-error-*.json; do
+        [ -f "$report" ] || continue
+        echo "--- Gemini CLI error report ${report##*/} (first 40 lines) ---"
+        head -n 40 "$report"
+      done
       echo "--- gateway log of this cell (last 40 lines) ---"
       tail -n +"$((gw_lines + 1))" "$work/gateway.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 40
       echo "--- upstream requests the mock got in this cell ---"

@@ -12,6 +12,7 @@ mod documented;
 mod errors;
 mod failover;
 mod faults;
+mod gemini_ingress;
 mod hostile;
 mod ingress;
 mod lifecycle;

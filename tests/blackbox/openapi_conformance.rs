@@ -79,6 +79,19 @@ fn cases() -> Vec<Case> {
         case(M::POST, "/v1/responses", "/v1/responses", 200)
             .body(json!({"model": LOGICAL, "input": "hello", "instructions": "be brief"})),
         case(M::POST, "/v1/responses", "/v1/responses", 400).body(json!({"input": "no model"})),
+        case(M::POST, "/v1beta/models/chat-model:generateContent", "/v1beta/models/{id}", 200)
+            .body(json!({"contents": [{"role": "user", "parts": [{"text": "hello"}]}]})),
+        case(M::POST, "/v1beta/models/no-such-model:generateContent", "/v1beta/models/{id}", 404)
+            .body(json!({"contents": "hello"})),
+        case(M::POST, "/v1beta/models/chat-model:countTokens", "/v1beta/models/{id}", 200)
+            .body(json!({"contents": "hello"})),
+        case(M::POST, "/v1beta/models/chat-model:generateContent", "/v1beta/models/{id}", 400)
+            .body(json!([1])),
+        case(M::POST, "/v1/models/chat-model:generateContent", "/v1/models/{id}", 200)
+            .body(json!({"contents": "hello"})),
+        case(M::GET, "/v1beta/models", "/v1beta/models", 200),
+        case(M::GET, "/v1beta/models/chat-model", "/v1beta/models/{id}", 200),
+        case(M::GET, "/v1beta/models/nope", "/v1beta/models/{id}", 404),
         case(M::GET, "/v1/models", "/v1/models", 200),
         case(M::GET, "/models", "/models", 200),
         case(M::GET, "/v1/models/up-a", "/v1/models/{id}", 200),

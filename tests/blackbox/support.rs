@@ -513,7 +513,9 @@ pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str
 
 /// The `data:` payloads of an SSE body, in order.
 pub fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
+    // SSE ends lines with LF, CRLF or CR; Gemini's own streams use CRLF.
+    body.replace("\r\n", "\n")
+        .split("\n\n")
         .filter(|event| !event.trim().is_empty())
         .filter_map(|event| {
             let lines: Vec<&str> = event

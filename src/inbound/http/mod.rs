@@ -69,7 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .push(
                     Router::with_path("models/{**id}")
                         .get(handlers::models::get_one)
-                        .post(handlers::gemini::model_action),
+                        .post(handlers::gemini::model_action_v1),
                 )
                 .push(Router::with_path("chat/completions").post(handlers::chat::completions))
                 .push(Router::with_path("responses").post(handlers::responses::create))

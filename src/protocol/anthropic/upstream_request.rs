@@ -113,6 +113,9 @@ pub fn request_from_chat(chat: &Value, model: &str, stream: bool) -> Result<Valu
         }
     }
 
+    if let Some(instruction) = json_instruction(body.get("response_format")) {
+        system.push(instruction);
+    }
     let mut out = Map::new();
     out.insert("model".into(), Value::String(model.to_string()));
     if !system.is_empty() {
@@ -138,6 +141,10 @@ pub fn request_from_chat(chat: &Value, model: &str, stream: bool) -> Result<Valu
             out.insert(key.into(), value);
         }
     }
+    // Recent Claude models refuse `temperature` and `top_p` together; the temperature is kept.
+    if out.contains_key("temperature") {
+        out.remove("top_p");
+    }
     let tools = tools_to_anthropic(body.get("tools"))?;
     let has_tools = !tools.is_empty();
     if has_tools {
@@ -153,6 +160,29 @@ pub fn request_from_chat(chat: &Value, model: &str, stream: bool) -> Result<Valu
     }
     out.insert("stream".into(), Value::Bool(stream));
     Ok(Value::Object(out))
+}
+
+/// The system instruction that stands for a JSON `response_format`: Anthropic's Messages API has no
+/// JSON mode every model takes, so the model is told to answer with JSON (following the schema,
+/// when one is given). Clients that need JSON (Gemini CLI's side calls, structured-output SDK
+/// calls) get it from Claude models, which follow such instructions, instead of a 400.
+fn json_instruction(format: Option<&Value>) -> Option<String> {
+    let format = format?;
+    match str_field(format, "type") {
+        Some("json_object") => {
+            Some("Answer with one JSON object and nothing else: no prose, no code fence.".into())
+        }
+        Some("json_schema") => {
+            let schema = format
+                .pointer("/json_schema/schema")
+                .map_or_else(|| "{}".to_string(), Value::to_string);
+            Some(format!(
+                "Answer with one JSON object and nothing else (no prose, no code fence). It must \
+                 validate against this JSON schema: {schema}"
+            ))
+        }
+        _ => None,
+    }
 }
 
 fn reject_unsupported(body: &Map<String, Value>) -> Result<(), TranslateError> {
@@ -174,11 +204,15 @@ fn reject_unsupported(body: &Map<String, Value>) -> Result<(), TranslateError> {
     }
     match body.get("response_format") {
         None | Some(Value::Null) => {}
-        Some(format) if str_field(format, "type") == Some("text") => {}
+        Some(format)
+            if matches!(
+                str_field(format, "type"),
+                Some("text" | "json_object" | "json_schema")
+            ) => {}
         Some(_) => {
             return Err(field_error(
-                "anthropic upstreams only support response_format {\"type\":\"text\"}",
-                "response_format",
+                "response_format type must be text, json_object or json_schema",
+                "response_format.type",
             ));
         }
     }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::input::{json_object, payload, session_key, state_or_500};
 use super::output::{
-    google_error, json_answer, rewritten, served_headers, stream_events, verbatim,
+    gemini_model, google_error, json_answer, rewritten, served_headers, stream_events, verbatim,
     write_google_api_error, write_google_chat_error,
 };
 use crate::domain::exchange::{Dialect, NativeRequest};
@@ -61,7 +61,7 @@ fn model_and_action(rest: &str) -> Option<(String, Action)> {
     operation_id = "geminiModelAction",
     tags("gemini"),
     parameters(
-        ("id" = String, Path, description = "`{model}:generateContent`, `{model}:streamGenerateContent` or `{model}:countTokens`.", example = json!("chat-model:generateContent")),
+        ("**id" = String, Path, description = "`{model}:generateContent`, `{model}:streamGenerateContent` or `{model}:countTokens`.", example = json!("chat-model:generateContent")),
         ("alt" = Option<String>, Query, description = "`sse` streams server-sent events; without it `streamGenerateContent` answers one JSON array."),
         ("key" = Option<String>, Query, description = "The gateway token (as Google's API key)."),
         ("x-goog-api-key" = Option<String>, Header, description = "The gateway token (as Google's API key)."),
@@ -78,6 +78,32 @@ fn model_and_action(rest: &str) -> Option<(String, Action)> {
     ),
 )]
 pub async fn model_action(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    act(req, depot, res).await;
+}
+
+/// Generate content, stream it or count its tokens (Gemini API, `/v1` paths)
+///
+/// The same as `geminiModelAction`, under `/v1/models/{model}:...` (Gemini's stable API version).
+#[endpoint(
+    operation_id = "geminiModelActionV1",
+    tags("gemini"),
+    parameters(
+        ("**id" = String, Path, description = "`{model}:generateContent`, `{model}:streamGenerateContent` or `{model}:countTokens`.", example = json!("chat-model:generateContent")),
+        ("alt" = Option<String>, Query, description = "`sse` streams server-sent events; without it `streamGenerateContent` answers one JSON array."),
+    ),
+    request_body(content = serde_json::Value, description = "A Gemini `GenerateContentRequest`."),
+    responses(
+        (status_code = 200, description = "As `geminiModelAction`.", body = serde_json::Value),
+        (status_code = 400, description = "Invalid body.", body = schemas::GoogleError),
+        (status_code = 404, description = "Unknown model or method.", body = schemas::GoogleError),
+        (status_code = "default", description = "As `geminiModelAction`.", body = schemas::GoogleError),
+    ),
+)]
+pub async fn model_action_v1(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    act(req, depot, res).await;
+}
+
+async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
@@ -278,7 +304,7 @@ pub async fn list(depot: &mut Depot, res: &mut Response) {
 #[endpoint(
     operation_id = "geminiGetModel",
     tags("gemini"),
-    parameters(("id" = String, Path, description = "The model id (`models/` prefix optional).")),
+    parameters(("**id" = String, Path, description = "The model id (`models/` prefix optional).")),
     responses(
         (status_code = 200, description = "The model.", body = serde_json::Value),
         (status_code = 404, description = "No listed model has this id.", body = schemas::GoogleError),
@@ -299,15 +325,6 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             &format!("models/{id} is not found"),
         ),
     }
-}
-
-fn gemini_model(id: &str) -> Value {
-    json!({
-        "name": format!("models/{id}"),
-        "baseModelId": id,
-        "displayName": id,
-        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
-    })
 }
 
 #[cfg(test)]

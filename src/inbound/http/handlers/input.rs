@@ -118,6 +118,15 @@ pub fn session_key(req: &Request, prompt_cache_key: Option<&str>) -> Result<Sess
     Ok(SessionKey { id, history: false })
 }
 
+/// Whether the request comes from one of Google's clients: its key in `x-goog-api-key` or the
+/// `key` query parameter, and no `Authorization` header. They get Gemini's shapes where the paths
+/// are shared with OpenAI's (`GET /v1/models`).
+pub fn google_client(req: &Request) -> bool {
+    let headers = req.headers();
+    !headers.contains_key("authorization")
+        && (headers.contains_key("x-goog-api-key") || req.query::<String>("key").is_some())
+}
+
 /// The client's own Anthropic headers, forwarded on native pass-through.
 pub fn anthropic_headers(req: &Request) -> Vec<(String, String)> {
     ["anthropic-version", "anthropic-beta"]

@@ -1,10 +1,13 @@
-//! `GET /models`, `GET /v1/models` and `GET /v1/models/{id}` (SPEC 4.1).
+//! `GET /models`, `GET /v1/models` and `GET /v1/models/{id}` (SPEC 4.1); Google's clients (a key
+//! in `x-goog-api-key` or `?key=`, no `Authorization`) get the last two in Gemini's shape (SPEC 4.7).
 
 use salvo::http::StatusCode;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::json;
 
+use super::input::google_client;
+use super::output::{gemini_model, gemini_model_list};
 use crate::inbound::http::openapi::schemas;
 use crate::inbound::http::{ApiError, AppState};
 
@@ -20,7 +23,15 @@ use crate::inbound::http::{ApiError, AppState};
         (status_code = 200, description = "The model list.", body = schemas::ModelList),
     ),
 )]
-pub async fn list(depot: &mut Depot, res: &mut Response) {
+pub async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    if google_client(req) {
+        // Google's SDKs list models at `/v1/models` too, and parse only Gemini's shape.
+        let Some(state) = AppState::from_depot(depot) else {
+            return ApiError::internal().write(res);
+        };
+        let data = state.catalog.all_models().await;
+        return res.render(Json(gemini_model_list(data.iter().map(|m| m.id.as_str()))));
+    }
     write_list(depot, res).await
 }
 
@@ -69,7 +80,14 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     };
     let id: String = req.param("id").unwrap_or_default();
     let models = state.catalog.all_models().await;
+    let google = google_client(req);
+    let id = if google {
+        crate::protocol::gemini::model_id(&id).to_string()
+    } else {
+        id
+    };
     match models.into_iter().find(|m| m.id == id) {
+        Some(model) if google => res.render(Json(gemini_model(&model.id))),
         Some(model) => res.render(Json(model)),
         None => {
             let mut error = ApiError::new(
@@ -78,6 +96,9 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 "model_not_found",
                 format!("the model '{id}' does not exist"),
             );
+            if google {
+                return super::output::write_google_api_error(res, &error);
+            }
             error.param = Some("model".into());
             error.write(res);
         }

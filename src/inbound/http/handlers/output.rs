@@ -395,3 +395,18 @@ impl EventWriter for gemini::GeminiStreamWriter {
         gemini::GeminiStreamWriter::finish(self)
     }
 }
+
+/// One model in Gemini's list shape.
+pub fn gemini_model(id: &str) -> Value {
+    json!({
+        "name": format!("models/{id}"),
+        "baseModelId": id,
+        "displayName": id,
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+    })
+}
+
+/// The model list in Gemini's shape.
+pub fn gemini_model_list<'a>(ids: impl Iterator<Item = &'a str>) -> Value {
+    json!({"models": ids.map(gemini_model).collect::<Vec<_>>()})
+}
