@@ -1,4 +1,4 @@
-//! The requests Claude Code and Codex CLI really send (captured by tests/agents/capture.sh into
+//! The requests Claude Code, Codex CLI and Gemini CLI really send (captured by tests/agents/capture.sh into
 //! tests/fixtures/agents/, each file naming its agent, version and date) through every translation
 //! the gateway gives them: to the hub, and from the hub to each vendor's upstream request. Nothing
 //! an agent sends may be refused (SPEC 4.8); what a target cannot honour is dropped and noted.
@@ -186,4 +186,37 @@ fn a_call_into_a_codex_namespace_comes_back_in_it() {
     assert_eq!(item["name"], "spawn_agent");
     assert_eq!(item["namespace"], "multi_agent_v1");
     assert_eq!(item["call_id"], "call_1");
+}
+
+/// Gemini CLI 0.61.0's requests (15 function declarations, thinking config, a function call that
+/// carries a thought signature, its response) reach the hub whole and go on to Anthropic; the
+/// signature, which only Gemini can read, is left behind (SPEC 4.7).
+#[test]
+fn gemini_cli_requests_translate_for_every_vendor() {
+    for (name, expected_roles) in [
+        ("gemini_cli_generate_first.json", vec!["system", "user"]),
+        (
+            "gemini_cli_generate_followup.json",
+            vec!["system", "user", "assistant", "tool"],
+        ),
+    ] {
+        let body = captured(name);
+        let chat = gemini::chat_request_from_gemini(&body, "agent-x")
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(roles(&chat), expected_roles, "{name}");
+        let names = function_names(&chat);
+        assert_eq!(names.len(), 15, "{name}: {names:?}");
+        assert!(names.contains(&"write_file") && names.contains(&"run_shell_command"));
+        assert!(!chat.to_string().contains("thoughtSignature"), "{name}");
+        let anthropic = anthropic::request_from_chat(&chat, "claude-x", true)
+            .unwrap_or_else(|e| panic!("{name} -> anthropic: {e:?}"));
+        assert!(anthropic.get("top_p").is_none(), "temperature wins: {name}");
+    }
+    let followup =
+        gemini::chat_request_from_gemini(&captured("gemini_cli_generate_followup.json"), "agent-x")
+            .unwrap();
+    let messages = followup["messages"].as_array().unwrap();
+    let call = &messages[2]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "write_file");
+    assert_eq!(messages[3]["tool_call_id"], call["id"]);
 }
