@@ -198,6 +198,21 @@ def json_request(dialect, body):
         for fmt in ((body.get("output_config") or {}).get("format"), body.get("output_format")):
             if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json"):
                 return True, fmt.get("schema")
+        # The gateway asks Anthropic models for JSON with a system instruction quoting the schema
+        # (specs/002 §2: Anthropic has no JSON mode every model takes).
+        system = body.get("system")
+        text = system if isinstance(system, str) else " ".join(
+            b.get("text", "") for b in (system or []) if isinstance(b, dict))
+        marker = "Answer with one JSON object"
+        if marker in text:
+            schema = None
+            at = text.find("JSON schema: ")
+            if at >= 0:
+                try:
+                    schema = json.loads(text[at + len("JSON schema: "):].strip())
+                except ValueError:
+                    schema = None
+            return True, schema
         return False, None
     return False, None
 

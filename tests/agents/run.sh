@@ -14,9 +14,10 @@
 #   AGENTS_NO_BUILD=1     use target/debug/apiproxy as it is (no cargo build)
 #   AGENTS_TIMEOUT=120    seconds per cell
 #   AGENTS_KEEP=1         keep the temp dir (logs, mock capture of every request) and print its path
-#   AGENTS_GEMINI_SIDE_CALLS=1   Gemini CLI also runs its next-speaker check (a JSON-mode
-#                         generateContent, pointed at the cell's model), and a gemini cell fails
-#                         when the gateway answered any of its requests with a non-2xx status
+#   AGENTS_GEMINI_SIDE_CALLS=1   (the default; 0 turns it off) Gemini CLI also runs its
+#                         next-speaker check (a JSON-mode generateContent, pointed at the cell's
+#                         model), and a gemini cell fails when the gateway answered any of its
+#                         requests with a non-2xx status
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -26,7 +27,7 @@ cd "$agents_root"
 agents=${AGENTS:-claude codex gemini}
 vendors=${VENDORS:-openai anthropic gemini responses}
 timeout=${AGENTS_TIMEOUT:-120}
-export GEMINI_SIDE_CALLS=${AGENTS_GEMINI_SIDE_CALLS:-0}
+export GEMINI_SIDE_CALLS=${AGENTS_GEMINI_SIDE_CALLS:-1}
 
 if [ "${AGENTS_NO_BUILD:-0}" != 1 ]; then
   cargo build --quiet --bin apiproxy || { echo "agents: cargo build failed" >&2; exit 1; }
