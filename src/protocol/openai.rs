@@ -600,6 +600,44 @@ impl From<ReportedUsage> for Usage {
     }
 }
 
+/// One hub chunk event as the writers of other client formats read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunk {
+    /// `data: [DONE]`: the stream ends.
+    Done,
+    /// An error chunk (the upstream's, or the gateway's after a failure): its message.
+    Error(String),
+    /// A chunk object.
+    Data(serde_json::Value),
+    /// Anything else (a comment, a line that is not JSON): nothing to write.
+    Noise,
+}
+
+/// Reads one whole hub chunk event for a client writer (Messages, Responses, Gemini).
+pub fn read_chunk(event: &[u8]) -> Chunk {
+    let Some(data) = sse::event_data(event) else {
+        return Chunk::Noise;
+    };
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Chunk::Done;
+    }
+    let Ok(chunk) = serde_json::from_str::<serde_json::Value>(data) else {
+        return Chunk::Noise;
+    };
+    match chunk.get("error").filter(|e| !e.is_null()) {
+        Some(serde_json::Value::String(message)) => Chunk::Error(message.clone()),
+        Some(error) => Chunk::Error(
+            error
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_string),
+        ),
+        None if chunk.is_object() => Chunk::Data(chunk),
+        None => Chunk::Noise,
+    }
+}
+
 /// An answer body that is not JSON.
 #[derive(Debug)]
 pub struct NotJson;

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::{field_error, not_an_object, str_field, u64_field};
-use crate::protocol::{TranslateError, sse};
+use crate::protocol::TranslateError;
+use crate::protocol::openai::{Chunk, read_chunk};
 
 /// The Anthropic `stop_reason` for a chat `finish_reason`.
 fn stop_reason(finish: &str) -> &'static str {
@@ -381,28 +382,12 @@ impl MessagesStreamWriter {
         if self.stopped {
             return Vec::new();
         }
-        let Some(data) = sse::event_data(openai_event) else {
-            return Vec::new();
+        let chunk = match read_chunk(openai_event) {
+            Chunk::Data(chunk) => chunk,
+            Chunk::Done => return self.finish(),
+            Chunk::Error(message) => return vec![self.error(&message)],
+            Chunk::Noise => return Vec::new(),
         };
-        let data = data.trim();
-        if data == "[DONE]" {
-            return self.finish();
-        }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return Vec::new();
-        };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            let message = match error {
-                Value::String(message) => message.clone(),
-                _ => str_field(error, "message")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| error.to_string()),
-            };
-            return vec![self.error(&message)];
-        }
-        if !chunk.is_object() {
-            return Vec::new();
-        }
         let usage = chunk.get("usage").filter(|u| u.is_object());
         if let Some(usage) = usage {
             self.usage = Some(anthropic_usage(usage));

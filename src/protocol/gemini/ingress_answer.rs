@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::domain::failover::StreamEventKind;
+use crate::protocol::openai::{Chunk, read_chunk};
 use crate::protocol::sse;
 
 /// Google's status name for an HTTP status (google.rpc.Code).
@@ -195,26 +196,12 @@ impl GeminiStreamWriter {
         if self.ended {
             return Vec::new();
         }
-        let Some(data) = sse::event_data(chat_event) else {
-            return Vec::new();
+        let chunk = match read_chunk(chat_event) {
+            Chunk::Data(chunk) => chunk,
+            Chunk::Done => return self.finish(),
+            Chunk::Error(message) => return vec![self.error(&message)],
+            Chunk::Noise => return Vec::new(),
         };
-        let data = data.trim();
-        if data == "[DONE]" {
-            return self.finish();
-        }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return Vec::new();
-        };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            let message = match error {
-                Value::String(message) => message.clone(),
-                _ => error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| error.to_string(), str::to_string),
-            };
-            return vec![self.error(&message)];
-        }
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
             self.usage = Some(usage.clone());
         }

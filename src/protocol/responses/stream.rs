@@ -8,7 +8,7 @@ use super::answer::{
 };
 use super::tools::{ToolKind, Toolbox, call_item, custom_input};
 use super::{new_id, now};
-use crate::protocol::sse;
+use crate::protocol::openai::{Chunk, read_chunk};
 
 /// An output item of a streamed Response.
 enum Item {
@@ -311,24 +311,12 @@ impl ResponsesStreamWriter {
         if self.ended {
             return out;
         }
-        let Some(data) = sse::event_data(event) else {
-            return out;
+        let chunk = match read_chunk(event) {
+            Chunk::Data(chunk) => chunk,
+            Chunk::Done => return self.finish(),
+            Chunk::Error(message) => return vec![self.failure(&message)],
+            Chunk::Noise => return out,
         };
-        let data = data.trim();
-        if data == "[DONE]" {
-            return self.finish();
-        }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return out;
-        };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| error.to_string());
-            return vec![self.failure(&message)];
-        }
         self.start(&mut out);
         if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
             self.usage = Some(usage.clone());
