@@ -201,7 +201,7 @@ fn gemini_cli_requests_translate_for_every_vendor() {
         ),
     ] {
         let body = captured(name);
-        let chat = gemini::chat_request_from_gemini(&body, "agent-x")
+        let chat = gemini::chat_request_from_gemini(&body, "agent-x", &mut Dropped::new())
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(roles(&chat), expected_roles, "{name}");
         let names = function_names(&chat);
@@ -212,9 +212,12 @@ fn gemini_cli_requests_translate_for_every_vendor() {
             .unwrap_or_else(|e| panic!("{name} -> anthropic: {e:?}"));
         assert!(anthropic.get("top_p").is_none(), "temperature wins: {name}");
     }
-    let followup =
-        gemini::chat_request_from_gemini(&captured("gemini_cli_generate_followup.json"), "agent-x")
-            .unwrap();
+    let followup = gemini::chat_request_from_gemini(
+        &captured("gemini_cli_generate_followup.json"),
+        "agent-x",
+        &mut Dropped::new(),
+    )
+    .unwrap();
     let messages = followup["messages"].as_array().unwrap();
     let call = &messages[2]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "write_file");

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use apiproxy::protocol::Dropped;
 use apiproxy::protocol::gemini::{self, StreamTranslator};
 use apiproxy::protocol::sse::{SseFramer, event_data};
 use bytes::Bytes;
@@ -267,7 +268,7 @@ fn a_non_json_error_body_is_relayed_as_text() {
 fn golden_native(case: &str) {
     let request = json_fixture(&format!("native/{case}.gemini.json"));
     let expected = json_fixture(&format!("native/{case}.chat.json"));
-    let chat = gemini::chat_request_from_gemini(&request, MODEL)
+    let chat = gemini::chat_request_from_gemini(&request, MODEL, &mut Dropped::new())
         .unwrap_or_else(|e| panic!("{case}: {e} (param {:?})", e.param));
     assert_json_eq(&chat, &expected, case);
 }
@@ -486,9 +487,9 @@ proptest! {
         let wrapped = json!({"messages": value.clone(), "tools": value.clone(), "response_format": value.clone()});
         let _ = gemini::request_from_chat(&wrapped, MODEL, stream);
         let _ = gemini::chat_from_response(&value, MODEL, CREATED);
-        let _ = gemini::chat_request_from_gemini(&value, MODEL);
+        let _ = gemini::chat_request_from_gemini(&value, MODEL, &mut Dropped::new());
         let wrapped = json!({"contents": value.clone(), "tools": value.clone(), "generationConfig": value.clone()});
-        let _ = gemini::chat_request_from_gemini(&wrapped, MODEL);
+        let _ = gemini::chat_request_from_gemini(&wrapped, MODEL, &mut Dropped::new());
         let (same, error) = gemini::error_to_chat(status, value.to_string().as_bytes());
         prop_assert_eq!(same, status);
         prop_assert!(error["error"]["message"].is_string());
@@ -612,7 +613,7 @@ fn round_trip(chat: &SimpleChat) -> Result<(), TestCaseError> {
         gemini::request_from_chat(&json!({"model": MODEL, "messages": original}), MODEL, false)
             .map_err(|e| TestCaseError::fail(format!("forward: {e} ({:?})", e.param)))?;
     assert_well_formed_request(&body);
-    let back = gemini::chat_request_from_gemini(&body, MODEL)
+    let back = gemini::chat_request_from_gemini(&body, MODEL, &mut Dropped::new())
         .map_err(|e| TestCaseError::fail(format!("back: {e} ({:?})", e.param)))?;
     prop_assert_eq!(&back["model"], MODEL);
     let back = back["messages"].as_array().cloned().unwrap_or_default();

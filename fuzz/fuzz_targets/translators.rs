@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = anthropic::error_from_chat(500, data);
     let _ = gemini::request_from_chat(&value, "m", false);
     let _ = gemini::chat_from_response(&value, "m", 0);
-    let _ = gemini::chat_request_from_gemini(&value, "m");
+    let _ = gemini::chat_request_from_gemini(&value, "m", &mut apiproxy::protocol::Dropped::new());
     let _ = gemini::error_to_chat(429, data);
     let _ = responses::chat_request_from_responses(&value, &mut apiproxy::protocol::Dropped::new());
     let _ = responses::response_from_chat(&value, &value);

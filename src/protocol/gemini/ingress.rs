@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::schema::MAX_SCHEMA_DEPTH;
 use super::{Object, bad, is_thought, part_type};
-use crate::protocol::TranslateError;
+use crate::protocol::{Dropped, TranslateError};
 
 /// A field under its REST (lowerCamel) name or its proto (snake_case) name; Google's JSON parser
 /// takes both and its own curl examples use the snake_case one.
@@ -21,7 +21,14 @@ fn field<'a>(object: &'a Object, camel: &str, snake: &str) -> Option<&'a Value> 
 /// response answers the earliest unanswered call of its name (or its `id`). Dropped, having no
 /// OpenAI equivalent: `safetySettings`, `cachedContent`, `topK`, `thinkingConfig`, thought parts
 /// in model turns, `responseModalities` and the rest of `generationConfig` not listed below.
-pub fn chat_request_from_gemini(request: &Value, model: &str) -> Result<Value, TranslateError> {
+///
+/// Gemini's built-in tools (`googleSearch`, `codeExecution`, `urlContext`, ...) run inside Google's
+/// service, which no chat upstream offers: they are dropped and noted in `dropped` (SPEC 4.8).
+pub fn chat_request_from_gemini(
+    request: &Value,
+    model: &str,
+    dropped: &mut Dropped,
+) -> Result<Value, TranslateError> {
     let Some(request) = request.as_object() else {
         return Err(TranslateError::new(
             "request body must be a JSON object",
@@ -84,7 +91,7 @@ pub fn chat_request_from_gemini(request: &Value, model: &str) -> Result<Value, T
     let mut chat = Object::new();
     chat.insert("model".into(), Value::String(model.to_string()));
     chat.insert("messages".into(), Value::Array(messages));
-    let tools = openai_tools(request)?;
+    let tools = openai_tools(request, dropped)?;
     if !tools.is_empty() {
         chat.insert("tools".into(), Value::Array(tools));
     }
@@ -415,7 +422,7 @@ fn model_message(
     Ok(Some(message))
 }
 
-fn openai_tools(request: &Object) -> Result<Vec<Value>, TranslateError> {
+fn openai_tools(request: &Object, dropped: &mut Dropped) -> Result<Vec<Value>, TranslateError> {
     let tools: &[Value] = match field(request, "tools", "tools") {
         None => return Ok(Vec::new()),
         Some(Value::Array(tools)) => tools,
@@ -442,14 +449,7 @@ fn openai_tools(request: &Object) -> Result<Vec<Value>, TranslateError> {
                         )?);
                     }
                 }
-                other => {
-                    return Err(bad(
-                        format!(
-                            "gemini tools of kind '{other}' cannot be translated to OpenAI chat"
-                        ),
-                        format!("tools[{k}].{other}"),
-                    ));
-                }
+                other => dropped.note("builtin_tool", format!("tools[{k}].{other}")),
             }
         }
     }

@@ -7,6 +7,7 @@ use super::answer::finish_reason;
 use super::request::{PLACEHOLDER_SIGNATURE, image_part, needs_thought_signature};
 use super::schema::clean_schema;
 use super::*;
+use crate::protocol::Dropped;
 use crate::protocol::sse;
 
 fn data_of(event: &Bytes) -> Value {
@@ -305,7 +306,7 @@ fn native_bodies_use_snake_case_too() {
         ]}],
         "generation_config": {"max_output_tokens": 50, "stop_sequences": ["END"]}
     });
-    let chat = chat_request_from_gemini(&request, "gemini-2.0-flash").unwrap();
+    let chat = chat_request_from_gemini(&request, "gemini-2.0-flash", &mut Dropped::new()).unwrap();
     assert_eq!(
         chat,
         json!({
@@ -324,10 +325,17 @@ fn native_bodies_use_snake_case_too() {
     let unknown =
         json!({"contents": [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}]});
     assert_eq!(
-        chat_request_from_gemini(&unknown, "m")
+        chat_request_from_gemini(&unknown, "m", &mut Dropped::new())
             .unwrap_err()
             .param
             .as_deref(),
         Some("contents[0].parts[0].executableCode")
     );
+    // Built-in tools run at Google: dropped and noted, the function declarations kept.
+    let searching = json!({"contents": "hi", "tools": [{"googleSearch": {}},
+        {"functionDeclarations": [{"name": "f"}]}, {"codeExecution": {}}]});
+    let mut dropped = Dropped::new();
+    let chat = chat_request_from_gemini(&searching, "m", &mut dropped).unwrap();
+    assert_eq!(chat["tools"].as_array().map(Vec::len), Some(1));
+    assert_eq!(dropped.labels(), ["builtin_tool", "builtin_tool"]);
 }

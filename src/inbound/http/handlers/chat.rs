@@ -118,14 +118,16 @@ fn from_gemini_style(bytes: &[u8]) -> Option<Result<ChatBody, ApiError>> {
             .and_then(|m| m.as_str())
             .unwrap_or_default()
             .to_string();
-        crate::protocol::gemini::chat_request_from_gemini(&value, &model)
-            .map(|mut chat| {
-                if let Some(stream) = value.get("stream") {
-                    chat["stream"] = stream.clone();
-                }
-                chat
-            })
-            .map_err(|e| ApiError::bad_request(e.message, e.param.as_deref()))
+        let mut dropped = crate::protocol::Dropped::new();
+        let chat = crate::protocol::gemini::chat_request_from_gemini(&value, &model, &mut dropped);
+        super::input::report_dropped("chat", &dropped);
+        chat.map(|mut chat| {
+            if let Some(stream) = value.get("stream") {
+                chat["stream"] = stream.clone();
+            }
+            chat
+        })
+        .map_err(|e| ApiError::bad_request(e.message, e.param.as_deref()))
     } else {
         return None;
     };

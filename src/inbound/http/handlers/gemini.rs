@@ -13,7 +13,7 @@ use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
-use super::input::{json_object, payload, session_key, state_or_500};
+use super::input::{json_object, payload, report_dropped, session_key, state_or_500};
 use super::output::{
     gemini_model, google_error, json_answer, rewritten, served_headers, stream_events, verbatim,
     write_google_api_error, write_google_chat_error,
@@ -24,7 +24,7 @@ use crate::inbound::http::AppState;
 use crate::inbound::http::openapi::schemas;
 use crate::protocol::gemini::{self, GeminiBody, GeminiStreamWriter};
 use crate::protocol::openai::ChatBody;
-use crate::protocol::{estimate_tokens, sse};
+use crate::protocol::{Dropped, estimate_tokens, sse};
 
 /// What the path asks of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +131,7 @@ async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Err(error) => return write_google_api_error(res, &error),
     };
     let stream = action == Action::Stream;
-    let (chat, hub) = match chat_request(&body, bytes, &model, stream, action) {
+    let (chat, hub, dropped) = match chat_request(&body, bytes, &model, stream, action) {
         Ok(read) => read,
         Err(message) => return google_error(res, StatusCode::BAD_REQUEST, &message),
     };
@@ -168,6 +168,7 @@ async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             body,
             ..
         }) => {
+            report_dropped("gemini", &dropped);
             served_headers(res, &served);
             res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
             let chat: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -180,7 +181,10 @@ async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         }) => {
             let events = match dialect {
                 Dialect::Gemini => verbatim(events, dialect),
-                _ => rewritten(events, GeminiStreamWriter::new(&model)),
+                _ => {
+                    report_dropped("gemini", &dropped);
+                    rewritten(events, GeminiStreamWriter::new(&model))
+                }
             };
             if sse {
                 stream_events(res, &served, events);
@@ -194,29 +198,31 @@ async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 
 /// The chat request for a Gemini body: the hub form (translated; empty when the body has none, so
 /// only Gemini providers can take it) and the client's own body for Gemini providers. Also the
-/// hub form as JSON, for a token estimate.
+/// hub form as JSON, for a token estimate, and what the hub form left out.
 fn chat_request(
     body: &Value,
     bytes: Bytes,
     model: &str,
     stream: bool,
     action: Action,
-) -> Result<(ChatRequest, Value), String> {
+) -> Result<(ChatRequest, Value, Dropped), String> {
     // countTokens takes `{"contents": ...}` or `{"generateContentRequest": {...}}`.
     let source = match action {
         Action::CountTokens => body.get("generateContentRequest").unwrap_or(body),
         _ => body,
     };
-    let (mut hub, untranslatable) = match gemini::chat_request_from_gemini(source, model) {
-        Ok(hub) => (hub, None),
-        Err(e) => {
-            let at = e.param.map(|p| format!("{p}: ")).unwrap_or_default();
-            (
-                json!({"model": model, "messages": []}),
-                Some(format!("{at}{}", e.message)),
-            )
-        }
-    };
+    let mut dropped = Dropped::new();
+    let (mut hub, untranslatable) =
+        match gemini::chat_request_from_gemini(source, model, &mut dropped) {
+            Ok(hub) => (hub, None),
+            Err(e) => {
+                let at = e.param.map(|p| format!("{p}: ")).unwrap_or_default();
+                (
+                    json!({"model": model, "messages": []}),
+                    Some(format!("{at}{}", e.message)),
+                )
+            }
+        };
     if stream {
         hub["stream"] = json!(true);
         hub["stream_options"] = json!({"include_usage": true});
@@ -238,7 +244,7 @@ fn chat_request(
         history: false,
         native: Some(Arc::new(native)),
     };
-    Ok((chat, hub))
+    Ok((chat, hub, dropped))
 }
 
 /// A stream as Gemini answers `streamGenerateContent` without `alt=sse`: one JSON array whose
