@@ -54,6 +54,17 @@ async fn a_gemini_provider_gets_the_clients_body_as_it_is() {
     );
     // Thought signatures, safety settings and thinking config reach Gemini untouched.
     assert_eq!(stats["last_request"], generate_body());
+    // The answer's own usageMetadata is counted (the mock reports 5 prompt, 8 candidate tokens).
+    let metrics = gateway.metrics_text().await;
+    let counted = |kind: &str| {
+        metrics.lines().any(|line| {
+            line.starts_with("apiproxy_tokens_total{")
+                && line.contains(r#"provider="gemini""#)
+                && line.contains(&format!(r#"kind="{kind}""#))
+                && line.ends_with(if kind == "prompt" { " 5" } else { " 8" })
+        })
+    };
+    assert!(counted("prompt") && counted("completion"), "{metrics}");
 }
 
 #[tokio::test]

@@ -62,12 +62,16 @@ fn joined(mut parts: Vec<Bytes>) -> Bytes {
     out.freeze()
 }
 
-/// A successful hub answer: JSON, with its usage read in the same pass.
-pub fn hub_answer(status: u16, bytes: Bytes) -> Result<Answer, TransportError> {
+/// A successful answer in `dialect` (the hub's, or a client's own passed through): JSON, with its
+/// usage read in the same pass (Gemini's `usageMetadata` in a second, only for Gemini answers).
+pub fn hub_answer(status: u16, bytes: Bytes, dialect: Dialect) -> Result<Answer, TransportError> {
     match openai::usage_of_answer(&bytes) {
         Ok(usage) => Ok(Answer {
+            usage: match dialect {
+                Dialect::Gemini => wire::gemini::usage_of(&bytes),
+                _ => usage,
+            },
             bytes,
-            usage,
             error_message: None,
         }),
         Err(_) => Err(TransportError(format!(
@@ -124,6 +128,7 @@ fn classified(kind: StreamEventKind, dialect: Dialect, bytes: Bytes) -> Upstream
         _ if dialect == Dialect::Responses => {
             event.usage = wire::responses::events::usage_of_event(&event.bytes);
         }
+        _ if dialect == Dialect::Gemini => event.usage = wire::gemini::usage_of(&event.bytes),
         _ => {}
     }
     event
@@ -273,16 +278,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_whole_body_reports_progress_then_the_answer() {
-        let parts: Vec<_> = whole(raw(&[b"{\"a\":", b"1}"]), |b| hub_answer(200, b))
-            .collect()
-            .await;
+        let parts: Vec<_> = whole(raw(&[b"{\"a\":", b"1}"]), |b| {
+            hub_answer(200, b, Dialect::Hub)
+        })
+        .collect()
+        .await;
         assert_eq!(parts[0], Ok(AnswerPart::Progress(5)));
         assert_eq!(parts[1], Ok(AnswerPart::Progress(7)));
         match &parts[2] {
             Ok(AnswerPart::Done(answer)) => assert_eq!(&answer.bytes[..], b"{\"a\":1}"),
             other => panic!("{other:?}"),
         }
-        let not_json: Vec<_> = whole(raw(&[b"<html>"]), |b| hub_answer(200, b))
+        let not_json: Vec<_> = whole(raw(&[b"<html>"]), |b| hub_answer(200, b, Dialect::Hub))
             .collect()
             .await;
         assert!(matches!(&not_json[1], Err(e) if e.0.contains("not JSON")));

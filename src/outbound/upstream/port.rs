@@ -127,9 +127,12 @@ fn reply(
         (None, true, _) => {
             UpstreamBody::Whole(bodies::whole(raw_body, |b| Ok(bodies::error_answer(b))))
         }
-        (None, false, false) => UpstreamBody::Whole(bodies::whole(raw_body, move |b| {
-            bodies::hub_answer(status, b)
-        })),
+        (None, false, false) => {
+            let dialect = request.dialect;
+            UpstreamBody::Whole(bodies::whole(raw_body, move |b| {
+                bodies::hub_answer(status, b, dialect)
+            }))
+        }
         (None, false, true) => {
             // Only hub streams are assembled for the context; a vendor's own stream is relayed.
             if request.transcript && request.dialect == Dialect::Hub {
@@ -177,7 +180,7 @@ fn translated_answer(
     let chat = codec
         .answer(&answer, model, now_seconds())
         .map_err(|e| TransportError(format!("upstream answer could not be read: {}", e.message)))?;
-    bodies::hub_answer(status, Bytes::from(chat.to_string()))
+    bodies::hub_answer(status, Bytes::from(chat.to_string()), Dialect::Hub)
 }
 
 /// A reply made by the gateway itself: the request cannot be said in the vendor's format.

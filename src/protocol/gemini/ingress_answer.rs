@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::domain::exchange::Usage;
 use crate::domain::failover::StreamEventKind;
 use crate::protocol::openai::{Chunk, read_chunk};
 use crate::protocol::sse;
@@ -307,6 +308,26 @@ pub fn classify_event(event: &[u8]) -> StreamEventKind {
     }
 }
 
+/// The token counts of a native Gemini answer or stream event (its `usageMetadata`; thought tokens
+/// count as completion tokens), for the usage metrics; other bodies cost one substring scan.
+pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    if !body.windows(15).any(|w| w == b"\"usageMetadata\"") {
+        return None;
+    }
+    let text = match sse::data_of(body) {
+        Some(data) => data.into_owned(),
+        None => String::from_utf8_lossy(body).into_owned(),
+    };
+    let value: Value = serde_json::from_str(&text).ok()?;
+    let meta = value.get("usageMetadata")?;
+    let count = |key: &str| meta.get(key).and_then(Value::as_u64).unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: count("promptTokenCount"),
+        completion_tokens: count("candidatesTokenCount")
+            .saturating_add(count("thoughtsTokenCount")),
+    })
+}
+
 /// The gateway's error event for a failure after a native Gemini stream started.
 pub fn error_event(message: &str) -> Bytes {
     event(&google_error(500, message))
@@ -366,6 +387,19 @@ mod tests {
         );
         assert_eq!(chunks[1]["candidates"][0]["finishReason"], "STOP");
         assert_eq!(chunks[1]["usageMetadata"]["totalTokenCount"], 5);
+    }
+
+    #[test]
+    fn usage_is_read_from_native_answers_and_events() {
+        let answer = br#"{"candidates":[],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":3,"thoughtsTokenCount":2}}"#;
+        let expected = Some(Usage {
+            prompt_tokens: 7,
+            completion_tokens: 5,
+        });
+        assert_eq!(usage_of(answer), expected);
+        let event = [&b"data: "[..], answer, b"\r\n\r\n"].concat();
+        assert_eq!(usage_of(&event), expected);
+        assert_eq!(usage_of(b"data: {\"candidates\":[]}\n\n"), None);
     }
 
     #[test]
