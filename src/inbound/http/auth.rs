@@ -22,12 +22,16 @@ pub async fn require_token(
             .get(name)
             .map(|v| v.to_str().unwrap_or("\u{0}"))
     };
-    // Google's clients send the key as `x-goog-api-key` or the `key` query parameter.
-    let query_key = req.query::<String>("key");
-    let api_key = header("x-api-key")
-        .or_else(|| header("x-goog-api-key"))
-        .or(query_key.as_deref());
-    if let Err(error) = state.tokens.check(header("authorization"), api_key) {
+    // Google's clients send the key as `x-goog-api-key` or the `key` query parameter; the query
+    // is parsed only when no header carries a credential (not on the common path).
+    let authorization = header("authorization");
+    let mut api_key = header("x-api-key").or_else(|| header("x-goog-api-key"));
+    let query_key;
+    if authorization.is_none() && api_key.is_none() {
+        query_key = req.query::<String>("key");
+        api_key = query_key.as_deref();
+    }
+    if let Err(error) = state.tokens.check(authorization, api_key) {
         let path = req.uri().path();
         if path.starts_with("/v1/messages") {
             // Anthropic clients parse Anthropic's error shape.
