@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let mut google = gemini::StreamTranslator::new("m", 0, "chatcmpl-f".into());
     let mut writer = anthropic::MessagesStreamWriter::new("m", "msg_f".into());
     let mut responses =
-        ResponsesStreamWriter::new(&serde_json::json!({"model": "m", "input": "x"}));
+        ResponsesStreamWriter::new(&serde_json::json!({"model": "m", "input": "x",
+            "tools": [{"type": "custom", "name": "c"}, {"type": "namespace", "name": "n",
+                "tools": [{"type": "function", "name": "f"}]}]}));
+    let mut gemini_client = gemini::GeminiStreamWriter::new("m");
     for chunk in data.chunks(cut) {
         let Ok(events) = framer.push(chunk) else {
             return;
@@ -22,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
         for event in events {
             let _ = classify(Dialect::Hub, &event);
             let _ = classify(Dialect::Anthropic, &event);
+            let _ = classify(Dialect::Responses, &event);
+            let _ = classify(Dialect::Gemini, &event);
+            let _ = gemini::usage_of(&event);
+            let _ = gemini_client.push(&event);
             let _ = claude.push(&event);
             let _ = google.push(&event);
             let _ = writer.push(&event);
@@ -34,5 +41,6 @@ fuzz_target!(|data: &[u8]| {
         google.finish(),
         writer.finish(),
         responses.finish(),
+        gemini_client.finish(),
     );
 });

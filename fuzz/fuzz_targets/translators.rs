@@ -1,4 +1,4 @@
-//! Every request and answer translator on any JSON value.
+//! Every request and answer translator (and the token-count helpers) on any JSON value.
 #![no_main]
 
 use apiproxy::protocol::{anthropic, gemini, responses};
@@ -20,4 +20,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = gemini::error_to_chat(429, data);
     let _ = responses::chat_request_from_responses(&value, &mut apiproxy::protocol::Dropped::new());
     let _ = responses::response_from_chat(&value, &value);
+    let _ = gemini::response_from_chat(&value, "m");
+    let _ = gemini::error_from_chat(500, data);
+    let _ = apiproxy::protocol::count_tokens_request(apiproxy::domain::provider::Vendor::Gemini, &value, "m");
+    let _ = apiproxy::protocol::count_tokens_request(apiproxy::domain::provider::Vendor::Anthropic, &value, "m");
+    let _ = apiproxy::protocol::estimate_tokens(&value);
+    let _ = anthropic::strip_translated_thinking(data);
 });
