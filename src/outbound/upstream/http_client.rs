@@ -166,6 +166,10 @@ fn provider_headers(
     })
 }
 
+fn upstream_url(url: &str) -> Result<reqwest::Url, TransportError> {
+    reqwest::Url::parse(url).map_err(|e| TransportError(format!("invalid upstream URL: {e}")))
+}
+
 /// Why a small answer could not be read whole.
 enum Unread {
     TooLarge,
@@ -261,7 +265,7 @@ impl HttpUpstream {
         if stream && provider.vendor == Vendor::Gemini {
             url = url.replacen(":generateContent", ":streamGenerateContent?alt=sse", 1);
         }
-        reqwest::Url::parse(&url).map_err(|e| TransportError(format!("invalid upstream URL: {e}")))
+        upstream_url(&url)
     }
 
     /// POSTs a body already in the provider's format; resolves when the response headers arrive.
@@ -324,7 +328,7 @@ impl HttpUpstream {
                 ));
             }
         };
-        reqwest::Url::parse(&url).map_err(|e| TransportError(format!("invalid upstream URL: {e}")))
+        upstream_url(&url)
     }
 
     /// POSTs a small JSON body with the provider's chat headers and reads the whole answer, bounded

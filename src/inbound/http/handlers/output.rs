@@ -303,12 +303,7 @@ pub fn write_anthropic_chat_error(res: &mut Response, error: ChatError) {
                 res.headers_mut().insert("retry-after", seconds.into());
             }
             // The field at fault leads the message, as Anthropic writes it.
-            let message = match &row.param {
-                Some(param) if !row.message.starts_with(param.as_str()) => {
-                    format!("{param}: {}", row.message)
-                }
-                _ => row.message,
-            };
+            let message = param_first(&row.message, row.param.as_deref());
             anthropic_error(res, row.status, anthropic_kind(row.status), &message);
         }
         (
@@ -319,17 +314,41 @@ pub fn write_anthropic_chat_error(res: &mut Response, error: ChatError) {
                 dialect,
                 ..
             },
-        ) => {
-            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
-            let own = (dialect == Dialect::Anthropic)
-                .then(|| serde_json::from_slice::<Value>(&body).ok())
-                .flatten()
-                .filter(|v| v.get("error").is_some());
-            let body = own.unwrap_or_else(|| anthropic::error_from_chat(status, &body));
-            res.render(Json(body));
-        }
+        ) => relay_own_error(
+            res,
+            status,
+            &body,
+            dialect == Dialect::Anthropic,
+            anthropic::error_from_chat,
+        ),
         (None, _) => write_anthropic_api_error(res, &ApiError::internal()),
     }
+}
+
+/// `message` led by the field at fault, unless it already names it.
+fn param_first(message: &str, param: Option<&str>) -> String {
+    match param {
+        Some(param) if !message.starts_with(param) => format!("{param}: {message}"),
+        _ => message.to_string(),
+    }
+}
+
+/// An upstream's non-retryable error, with its status: its own body when it is in the client's
+/// format (`own_format`: the upstream speaks the client's dialect and sent an `error` object),
+/// else the hub error mapped by `map` into the client's shape.
+fn relay_own_error(
+    res: &mut Response,
+    status: u16,
+    body: &[u8],
+    own_format: bool,
+    map: fn(u16, &[u8]) -> Value,
+) {
+    res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
+    let own = own_format
+        .then(|| serde_json::from_slice::<Value>(body).ok())
+        .flatten()
+        .filter(|v| v.get("error").is_some_and(Value::is_object));
+    res.render(Json(own.unwrap_or_else(|| map(status, body))));
 }
 
 /// Google's error shape, with the status.
@@ -340,12 +359,7 @@ pub fn google_error(res: &mut Response, status: StatusCode, message: &str) {
 
 /// A gateway error (an `ApiError`) in Google's shape.
 pub fn write_google_api_error(res: &mut Response, error: &ApiError) {
-    let message = match &error.param {
-        Some(param) if !error.message.starts_with(param.as_str()) => {
-            format!("{param}: {}", error.message)
-        }
-        _ => error.message.clone(),
-    };
+    let message = param_first(&error.message, error.param.as_deref());
     if let Some(seconds) = error.retry_after {
         res.headers_mut().insert("retry-after", seconds.into());
     }
@@ -373,16 +387,13 @@ pub fn write_google_chat_error(res: &mut Response, error: ChatError) {
                 dialect,
                 ..
             },
-        ) => {
-            res.status_code(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
-            let own = (dialect == Dialect::Gemini)
-                .then(|| serde_json::from_slice::<Value>(&body).ok())
-                .flatten()
-                .filter(|v| v.get("error").is_some_and(Value::is_object));
-            res.render(Json(
-                own.unwrap_or_else(|| gemini::error_from_chat(status, &body)),
-            ));
-        }
+        ) => relay_own_error(
+            res,
+            status,
+            &body,
+            dialect == Dialect::Gemini,
+            gemini::error_from_chat,
+        ),
         (None, _) => write_google_api_error(res, &ApiError::internal()),
     }
 }
