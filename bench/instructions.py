@@ -9,6 +9,11 @@ is for speed; this is for "did the code get more expensive").
 
     bench/instructions.py --bin before=path/to/apiproxy --bin after=target/release/apiproxy \\
         --mock target/release/mock-upstream [--n 500 --warmup 50] [--out bench/out/INSTRUCTIONS.md]
+        [--key]
+
+`--key` adds a row per binary where the requests carry a virtual key (sk-apx-..., created with
+POST /keys) that has an rpm, a tpm, a max_parallel and a budget: the whole key path (lookup,
+limits, reservation, settlement, usage) on the in-memory store, against the gateway token's row.
 
 Each binary is measured twice per mode (non-streaming and streaming chat), so the table shows how
 much a count moves between runs of the same binary.
@@ -54,14 +59,29 @@ def wait_up(port, proc, seconds=120, path="/health"):
     raise RuntimeError(f"nothing answered on port {port} within {seconds} s")
 
 
-def drive(port, n, stream):
+def make_key(port):
+    """A virtual key with every limit (high enough never to refuse), created with the gateway token
+    (admin when no admin token is set)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    spec = {"name": "bench", "team": "bench", "rpm": 10_000_000, "tpm": 10_000_000_000,
+            "max_parallel": 1000, "budget_usd": 1_000_000, "budget_period": "monthly"}
+    conn.request("POST", "/keys", json.dumps(spec),
+                 {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    if response.status != 201:
+        raise RuntimeError(f"POST /keys failed: {response.status} {data[:300]!r}")
+    return json.loads(data)["key"]
+
+
+def drive(port, n, stream, credential=TOKEN):
     """n sequential chat requests over one keep-alive connection; each must succeed."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    body = dict(BODY, stream=stream)
+    body = dict(BODY, stream=stream, max_tokens=64)
     if stream:
         body["stream_options"] = {"include_usage": True}
     payload = json.dumps(body)
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {credential}", "Content-Type": "application/json"}
     for _ in range(n):
         conn.request("POST", "/v1/chat/completions", payload, headers)
         response = conn.getresponse()
@@ -71,7 +91,7 @@ def drive(port, n, stream):
     conn.close()
 
 
-def instructions(binary, mock_port, n, stream, warmup):
+def instructions(binary, mock_port, n, stream, warmup, with_key=False):
     """Instructions the gateway ran for n requests after `warmup` requests: instrumentation is
     switched on only around the n requests (callgrind_control -i), so start-up, health polls and
     shut-down are not counted."""
@@ -86,6 +106,7 @@ def instructions(binary, mock_port, n, stream, warmup):
         "LLM_PROVIDERS": "fast", "LLM_PROVIDER_fast_NAME": "Fast mock",
         "LLM_PROVIDER_fast_BASE_URL": f"http://127.0.0.1:{mock_port}", "LLM_PROVIDER_fast_API_KEY": "k",
         "LOGICAL_MODELS_FILE": models.name,
+        "LLM_PROVIDER_fast_COST_INPUT": "1", "LLM_PROVIDER_fast_COST_OUTPUT": "2",
     }
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", "--instr-atstart=no",
@@ -95,9 +116,10 @@ def instructions(binary, mock_port, n, stream, warmup):
                                           check=True, capture_output=True)
     try:
         wait_up(port, proc)
-        drive(port, warmup, stream)
+        credential = make_key(port) if with_key else TOKEN
+        drive(port, warmup, stream, credential)
         control("on")
-        drive(port, n, stream)
+        drive(port, n, stream, credential)
         control("off")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -126,6 +148,7 @@ def main():
     parser.add_argument("--n", type=int, default=500, help="requests counted")
     parser.add_argument("--warmup", type=int, default=50, help="requests before counting starts")
     parser.add_argument("--out", default="bench/out/INSTRUCTIONS.md")
+    parser.add_argument("--key", action="store_true", help="also measure each binary with a virtual key")
     args = parser.parse_args()
     bins = [b.split("=", 1) for b in args.bin]
     mock_port = free_port()
@@ -135,10 +158,13 @@ def main():
     try:
         wait_up(mock_port, mock, 30, "/v1/models")
         for mode, stream in [("non-streaming", False), ("streaming", True)]:
-            for label, binary in bins:
+            runs = [(label, binary, False) for label, binary in bins]
+            if args.key:
+                runs += [(f"{label} (key)", binary, True) for label, binary in bins]
+            for label, binary, with_key in runs:
                 per_request = []
                 for _ in range(2):
-                    per_request.append(instructions(binary, mock_port, args.n, stream, args.warmup))
+                    per_request.append(instructions(binary, mock_port, args.n, stream, args.warmup, with_key))
                 rows.append((mode, label, per_request))
                 print(f"{mode:14} {label:10} " + "  ".join(f"{x:,.0f}" for x in per_request), flush=True)
     finally:

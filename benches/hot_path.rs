@@ -63,6 +63,7 @@ fn upstream(provider: &str, weight: f64) -> PhysicalModel {
         max_qps: None,
         meta_hash: None,
         updated_at: 0.0,
+        pricing: None,
     }
 }
 

@@ -10,12 +10,13 @@ use secrecy::SecretString;
 
 use crate::domain::health::BreakerPolicy;
 use crate::domain::ports::{
-    CircuitStore, Clock, ContextStore, LogicalModelStore, MetricsStore, ModelCacheStore,
-    QpsLimiter, SessionStore, StoreStatus, UpstreamClient,
+    CircuitStore, Clock, ContextStore, KeyLedger, KeyStore, LogicalModelStore, MetricsStore,
+    ModelCacheStore, QpsLimiter, SessionStore, StoreStatus, UpstreamClient, UsageStore,
 };
 use crate::domain::provider::ProviderRegistry;
 use crate::domain::service::catalog::Catalog;
 use crate::domain::service::chat::{ChatService, ChatSettings, ChatStores};
+use crate::domain::service::keys::KeyService;
 use crate::domain::service::routing::Planner;
 use crate::inbound::http::{AppState, TokenCheck};
 use crate::outbound::memory::{InProcess, MemoryStores};
@@ -30,6 +31,9 @@ pub struct Stores {
     pub metrics: Arc<dyn MetricsStore>,
     pub circuits: Arc<dyn CircuitStore>,
     pub qps: Arc<dyn QpsLimiter>,
+    pub keys: Arc<dyn KeyStore>,
+    pub ledger: Arc<dyn KeyLedger>,
+    pub usage: Arc<dyn UsageStore>,
     pub status: Arc<dyn StoreStatus>,
 }
 
@@ -43,6 +47,9 @@ impl From<MemoryStores> for Stores {
             metrics: memory.metrics,
             circuits: memory.circuits,
             qps: memory.qps,
+            keys: memory.keys,
+            ledger: memory.ledger,
+            usage: memory.usage,
             status: Arc::new(InProcess),
         }
     }
@@ -54,6 +61,9 @@ pub struct Options {
     pub breaker: BreakerPolicy,
     pub chat: ChatSettings,
     pub auth_token: SecretString,
+    /// `APIPROXY_ADMIN_TOKEN`; unset, the gateway token is admin.
+    pub admin_token: Option<SecretString>,
+    pub metrics_public: bool,
     pub max_body_bytes: usize,
     pub log_bodies: bool,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
@@ -69,6 +79,14 @@ pub fn assemble(
     clock: Arc<dyn Clock>,
     options: Options,
 ) -> Arc<AppState> {
+    let random: Arc<dyn crate::domain::ports::RandomSource> = Arc::new(ThreadRandom);
+    let keys = Arc::new(KeyService::new(
+        stores.keys,
+        stores.ledger.clone(),
+        stores.usage.clone(),
+        clock.clone(),
+        random.clone(),
+    ));
     let catalog = Arc::new(Catalog::new(
         providers,
         stores.logical_models,
@@ -83,7 +101,7 @@ pub fn assemble(
         stores.metrics.clone(),
         stores.circuits.clone(),
         clock.clone(),
-        Arc::new(ThreadRandom),
+        random.clone(),
         options.breaker,
     ));
     let session_ttl = options.chat.session_ttl;
@@ -96,6 +114,8 @@ pub fn assemble(
             circuits: stores.circuits,
             qps: stores.qps,
             context: stores.context.clone(),
+            ledger: stores.ledger,
+            usage: stores.usage,
         },
         clock.clone(),
         options.chat,
@@ -110,7 +130,9 @@ pub fn assemble(
         clock,
         store: stores.status,
         session_ttl,
-        tokens: TokenCheck::new(options.auth_token),
+        tokens: TokenCheck::new(options.auth_token, options.admin_token),
+        keys,
+        metrics_public: options.metrics_public,
         max_body_bytes: options.max_body_bytes,
         log_bodies: options.log_bodies,
         metrics_handle: options.metrics_handle,

@@ -11,6 +11,7 @@ use validator::Validate;
 
 use crate::domain::model::{LogicalModel, Model};
 use crate::domain::provider::{ProviderConfig, RetryPolicy, Vendor};
+use crate::domain::usage::Price;
 
 pub const DEFAULT_AUTH_TOKEN: &str = "timeline";
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -57,6 +58,11 @@ pub struct Settings {
     pub redis_pool_size: usize,
     pub auth_token: SecretString,
     pub auth_token_is_default: bool,
+    /// `APIPROXY_ADMIN_TOKEN` (SPEC 3.1): the management credential; unset, the gateway token is
+    /// also admin.
+    pub admin_token: Option<SecretString>,
+    /// `METRICS_PUBLIC`: `/metrics` without a credential.
+    pub metrics_public: bool,
     pub models_cache_ttl: Duration,
     pub mask_as_browser: bool,
     pub mask_user_agent: String,
@@ -87,7 +93,8 @@ pub struct Settings {
 }
 
 /// Suffixes of the per-provider variables, used to tell which id a variable belongs to.
-const PROVIDER_SUFFIXES: [&str; 17] = [
+const PROVIDER_SUFFIXES: [&str; 18] = [
+    "PRICES_JSON",
     "RESPONSES_PATH",
     "RESPONSES",
     "NAME",
@@ -268,6 +275,10 @@ impl Settings {
             redis_pool_size: v.positive("REDIS_POOL_SIZE", 64usize)?,
             auth_token_is_default: token == DEFAULT_AUTH_TOKEN,
             auth_token: SecretString::from(token.to_string()),
+            admin_token: v
+                .get("APIPROXY_ADMIN_TOKEN")
+                .map(|t| SecretString::from(t.to_string())),
+            metrics_public: v.flag("METRICS_PUBLIC", false)?,
             models_cache_ttl: v.seconds("MODELS_CACHE_TTL", 300)?,
             mask_as_browser: v.flag("MASK_AS_BROWSER", true)?,
             mask_user_agent: v
@@ -308,6 +319,19 @@ impl Settings {
             warnings.push(format!(
                 "APIPROXY_AUTH_TOKEN is the default '{DEFAULT_AUTH_TOKEN}': anyone who knows it can use your providers; set your own"
             ));
+        }
+        match v.get("APIPROXY_ADMIN_TOKEN") {
+            None => warnings.push(
+                "APIPROXY_ADMIN_TOKEN is unset: the gateway token (and only it) can also manage providers, models, keys and usage; set an admin token to keep clients out of management".to_string(),
+            ),
+            Some(admin) if admin == token => {
+                return Err(invalid(
+                    "APIPROXY_ADMIN_TOKEN",
+                    "the same as APIPROXY_AUTH_TOKEN, so every client would be admin",
+                    "a secret different from the gateway token",
+                ));
+            }
+            Some(_) => {}
         }
         Ok((settings, warnings))
     }
@@ -590,9 +614,30 @@ fn parse_provider(
         retry,
         cost_input: cost("COST_INPUT")?,
         cost_output: cost("COST_OUTPUT")?,
+        prices: parse_prices(&var("PRICES_JSON"), get("PRICES_JSON"))?,
         static_models,
         custom_headers,
     }))
+}
+
+/// `PRICES_JSON`: `{"model": {"input": 2.5, "output": 10, "cache_read": 1.25, "cache_write": 0}}`,
+/// USD per 1M tokens (SPEC 2.2).
+fn parse_prices(
+    name: &str,
+    raw: Option<String>,
+) -> Result<std::collections::HashMap<String, Price>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Default::default());
+    };
+    let expected = "a JSON object of model ids to {\"input\":2.5,\"output\":10,\"cache_read\":1.25,\"cache_write\":3.75} (USD per 1M tokens)";
+    let prices: std::collections::HashMap<String, Price> = serde_json::from_str(&raw)
+        .map_err(|e| invalid(name, format!("not valid prices: {e}"), expected))?;
+    for (model, price) in &prices {
+        if let Some(problem) = price.problem() {
+            return Err(invalid(name, format!("model '{model}': {problem}"), expected));
+        }
+    }
+    Ok(prices)
 }
 
 fn parse_static_models(

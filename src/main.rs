@@ -209,6 +209,7 @@ async fn add_demo_providers(settings: &mut Settings) -> Result<Vec<LogicalModel>
             max_qps: None,
             meta_hash: None,
             updated_at: 0.0,
+            pricing: None,
         });
     }
     let mut demo = LogicalModel::dynamic("demo", upstreams, 0.0);
@@ -266,6 +267,8 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
             ..ChatSettings::default()
         },
         auth_token: settings.auth_token.clone(),
+        admin_token: settings.admin_token.clone(),
+        metrics_public: settings.metrics_public,
         max_body_bytes: settings.max_request_body_bytes,
         log_bodies: settings.log_bodies,
         metrics_handle: Some(metrics_handle),
@@ -340,6 +343,9 @@ async fn open_stores(
             metrics: redis.metrics,
             circuits: redis.circuits,
             qps: redis.qps,
+            keys: redis.keys,
+            ledger: redis.ledger,
+            usage: redis.usage,
             status: Arc::new(redis.backend),
         });
     }

@@ -10,12 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apiproxy::domain::health::{AttemptSample, BreakerPolicy, Circuit, ProviderStatus};
+use apiproxy::domain::keys::{BudgetPeriod, PeriodWindow, VirtualKey, secret_hash};
+use apiproxy::domain::metering::{
+    BudgetCharge, Charge, Limit, Settlement, UsageGroup, UsageRecord, UsageTotals, Verdict,
+};
 use apiproxy::domain::model::{LogicalModel, Model, PhysicalModel};
 use apiproxy::domain::ports::{
-    CachedModelList, CircuitStore, Clock, ContextStore, LogicalModelStore, MetricsStore,
-    ModelCacheStore, ModelListEntry, QpsLimiter, SessionStore,
+    CachedModelList, CircuitStore, Clock, ContextStore, KeyLedger, KeyStore, LogicalModelStore,
+    MetricsStore, ModelCacheStore, ModelListEntry, QpsLimiter, SessionStore, UsageStore,
 };
 use apiproxy::domain::session::Session;
+use apiproxy::domain::usage::Usage;
 use apiproxy::outbound::memory::MemoryStores;
 use apiproxy::outbound::redis::RedisStores;
 use apiproxy::outbound::system::SystemClock;
@@ -29,6 +34,9 @@ struct Stores {
     metrics: Arc<dyn MetricsStore>,
     circuits: Arc<dyn CircuitStore>,
     qps: Arc<dyn QpsLimiter>,
+    keys: Arc<dyn KeyStore>,
+    ledger: Arc<dyn KeyLedger>,
+    usage: Arc<dyn UsageStore>,
     // Keeps the Redis server alive for the test.
     _server: Option<RedisServer>,
 }
@@ -47,6 +55,9 @@ fn memory() -> Stores {
         metrics: m.metrics,
         circuits: m.circuits,
         qps: m.qps,
+        keys: m.keys,
+        ledger: m.ledger,
+        usage: m.usage,
         _server: None,
     }
 }
@@ -62,6 +73,9 @@ fn redis() -> Stores {
         metrics: r.metrics,
         circuits: r.circuits,
         qps: r.qps,
+        keys: r.keys,
+        ledger: r.ledger,
+        usage: r.usage,
         _server: Some(server),
     }
 }
@@ -89,6 +103,14 @@ contract!(
     metrics_aggregate_what_was_recorded_per_logical_model_and_provider,
     circuits_open_after_the_threshold_and_only_one_probe_wins,
     the_qps_limiter_admits_exactly_max_under_a_concurrent_burst,
+    keys_are_found_by_id_and_hash_listed_rotated_and_deleted,
+    the_rpm_window_refuses_past_the_limit_until_it_slides,
+    the_tpm_window_counts_settled_tokens,
+    parallel_slots_are_taken_and_given_back,
+    budgets_reserve_then_settle_the_real_cost,
+    concurrent_admits_never_overspend_a_budget,
+    ledger_refusals_come_in_order_and_take_nothing,
+    usage_is_summed_per_group_over_days,
 );
 
 fn now() -> f64 {
@@ -105,6 +127,7 @@ fn logical(id: &str, weight: f64) -> LogicalModel {
         max_qps: None,
         meta_hash: None,
         updated_at: 1.0,
+        pricing: None,
     };
     LogicalModel::dynamic(id, vec![upstream], 1.0)
 }
@@ -374,4 +397,782 @@ async fn the_qps_limiter_admits_exactly_max_under_a_concurrent_burst(s: &Stores)
         s.qps.try_acquire("other", 5, second).await.unwrap(),
         "limits are per provider"
     );
+}
+
+fn virtual_key(id: &str, secret: &str, created_at: f64) -> VirtualKey {
+    VirtualKey {
+        id: id.into(),
+        name: format!("name of {id}"),
+        team: Some("team-a".into()),
+        prefix: secret.chars().take(10).collect(),
+        secret_hash: secret_hash(secret),
+        models: Some(vec!["gpt-*".into()]),
+        rpm: Some(60),
+        tpm: None,
+        max_parallel: Some(2),
+        budget_usd: Some(12.5),
+        budget_period: BudgetPeriod::Daily,
+        expires_at: None,
+        enabled: true,
+        created_at,
+        metadata: Some(serde_json::json!({"owner": "ops"})),
+    }
+}
+
+async fn keys_are_found_by_id_and_hash_listed_rotated_and_deleted(s: &Stores) {
+    assert_eq!(s.keys.get("key_a").await.unwrap(), None);
+    assert_eq!(
+        s.keys.find_by_hash(&secret_hash("sk-apx-a")).await.unwrap(),
+        None
+    );
+    assert!(s.keys.list().await.unwrap().is_empty());
+
+    let a = virtual_key("key_a", "sk-apx-a", 20.0);
+    // Same creation time as `c`: ties are broken by id.
+    let b = virtual_key("key_b", "sk-apx-b", 10.0);
+    let c = virtual_key("key_c", "sk-apx-c", 10.0);
+    for key in [a.clone(), c.clone(), b.clone()] {
+        s.keys.create(key).await.unwrap();
+    }
+    assert_eq!(s.keys.get("key_a").await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        s.keys.find_by_hash(&secret_hash("sk-apx-b")).await.unwrap(),
+        Some(b.clone())
+    );
+    let ids: Vec<String> = s
+        .keys
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, ["key_b", "key_c", "key_a"], "by created_at, then id");
+
+    // An update that keeps the secret.
+    let mut renamed = a.clone();
+    renamed.name = "renamed".into();
+    renamed.enabled = false;
+    assert!(
+        s.keys
+            .update(renamed.clone(), &a.secret_hash)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.keys.get("key_a").await.unwrap(), Some(renamed.clone()));
+    assert_eq!(
+        s.keys.find_by_hash(&a.secret_hash).await.unwrap(),
+        Some(renamed.clone())
+    );
+
+    // A rotation: the old secret stops resolving in the same step the new one starts.
+    let mut rotated = renamed.clone();
+    rotated.secret_hash = secret_hash("sk-apx-a2");
+    rotated.prefix = "sk-apx-a2".into();
+    assert!(
+        s.keys
+            .update(rotated.clone(), &renamed.secret_hash)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.keys.find_by_hash(&a.secret_hash).await.unwrap(), None);
+    assert_eq!(
+        s.keys.find_by_hash(&rotated.secret_hash).await.unwrap(),
+        Some(rotated.clone())
+    );
+    assert_eq!(s.keys.get("key_a").await.unwrap(), Some(rotated.clone()));
+
+    // Updating a key that does not exist stores nothing.
+    let ghost = virtual_key("key_ghost", "sk-apx-ghost", 1.0);
+    assert!(
+        !s.keys
+            .update(ghost.clone(), &ghost.secret_hash)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.keys.get("key_ghost").await.unwrap(), None);
+    assert_eq!(s.keys.find_by_hash(&ghost.secret_hash).await.unwrap(), None);
+    assert_eq!(s.keys.list().await.unwrap().len(), 3);
+
+    assert!(s.keys.delete("key_a").await.unwrap());
+    assert!(!s.keys.delete("key_a").await.unwrap());
+    assert_eq!(s.keys.get("key_a").await.unwrap(), None);
+    assert_eq!(
+        s.keys.find_by_hash(&rotated.secret_hash).await.unwrap(),
+        None
+    );
+    let ids: Vec<String> = s
+        .keys
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, ["key_b", "key_c"]);
+    assert_eq!(
+        s.keys.find_by_hash(&secret_hash("sk-apx-c")).await.unwrap(),
+        Some(c),
+        "the other keys are untouched"
+    );
+}
+
+/// A fixed time in the middle of a second, far from any real clock's second boundaries.
+const T: f64 = 2_000_000_000.25;
+
+fn charge(key_id: &str, now: f64) -> Charge {
+    Charge {
+        key_id: key_id.into(),
+        now,
+        rpm: None,
+        tpm: None,
+        max_parallel: None,
+        budget: None,
+    }
+}
+
+fn period() -> PeriodWindow {
+    PeriodWindow {
+        id: "d:2033-05-18".into(),
+        ttl_secs: Some(2 * 86_400),
+    }
+}
+
+fn budget(limit: u64, reserve: u64) -> Option<BudgetCharge> {
+    Some(BudgetCharge {
+        period: period(),
+        limit,
+        reserve,
+    })
+}
+
+fn settlement(key_id: &str, now: f64) -> Settlement {
+    Settlement {
+        key_id: key_id.into(),
+        now,
+        tokens: None,
+        release_parallel: false,
+        period: period(),
+        reserved: 0,
+        cost: 0,
+    }
+}
+
+fn admitted(verdict: &Verdict) -> bool {
+    matches!(verdict, Verdict::Admitted(_))
+}
+
+fn allowance(verdict: &Verdict) -> apiproxy::domain::metering::Allowance {
+    match verdict {
+        Verdict::Admitted(a) | Verdict::Refused { allowance: a, .. } => *a,
+    }
+}
+
+async fn the_rpm_window_refuses_past_the_limit_until_it_slides(s: &Stores) {
+    let rpm = |now: f64| Charge {
+        rpm: Some(3),
+        ..charge("key_r", now)
+    };
+    let first = s.ledger.admit(&rpm(T)).await.unwrap();
+    assert!(admitted(&first));
+    let a = allowance(&first);
+    assert_eq!((a.rpm, a.requests_remaining), (Some(3), 2));
+    assert_eq!(
+        a.requests_reset, 59.75,
+        "the oldest request leaves at T's second + 60"
+    );
+    assert_eq!((a.tpm, a.tokens_remaining, a.tokens_reset), (None, 0, 0.0));
+
+    assert!(admitted(&s.ledger.admit(&rpm(T + 30.0)).await.unwrap()));
+    let third = s.ledger.admit(&rpm(T + 30.0)).await.unwrap();
+    assert!(admitted(&third));
+    assert_eq!(allowance(&third).requests_remaining, 0);
+
+    // The fourth within the minute: refused until the first request's second leaves the window.
+    match s.ledger.admit(&rpm(T + 40.0)).await.unwrap() {
+        Verdict::Refused {
+            limit,
+            retry_after,
+            allowance,
+        } => {
+            assert_eq!(limit, Limit::Requests);
+            assert_eq!(retry_after, 20);
+            assert_eq!(allowance.requests_remaining, 0);
+            assert_eq!(allowance.requests_reset, 19.75);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Other keys have windows of their own.
+    assert!(admitted(
+        &s.ledger
+            .admit(&Charge {
+                rpm: Some(3),
+                ..charge("key_other", T + 40.0)
+            })
+            .await
+            .unwrap()
+    ));
+
+    // 61 s later the first request has left; the two at T+30 still count.
+    let later = s.ledger.admit(&rpm(T + 61.0)).await.unwrap();
+    assert!(admitted(&later), "{later:?}");
+    assert_eq!(allowance(&later).requests_remaining, 0);
+    assert_eq!(
+        allowance(&later).requests_reset,
+        28.75,
+        "the two at T+30 leave at T's second + 90"
+    );
+    match s.ledger.admit(&rpm(T + 62.0)).await.unwrap() {
+        Verdict::Refused {
+            limit: Limit::Requests,
+            retry_after,
+            ..
+        } => assert_eq!(retry_after, 28),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Two minutes on, the window is empty again.
+    let fresh = s.ledger.admit(&rpm(T + 200.0)).await.unwrap();
+    assert_eq!(allowance(&fresh).requests_remaining, 2);
+}
+
+async fn the_tpm_window_counts_settled_tokens(s: &Stores) {
+    let tpm = |now: f64| Charge {
+        tpm: Some(1000),
+        ..charge("key_t", now)
+    };
+    let first = s.ledger.admit(&tpm(T)).await.unwrap();
+    assert!(admitted(&first));
+    let a = allowance(&first);
+    assert_eq!(
+        (a.tpm, a.tokens_remaining, a.tokens_reset),
+        (Some(1000), 1000, 0.0)
+    );
+    assert_eq!((a.rpm, a.requests_remaining), (None, 0));
+
+    s.ledger
+        .settle(&Settlement {
+            tokens: Some(600),
+            ..settlement("key_t", T)
+        })
+        .await
+        .unwrap();
+    let second = s.ledger.admit(&tpm(T + 10.0)).await.unwrap();
+    assert!(admitted(&second), "600 of 1000 used: still room");
+    assert_eq!(allowance(&second).tokens_remaining, 400);
+    assert_eq!(allowance(&second).tokens_reset, 49.75);
+    s.ledger
+        .settle(&Settlement {
+            tokens: Some(500),
+            ..settlement("key_t", T + 10.0)
+        })
+        .await
+        .unwrap();
+    // Zero tokens, or none, count nothing.
+    for tokens in [Some(0), None] {
+        s.ledger
+            .settle(&Settlement {
+                tokens,
+                ..settlement("key_t", T + 10.0)
+            })
+            .await
+            .unwrap();
+    }
+    match s.ledger.admit(&tpm(T + 20.0)).await.unwrap() {
+        Verdict::Refused {
+            limit,
+            retry_after,
+            allowance,
+        } => {
+            assert_eq!(limit, Limit::Tokens);
+            assert_eq!(retry_after, 40);
+            assert_eq!(allowance.tokens_remaining, 0);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Once the 600 leave the window, the 500 left are under the limit.
+    let later = s.ledger.admit(&tpm(T + 60.0)).await.unwrap();
+    assert!(admitted(&later), "{later:?}");
+    assert_eq!(allowance(&later).tokens_remaining, 500);
+}
+
+async fn parallel_slots_are_taken_and_given_back(s: &Stores) {
+    let parallel = |now: f64| Charge {
+        max_parallel: Some(2),
+        ..charge("key_p", now)
+    };
+    assert!(admitted(&s.ledger.admit(&parallel(T)).await.unwrap()));
+    assert!(admitted(&s.ledger.admit(&parallel(T)).await.unwrap()));
+    match s.ledger.admit(&parallel(T + 1.0)).await.unwrap() {
+        Verdict::Refused {
+            limit, retry_after, ..
+        } => assert_eq!((limit, retry_after), (Limit::Parallel, 1)),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A settle that held no slot frees none.
+    s.ledger
+        .settle(&settlement("key_p", T + 2.0))
+        .await
+        .unwrap();
+    assert!(!admitted(
+        &s.ledger.admit(&parallel(T + 2.0)).await.unwrap()
+    ));
+    let release = Settlement {
+        release_parallel: true,
+        ..settlement("key_p", T + 3.0)
+    };
+    s.ledger.settle(&release).await.unwrap();
+    assert!(admitted(&s.ledger.admit(&parallel(T + 3.0)).await.unwrap()));
+    assert!(!admitted(
+        &s.ledger.admit(&parallel(T + 3.0)).await.unwrap()
+    ));
+    // Releasing more than was taken never goes below zero: two slots, not more.
+    for _ in 0..4 {
+        s.ledger.settle(&release).await.unwrap();
+    }
+    assert!(admitted(&s.ledger.admit(&parallel(T + 4.0)).await.unwrap()));
+    assert!(admitted(&s.ledger.admit(&parallel(T + 4.0)).await.unwrap()));
+    assert!(!admitted(
+        &s.ledger.admit(&parallel(T + 4.0)).await.unwrap()
+    ));
+}
+
+fn spent_key(key_id: &str) -> Vec<(String, String)> {
+    vec![(key_id.to_string(), period().id)]
+}
+
+async fn budgets_reserve_then_settle_the_real_cost(s: &Stores) {
+    let with_budget = |reserve: u64| Charge {
+        budget: budget(1_000, reserve),
+        ..charge("key_b", T)
+    };
+    assert_eq!(s.ledger.spent(&spent_key("key_b")).await.unwrap(), [0]);
+    assert!(admitted(&s.ledger.admit(&with_budget(400)).await.unwrap()));
+    assert_eq!(
+        s.ledger.spent(&spent_key("key_b")).await.unwrap(),
+        [400],
+        "reserved"
+    );
+    assert!(admitted(&s.ledger.admit(&with_budget(400)).await.unwrap()));
+    assert_eq!(s.ledger.spent(&spent_key("key_b")).await.unwrap(), [800]);
+    match s.ledger.admit(&with_budget(201)).await.unwrap() {
+        Verdict::Refused {
+            limit, retry_after, ..
+        } => assert_eq!((limit, retry_after), (Limit::Budget, 0)),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        s.ledger.spent(&spent_key("key_b")).await.unwrap(),
+        [800],
+        "a refusal takes nothing"
+    );
+    // Exactly at the limit is allowed.
+    assert!(admitted(&s.ledger.admit(&with_budget(200)).await.unwrap()));
+    // The real costs replace the reservations: 150 + 420 + 0.
+    for (reserved, cost) in [(400, 150), (400, 420), (200, 0)] {
+        s.ledger
+            .settle(&Settlement {
+                reserved,
+                cost,
+                ..settlement("key_b", T + 1.0)
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.ledger.spent(&spent_key("key_b")).await.unwrap(), [570]);
+    assert!(admitted(&s.ledger.admit(&with_budget(430)).await.unwrap()));
+    assert!(!admitted(&s.ledger.admit(&with_budget(1)).await.unwrap()));
+    // A settle that costs less than nothing reserved reads back as zero, never negative.
+    s.ledger
+        .settle(&Settlement {
+            reserved: 5_000,
+            cost: 0,
+            ..settlement("key_neg", T)
+        })
+        .await
+        .unwrap();
+    let both = vec![
+        ("key_b".to_string(), period().id),
+        ("key_neg".to_string(), period().id),
+        ("key_b".to_string(), "m:2033-05".to_string()),
+    ];
+    assert_eq!(s.ledger.spent(&both).await.unwrap(), [1_000, 0, 0]);
+    assert!(s.ledger.spent(&[]).await.unwrap().is_empty());
+}
+
+async fn concurrent_admits_never_overspend_a_budget(s: &Stores) {
+    const RESERVE: u64 = 7_000;
+    const LIMIT: u64 = 50 * RESERVE + RESERVE / 2;
+    let mut racers = Vec::new();
+    for _ in 0..200 {
+        let ledger = s.ledger.clone();
+        racers.push(tokio::spawn(async move {
+            let charge = Charge {
+                rpm: Some(10_000),
+                budget: budget(LIMIT, RESERVE),
+                ..charge("key_c", T)
+            };
+            ledger.admit(&charge).await.unwrap()
+        }));
+    }
+    let verdicts = futures_util::future::join_all(racers).await;
+    let admitted_count = verdicts
+        .into_iter()
+        .filter(|v| admitted(v.as_ref().unwrap()))
+        .count() as u64;
+    assert_eq!(admitted_count, LIMIT / RESERVE);
+    assert_eq!(
+        s.ledger.spent(&spent_key("key_c")).await.unwrap(),
+        [admitted_count * RESERVE]
+    );
+    // Only the admitted requests were counted in the window.
+    let after = s
+        .ledger
+        .admit(&Charge {
+            rpm: Some(10_000),
+            ..charge("key_c", T)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        allowance(&after).requests_remaining,
+        10_000 - admitted_count - 1
+    );
+}
+
+async fn ledger_refusals_come_in_order_and_take_nothing(s: &Stores) {
+    let all = |now: f64| Charge {
+        rpm: Some(1),
+        tpm: Some(10),
+        max_parallel: Some(1),
+        budget: budget(100, 60),
+        ..charge("key_o", now)
+    };
+    assert!(admitted(&s.ledger.admit(&all(T)).await.unwrap()));
+    s.ledger
+        .settle(&Settlement {
+            tokens: Some(10),
+            ..settlement("key_o", T)
+        })
+        .await
+        .unwrap();
+    // Every limit is reached: the parallel slot is named first.
+    let refusal = |v: Verdict| match v {
+        Verdict::Refused { limit, .. } => limit,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        refusal(s.ledger.admit(&all(T + 1.0)).await.unwrap()),
+        Limit::Parallel
+    );
+    s.ledger
+        .settle(&Settlement {
+            release_parallel: true,
+            ..settlement("key_o", T + 1.0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(s.ledger.admit(&all(T + 1.0)).await.unwrap()),
+        Limit::Requests
+    );
+    let without_rpm = Charge {
+        rpm: None,
+        ..all(T + 1.0)
+    };
+    assert_eq!(
+        refusal(s.ledger.admit(&without_rpm).await.unwrap()),
+        Limit::Tokens
+    );
+    let only_budget = Charge {
+        tpm: None,
+        ..without_rpm.clone()
+    };
+    assert_eq!(
+        refusal(s.ledger.admit(&only_budget).await.unwrap()),
+        Limit::Budget
+    );
+    // None of the refusals took a slot, a request or money.
+    assert_eq!(s.ledger.spent(&spent_key("key_o")).await.unwrap(), [60]);
+    let probe = s
+        .ledger
+        .admit(&Charge {
+            max_parallel: Some(1),
+            rpm: Some(2),
+            ..charge("key_o", T + 1.0)
+        })
+        .await
+        .unwrap();
+    assert!(admitted(&probe), "the slot is free: {probe:?}");
+    assert_eq!(
+        allowance(&probe).requests_remaining,
+        0,
+        "one counted before, one now"
+    );
+}
+
+fn usage_record(day: &str, key: &str, team: Option<&str>, model: &str, cost: u64) -> UsageRecord {
+    UsageRecord {
+        day: day.into(),
+        key: key.into(),
+        team: team.map(Into::into),
+        model: model.into(),
+        provider: "openai".into(),
+        usage: Usage {
+            prompt_tokens: 100,
+            completion_tokens: 20,
+            cache_read_tokens: 40,
+            cache_write_tokens: 0,
+            reasoning_tokens: 5,
+        },
+        cost,
+    }
+}
+
+fn totals(requests: u64, cost: u64) -> UsageTotals {
+    UsageTotals {
+        requests,
+        input_tokens: 100 * requests,
+        output_tokens: 20 * requests,
+        cache_read_tokens: 40 * requests,
+        cache_write_tokens: 0,
+        reasoning_tokens: 5 * requests,
+        cost_nano_usd: cost,
+    }
+}
+
+async fn usage_is_summed_per_group_over_days(s: &Stores) {
+    let (d1, d2) = ("2033-05-17", "2033-05-18");
+    for record in [
+        usage_record(d1, "key_1", Some("red"), "gpt", 10),
+        usage_record(d1, "key_2", None, "claude", 20),
+        usage_record(d2, "key_1", Some("red"), "claude", 30),
+        usage_record(d2, "gateway", None, "gpt", 40),
+        usage_record(d2, "key_1", Some("red"), "gpt", 50),
+    ] {
+        s.usage.record(&record).await.unwrap();
+    }
+    let both = vec![d1.to_string(), d2.to_string()];
+    assert_eq!(
+        s.usage.totals(&both, UsageGroup::Key, None).await.unwrap(),
+        vec![
+            ("gateway".to_string(), totals(1, 40)),
+            ("key_1".to_string(), totals(3, 90)),
+            ("key_2".to_string(), totals(1, 20)),
+        ]
+    );
+    assert_eq!(
+        s.usage.totals(&both, UsageGroup::Team, None).await.unwrap(),
+        vec![("red".to_string(), totals(3, 90))],
+        "records without a team fall in no team"
+    );
+    assert_eq!(
+        s.usage
+            .totals(&both, UsageGroup::Model, None)
+            .await
+            .unwrap(),
+        vec![
+            ("claude".to_string(), totals(2, 50)),
+            ("gpt".to_string(), totals(3, 100)),
+        ]
+    );
+    assert_eq!(
+        s.usage
+            .totals(&both, UsageGroup::Provider, None)
+            .await
+            .unwrap(),
+        vec![("openai".to_string(), totals(5, 150))]
+    );
+    assert_eq!(
+        s.usage.totals(&both, UsageGroup::Day, None).await.unwrap(),
+        vec![
+            (d1.to_string(), totals(2, 30)),
+            (d2.to_string(), totals(3, 120)),
+        ]
+    );
+    // One group only, and one day only.
+    assert_eq!(
+        s.usage
+            .totals(&both, UsageGroup::Key, Some("key_1".into()))
+            .await
+            .unwrap(),
+        vec![("key_1".to_string(), totals(3, 90))]
+    );
+    assert_eq!(
+        s.usage
+            .totals(&[d2.to_string()], UsageGroup::Key, Some("key_1".into()))
+            .await
+            .unwrap(),
+        vec![("key_1".to_string(), totals(2, 80))]
+    );
+    assert!(
+        s.usage
+            .totals(&both, UsageGroup::Key, Some("nobody".into()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.usage
+            .totals(&["2033-05-19".to_string()], UsageGroup::Model, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.usage
+            .totals(&[], UsageGroup::Model, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// What only Redis has: key names, TTLs, corrupt values, a restart that forgot the scripts.
+mod redis_only {
+    use super::*;
+
+    fn stores() -> (RedisStores, RedisServer) {
+        let server = RedisServer::start();
+        let stores = RedisStores::new(&server.url(), 8, clock()).expect("redis pool");
+        (stores, server)
+    }
+
+    fn ttl(server: &RedisServer, key: &str) -> i64 {
+        server.cli(&["TTL", key]).parse().expect("a TTL")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_key_with_a_lifetime_gets_it_in_the_write() {
+        let (r, server) = stores();
+        let full = Charge {
+            rpm: Some(10),
+            tpm: Some(10),
+            max_parallel: Some(1),
+            budget: budget(1_000, 10),
+            ..charge("key_l", T)
+        };
+        assert!(admitted(&r.ledger.admit(&full).await.unwrap()));
+        r.ledger
+            .settle(&Settlement {
+                tokens: Some(5),
+                reserved: 10,
+                cost: 4,
+                ..settlement("key_l", T)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ttl(&server, "apx:key:{key_l}:req"), 120);
+        assert_eq!(ttl(&server, "apx:key:{key_l}:tok"), 120);
+        assert_eq!(ttl(&server, "apx:key:{key_l}:par"), 900);
+        assert_eq!(
+            ttl(&server, "apx:key:{key_l}:spend:d:2033-05-18"),
+            2 * 86_400
+        );
+        assert_eq!(
+            server.cli(&["GET", "apx:key:{key_l}:spend:d:2033-05-18"]),
+            "4"
+        );
+        // A period kept for ever has no TTL.
+        let total = Charge {
+            budget: Some(BudgetCharge {
+                period: BudgetPeriod::Total.window(T),
+                limit: 100,
+                reserve: 1,
+            }),
+            ..charge("key_l", T)
+        };
+        assert!(admitted(&r.ledger.admit(&total).await.unwrap()));
+        assert_eq!(ttl(&server, "apx:key:{key_l}:spend:total"), -1);
+
+        r.usage
+            .record(&usage_record("2033-05-18", "key_l", Some("red"), "gpt", 1))
+            .await
+            .unwrap();
+        for group in ["key", "team", "model", "provider", "day"] {
+            assert_eq!(
+                ttl(&server, &format!("apx:usage:{{2033-05-18}}:{group}")),
+                400 * 86_400,
+                "{group}"
+            );
+        }
+        assert_eq!(
+            server.cli(&["HGET", "apx:usage:{2033-05-18}:team", "red\ncost_nano_usd"]),
+            "1"
+        );
+
+        r.keys
+            .create(virtual_key("key_l", "sk-apx-l", 1.0))
+            .await
+            .unwrap();
+        assert_eq!(
+            server.cli(&[
+                "GET",
+                &format!("{{apx:keys}}:hash:{}", secret_hash("sk-apx-l"))
+            ]),
+            "key_l"
+        );
+        assert_eq!(server.cli(&["SMEMBERS", "{apx:keys}:index"]), "key_l");
+        assert_eq!(
+            ttl(&server, "{apx:keys}:id:key_l"),
+            -1,
+            "keys live until deleted"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_values_are_store_errors_not_panics() {
+        let (r, server) = stores();
+        server.cli(&["SET", "{apx:keys}:id:key_x", "not json"]);
+        server.cli(&["SET", "{apx:keys}:hash:h", "key_x"]);
+        server.cli(&["SADD", "{apx:keys}:index", "key_x"]);
+        assert!(r.keys.get("key_x").await.is_err());
+        assert!(r.keys.find_by_hash("h").await.is_err());
+        assert!(r.keys.list().await.is_err());
+        assert!(
+            r.keys.delete("key_x").await.unwrap(),
+            "a corrupt key can be deleted"
+        );
+        assert_eq!(r.keys.list().await.unwrap(), []);
+
+        server.cli(&["SET", "apx:key:{key_x}:par", "many"]);
+        let parallel = Charge {
+            max_parallel: Some(1),
+            ..charge("key_x", T)
+        };
+        assert!(r.ledger.admit(&parallel).await.is_err());
+        server.cli(&["HSET", "apx:key:{key_x}:req", "yesterday", "1"]);
+        let rpm = Charge {
+            rpm: Some(1),
+            ..charge("key_x", T)
+        };
+        assert!(r.ledger.admit(&rpm).await.is_err());
+        server.cli(&["SET", "apx:key:{key_x}:spend:d:2033-05-18", "lots"]);
+        assert!(r.ledger.spent(&spent_key("key_x")).await.is_err());
+
+        server.cli(&["HSET", "apx:usage:{2033-05-18}:key", "no-newline", "1"]);
+        let day = ["2033-05-18".to_string()];
+        assert!(r.usage.totals(&day, UsageGroup::Key, None).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_scripts_are_loaded_again_after_redis_forgot_them() {
+        let (r, server) = stores();
+        let rpm = Charge {
+            rpm: Some(10),
+            ..charge("key_s", T)
+        };
+        assert!(admitted(&r.ledger.admit(&rpm).await.unwrap()));
+        assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
+        let again = r.ledger.admit(&rpm).await.unwrap();
+        assert_eq!(allowance(&again).requests_remaining, 8);
+        assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
+        r.ledger
+            .settle(&Settlement {
+                cost: 3,
+                ..settlement("key_s", T)
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.ledger.spent(&spent_key("key_s")).await.unwrap(), [3]);
+    }
 }

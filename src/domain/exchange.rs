@@ -21,6 +21,14 @@ pub trait ChatPayload: Send + Sync + std::fmt::Debug {
     fn with_model(&self, model_id: &str) -> Bytes;
     /// The body as JSON, for the session's context history.
     fn to_json(&self) -> serde_json::Value;
+    /// The most output tokens the request allows (`max_tokens`), for budget reservations.
+    fn max_output_tokens(&self) -> Option<u64> {
+        None
+    }
+    /// The body's size in bytes, from which input tokens are estimated before the answer says.
+    fn byte_len(&self) -> usize {
+        0
+    }
 }
 
 /// The wire format of a request and of its answer. Every vendor adapter speaks the hub (the OpenAI
@@ -79,12 +87,7 @@ pub struct UpstreamChatRequest {
 #[error("{0}")]
 pub struct TransportError(pub String);
 
-/// Token counts an answer reported.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-}
+pub use super::usage::Usage;
 
 /// One stream event, framed and classified by the adapter; `bytes` is the whole event exactly as
 /// the client will get it.

@@ -3,6 +3,8 @@
 pub mod exchange;
 pub mod failover;
 pub mod health;
+pub mod keys;
+pub mod metering;
 pub mod model;
 pub mod names;
 pub mod ports;
@@ -10,3 +12,4 @@ pub mod provider;
 pub mod routing;
 pub mod service;
 pub mod session;
+pub mod usage;

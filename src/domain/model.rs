@@ -8,6 +8,7 @@ use serde_json::Value;
 use validator::Validate;
 
 use super::names;
+use super::usage::Price;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +81,17 @@ pub struct PhysicalModel {
     pub meta_hash: Option<String>,
     #[serde(default)]
     pub updated_at: f64,
+    /// Prices per 1M tokens of this upstream (SPEC 3.1); wins over the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(custom(function = "price"))]
+    pub pricing: Option<Price>,
+}
+
+fn price(value: &Price) -> Result<(), validator::ValidationError> {
+    match value.problem() {
+        Some(problem) => Err(validator::ValidationError::new("price").with_message(problem.into())),
+        None => Ok(()),
+    }
 }
 
 /// A logical model's id becomes a store key: the bounds every stored id has (SPEC 4.1).

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::exchange::{TransportError, UpstreamChatRequest, UpstreamReply};
 use super::health::{AttemptSample, BreakerPolicy, Circuit, RoutingMetrics};
+use super::keys::VirtualKey;
+use super::metering::{Charge, Settlement, UsageGroup, UsageRecord, UsageTotals, Verdict};
 use super::model::{LogicalModel, Model};
 use super::provider::ProviderConfig;
 use super::session::Session;
@@ -139,6 +141,51 @@ pub trait ContextStore: Send + Sync {
     async fn delete(&self, session_id: &str) -> StoreResult<bool>;
 }
 
+/// Virtual keys (SPEC 3.1), found by id or by the hash of their secret.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key; its hash resolves to it from now on.
+    async fn create(&self, key: VirtualKey) -> StoreResult<()>;
+    async fn get(&self, id: &str) -> StoreResult<Option<VirtualKey>>;
+    async fn find_by_hash(&self, secret_hash: &str) -> StoreResult<Option<VirtualKey>>;
+    async fn list(&self) -> StoreResult<Vec<VirtualKey>>;
+    /// Replaces a stored key (same id); when its hash changed (a rotation), `previous_hash` stops
+    /// resolving in the same step. `false` when no key has that id.
+    async fn update(&self, key: VirtualKey, previous_hash: &str) -> StoreResult<bool>;
+    async fn delete(&self, id: &str) -> StoreResult<bool>;
+}
+
+/// Each key's limit windows, parallel slots and budget spending, shared by every instance on the
+/// store. `admit` checks and takes in one atomic step, so concurrent requests cannot all slip
+/// under a limit.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait KeyLedger: Send + Sync {
+    /// Counts the request against every limit the charge names and reserves its budget, or
+    /// refuses it and takes nothing.
+    async fn admit(&self, charge: &Charge) -> StoreResult<Verdict>;
+    /// Replaces the reservation with the real cost, counts the real tokens and frees the slot.
+    async fn settle(&self, settlement: &Settlement) -> StoreResult<()>;
+    /// What each (key id, budget period id) has spent, in order, in nano-dollars.
+    async fn spent(&self, periods: &[(String, String)]) -> StoreResult<Vec<u64>>;
+}
+
+/// Usage aggregates per day and group (SPEC 3.1), kept for a retention time.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds one finished request to every group it falls in, for its day.
+    async fn record(&self, record: &UsageRecord) -> StoreResult<()>;
+    /// The sums over `days` per group of `group_by`, sorted by group; only `only` when given.
+    async fn totals(
+        &self,
+        days: &[String],
+        group_by: UsageGroup,
+        only: Option<String>,
+    ) -> StoreResult<Vec<(String, UsageTotals)>>;
+}
+
 /// Whether the state backend answers (for `/health`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreHealth {
@@ -201,4 +248,6 @@ pub trait Clock: Send + Sync {
 pub trait RandomSource: Send + Sync {
     /// A uniform number in [0, 1).
     fn unit(&self) -> f64;
+    /// 32 bytes from a cryptographically secure generator (for secrets and ids).
+    fn secret_bytes(&self) -> [u8; 32];
 }

@@ -6,7 +6,8 @@ use std::fmt;
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::model::Model;
+use super::model::{Model, PhysicalModel};
+use super::usage::Price;
 
 /// The wire protocol an upstream speaks (SPEC 2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -155,6 +156,8 @@ pub struct ProviderConfig {
     pub retry: RetryPolicy,
     pub cost_input: Option<f64>,
     pub cost_output: Option<f64>,
+    /// `PRICES_JSON`: prices per upstream model id.
+    pub prices: std::collections::HashMap<String, Price>,
     /// A fixed model list that replaces the call to the models path.
     pub static_models: Option<Vec<Model>>,
     pub custom_headers: Vec<(String, String)>,
@@ -223,6 +226,22 @@ impl ProviderConfig {
         shown
     }
 
+    /// The price of one upstream model (SPEC 3.1): the logical model's `pricing` for it, else
+    /// this provider's `PRICES_JSON` entry, else `COST_INPUT`/`COST_OUTPUT`; `None` when unpriced.
+    pub fn price_of(&self, upstream: &PhysicalModel) -> Option<Price> {
+        if let Some(price) = upstream.pricing {
+            return Some(price);
+        }
+        if let Some(price) = self.prices.get(&upstream.model_id) {
+            return Some(*price);
+        }
+        (self.cost_input.is_some() || self.cost_output.is_some()).then(|| Price {
+            input: self.cost_input.unwrap_or(0.0),
+            output: self.cost_output.unwrap_or(0.0),
+            ..Price::default()
+        })
+    }
+
     /// `****abcd`: enough for an operator to tell keys apart, never enough to use one.
     pub fn masked_key(&self) -> String {
         mask_secret(self.api_key.expose_secret())
@@ -248,6 +267,7 @@ pub(crate) fn provider_for_tests(id: &str) -> ProviderConfig {
         retry: RetryPolicy::Generic,
         cost_input: None,
         cost_output: None,
+        prices: Default::default(),
         static_models: None,
         custom_headers: Vec::new(),
     }

@@ -189,6 +189,7 @@ mod tests {
             max_qps: None,
             meta_hash: None,
             updated_at: 0.0,
+            pricing: None,
         }
     }
 

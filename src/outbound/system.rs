@@ -22,4 +22,9 @@ impl RandomSource for ThreadRandom {
     fn unit(&self) -> f64 {
         rand::rng().random::<f64>()
     }
+
+    fn secret_bytes(&self) -> [u8; 32] {
+        // ThreadRng is a CSPRNG (ChaCha, reseeded from the OS).
+        rand::rng().random()
+    }
 }

@@ -11,6 +11,7 @@ pub mod models;
 pub mod openai;
 pub mod responses;
 pub mod sse;
+mod tokens;
 
 use bytes::Bytes;
 
@@ -18,7 +19,7 @@ pub use count::{count_tokens_request, counted_tokens, estimate_tokens};
 pub use dropped::Dropped;
 pub use error_message::error_message;
 
-use crate::domain::exchange::Dialect;
+use crate::domain::exchange::{Dialect, Usage};
 use crate::domain::failover::StreamEventKind;
 
 /// What one stream event means for the commit rule (SPEC 5.5), in the stream's dialect.
@@ -40,6 +41,28 @@ pub fn read_event(dialect: Dialect, event: &[u8]) -> Option<StreamEventKind> {
         Dialect::Anthropic => Some(classify_anthropic(event)),
         Dialect::Responses => Some(responses::events::classify_event(event)),
         Dialect::Gemini => Some(gemini::classify_event(event)),
+    }
+}
+
+/// Checks that a whole successful answer in `dialect` is JSON and reads the tokens it reports, in
+/// one pass.
+pub fn usage_of_answer(dialect: Dialect, body: &[u8]) -> Result<Option<Usage>, openai::NotJson> {
+    match dialect {
+        // The Responses API's usage is read by the same reader, under its own names.
+        Dialect::Hub | Dialect::Responses => openai::usage_of_answer(body),
+        Dialect::Anthropic => anthropic::usage_of_answer(body),
+        Dialect::Gemini => gemini::usage_of_answer(body),
+    }
+}
+
+/// The tokens one stream event in `dialect` reports, if any; events without usage cost one
+/// substring scan.
+pub fn usage_of_event(dialect: Dialect, event: &[u8]) -> Option<Usage> {
+    match dialect {
+        Dialect::Hub => openai::usage_of_event(event),
+        Dialect::Anthropic => anthropic::usage_of_event(event),
+        Dialect::Responses => responses::events::usage_of_event(event),
+        Dialect::Gemini => gemini::usage_of(event),
     }
 }
 

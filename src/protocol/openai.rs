@@ -9,12 +9,21 @@ use serde_json::value::RawValue;
 use crate::domain::exchange::{ChatPayload, Transcript, UpstreamEvent, Usage};
 use crate::domain::failover::StreamEventKind;
 use crate::protocol::sse;
+use crate::protocol::tokens::{Count, Details, read_event_object, read_object};
 
 /// A request body whose fields stay raw JSON: rewriting `model` does not re-model the messages.
+///
+/// A chat body that streams is sent upstream asking for the usage chunk
+/// (`stream_options.include_usage`), so every stream reports the tokens that budgets and cost need;
+/// [`ChatBody::wants_usage_chunk`] tells whether the client asked for that chunk itself. A body in
+/// another API's own dialect ([`ChatBody::parse_object`], [`ChatBody::parse_native`]) goes upstream
+/// with only `model` changed.
 #[derive(Debug, Clone)]
 pub struct ChatBody {
     fields: IndexMap<String, Box<RawValue>>,
     model: String,
+    /// Another API's own body, passed through: never amended.
+    native: bool,
 }
 
 /// Why a chat body cannot be accepted, with the field at fault when there is one.
@@ -37,7 +46,8 @@ impl ChatBody {
     /// A chat request: a JSON object with a `model` string and a `messages` array, its known
     /// fields of the right types.
     pub fn parse(bytes: &[u8]) -> Result<ChatBody, BodyError> {
-        let body = ChatBody::parse_object(bytes)?;
+        let mut body = ChatBody::parse_object(bytes)?;
+        body.native = false;
         match body
             .fields
             .get("messages")
@@ -54,6 +64,16 @@ impl ChatBody {
         }
         check_known_fields(&body.fields)?;
         Ok(body)
+    }
+
+    /// A body checked as [`ChatBody::parse`] checks a chat body, that is in another API's own
+    /// dialect (an Anthropic Messages request passed through): only its model is rewritten, and
+    /// it is never asked for OpenAI's usage chunk, which that API would refuse.
+    pub fn parse_native(bytes: &[u8]) -> Result<ChatBody, BodyError> {
+        ChatBody::parse(bytes).map(|body| ChatBody {
+            native: true,
+            ..body
+        })
     }
 
     /// Any JSON object with a `model` string, its fields kept as they are: a request in another
@@ -87,7 +107,11 @@ impl ChatBody {
                 Err(_) => return Err(BodyError::new("'model' must be a string", Some("model"))),
             },
         };
-        Ok(ChatBody { fields, model })
+        Ok(ChatBody {
+            fields,
+            model,
+            native: true,
+        })
     }
 
     pub fn model(&self) -> &str {
@@ -108,9 +132,24 @@ impl ChatBody {
         self.fields.insert("stream".into(), raw_json(raw));
     }
 
-    /// The body for one upstream: the same fields in the same order, `model` replaced.
+    /// Whether the client asked for OpenAI's usage chunk (`stream_options.include_usage: true`).
+    pub fn wants_usage_chunk(&self) -> bool {
+        self.fields
+            .get("stream_options")
+            .is_some_and(|raw| asks_for_usage(raw.get()))
+    }
+
+    /// The body for one upstream: the same fields in the same order, `model` replaced; a chat body
+    /// that streams also asks for the usage chunk (`stream_options` merged, or added last).
     pub fn to_upstream(&self, model_id: &str) -> Bytes {
-        let mut out = Vec::with_capacity(self.encoded_len_hint() + model_id.len());
+        Bytes::from(self.write(model_id, self.usage_options().as_deref()))
+    }
+
+    /// The fields in order, `model` as `model_id` and `stream_options` as `options` when given
+    /// (added last when the body has none).
+    fn write(&self, model_id: &str, options: Option<&str>) -> Vec<u8> {
+        let extra = options.map_or(0, |o| o.len() + 20);
+        let mut out = Vec::with_capacity(self.encoded_len_hint() + model_id.len() + extra);
         out.push(b'{');
         for (index, (key, value)) in self.fields.iter().enumerate() {
             if index > 0 {
@@ -120,12 +159,47 @@ impl ChatBody {
             out.push(b':');
             if key == "model" {
                 write_json_string(&mut out, model_id);
+            } else if let Some(options) = options.filter(|_| key == "stream_options") {
+                out.extend_from_slice(options.as_bytes());
             } else {
                 out.extend_from_slice(value.get().as_bytes());
             }
         }
+        if let Some(options) = options.filter(|_| !self.fields.contains_key("stream_options")) {
+            if !self.fields.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"stream_options\":");
+            out.extend_from_slice(options.as_bytes());
+        }
         out.push(b'}');
-        Bytes::from(out)
+        out
+    }
+
+    /// The `stream_options` to send instead of the client's, when the body must ask for the usage
+    /// chunk: a streaming chat body that does not ask already. Costs one lookup otherwise.
+    fn usage_options(&self) -> Option<String> {
+        if self.native || self.stream_flag() != Some(true) || self.wants_usage_chunk() {
+            return None;
+        }
+        // A Claude-style body is never a hub body (it is routed to the Anthropic path): it goes
+        // upstream untouched even when parsed as chat.
+        if self.looks_like_anthropic() {
+            return None;
+        }
+        const ASK: &str = r#"{"include_usage":true}"#;
+        let Some(raw) = self.fields.get("stream_options") else {
+            return Some(ASK.to_string());
+        };
+        match serde_json::from_str::<IndexMap<String, Box<RawValue>>>(raw.get()) {
+            Ok(mut options) => {
+                options.insert("include_usage".into(), raw_json("true"));
+                let text = serde_json::to_string(&options).unwrap_or_else(|_| ASK.to_string());
+                Some(text)
+            }
+            // `null` (or anything else a lenient upstream might take): the plain ask.
+            Err(_) => Some(ASK.to_string()),
+        }
     }
 
     /// Whether this is a Claude-style body sent to the chat endpoint (SPEC 4.2): Anthropic-only
@@ -136,9 +210,10 @@ impl ChatBody {
             .any(|key| self.fields.contains_key(*key))
     }
 
-    /// The body as a JSON value (for the session context; not on the plain chat path).
+    /// The body as the client sent it, as a JSON value (for the session context; not on the plain
+    /// chat path).
     pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.to_upstream(&self.model)).unwrap_or(serde_json::Value::Null)
+        serde_json::from_slice(&self.write(&self.model, None)).unwrap_or(serde_json::Value::Null)
     }
 
     fn encoded_len_hint(&self) -> usize {
@@ -148,6 +223,15 @@ impl ChatBody {
             .sum::<usize>()
             + 2
     }
+}
+
+/// Whether `stream_options` (raw JSON) asks for the usage chunk.
+fn asks_for_usage(raw: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct StreamOptions {
+        include_usage: Option<bool>,
+    }
+    serde_json::from_str::<StreamOptions>(raw).is_ok_and(|o| o.include_usage == Some(true))
 }
 
 /// The deepest nesting a request body may have (serde_json's own default limit). Raw values are
@@ -582,20 +666,37 @@ impl WithUsage {
     }
 }
 
-/// Usage as chat reports it, or as the Responses API names the same counts.
+/// Usage as chat reports it, or as the Responses API names the same counts (`input_tokens`,
+/// `input_tokens_details`, ...). Both count cached input inside the prompt and reasoning inside
+/// the completion, as [`Usage`] does.
 #[derive(serde::Deserialize)]
 pub(super) struct ReportedUsage {
-    #[serde(alias = "input_tokens")]
-    prompt_tokens: Option<u64>,
-    #[serde(alias = "output_tokens")]
-    completion_tokens: Option<u64>,
+    #[serde(default, alias = "input_tokens")]
+    prompt_tokens: Count,
+    #[serde(default, alias = "output_tokens")]
+    completion_tokens: Count,
+    #[serde(default, alias = "input_tokens_details")]
+    prompt_tokens_details: Details,
+    #[serde(default, alias = "output_tokens_details")]
+    completion_tokens_details: Details,
+    /// DeepSeek's name for the cache hits, for providers that send no `prompt_tokens_details`.
+    #[serde(default)]
+    prompt_cache_hit_tokens: Count,
 }
 
 impl From<ReportedUsage> for Usage {
     fn from(usage: ReportedUsage) -> Self {
+        let cached = usage
+            .prompt_tokens_details
+            .cached_tokens
+            .0
+            .or(usage.prompt_cache_hit_tokens.0);
         Usage {
-            prompt_tokens: usage.prompt_tokens.unwrap_or(0),
-            completion_tokens: usage.completion_tokens.unwrap_or(0),
+            prompt_tokens: usage.prompt_tokens.get(),
+            completion_tokens: usage.completion_tokens.get(),
+            cache_read_tokens: cached.unwrap_or(0),
+            cache_write_tokens: 0,
+            reasoning_tokens: usage.completion_tokens_details.reasoning_tokens.get(),
         }
     }
 }
@@ -644,12 +745,8 @@ pub struct NotJson;
 
 /// Checks that a whole answer is JSON and reads its usage, in one pass.
 pub fn usage_of_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {
-    match serde_json::from_slice::<WithUsage>(body) {
-        Ok(answer) => Ok(answer.usage.map(Usage::from)),
-        // Valid JSON that is not an object with a usage field (an array, a number) is still JSON.
-        Err(e) if e.is_data() => Ok(None),
-        Err(_) => Err(NotJson),
-    }
+    // Valid JSON that is not an object with a usage field (an array, a number) is still JSON.
+    Ok(read_object::<WithUsage>(body)?.and_then(WithUsage::usage))
 }
 
 /// Tokens from a stream's usage chunk; other chunks cost one substring scan.
@@ -658,10 +755,37 @@ pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
         return None;
     }
     let data = sse::data_of(event)?;
-    match serde_json::from_str::<WithUsage>(&data) {
-        Ok(WithUsage { usage: Some(usage) }) => Some(usage.into()),
-        _ => None,
+    read_event_object::<WithUsage>(&data)?.usage()
+}
+
+/// Whether a hub stream event is the usage chunk OpenAI sends last when asked
+/// (`stream_options.include_usage`): a data event whose chunk has usage and no choices
+/// (`"choices": []`, or none at all) and is not an error. Other chunks cost one substring scan.
+pub fn is_usage_only_chunk(event: &[u8]) -> bool {
+    if !event.windows(8).any(|w| w == b"\"usage\":") {
+        return false;
     }
+    let Some(data) = sse::data_of(event) else {
+        return false;
+    };
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(default, borrow)]
+        choices: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        usage: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        error: Option<&'a RawValue>,
+    }
+    let Ok(chunk) = serde_json::from_str::<Probe<'_>>(data.trim()) else {
+        return false;
+    };
+    let present = |raw: Option<&RawValue>| raw.is_some_and(|r| r.get() != "null");
+    let no_choices = chunk.choices.is_none_or(|c| {
+        let text = c.get();
+        text == "null" || (text.starts_with('[') && text[1..].trim_start().starts_with(']'))
+    });
+    no_choices && present(chunk.usage) && !present(chunk.error)
 }
 
 #[cfg(test)]
@@ -801,7 +925,7 @@ mod tests {
         assert!(
             std::str::from_utf8(&body.to_upstream("x"))
                 .unwrap()
-                .ends_with("\"stream\":true}")
+                .ends_with("\"stream\":true,\"stream_options\":{\"include_usage\":true}}")
         );
     }
 

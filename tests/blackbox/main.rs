@@ -15,6 +15,7 @@ mod faults;
 mod gemini_ingress;
 mod hostile;
 mod ingress;
+mod keys;
 mod lifecycle;
 mod management;
 mod memory;

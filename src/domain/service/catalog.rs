@@ -390,5 +390,6 @@ pub fn physical(provider: &ProviderConfig, model_id: &str, now: f64) -> Physical
         max_qps: provider.max_qps,
         meta_hash: None,
         updated_at: now,
+        pricing: None,
     }
 }

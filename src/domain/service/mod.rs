@@ -2,5 +2,6 @@
 
 pub mod catalog;
 pub mod chat;
+pub mod keys;
 pub mod routing;
 pub mod telemetry;

@@ -11,6 +11,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use auth::Caller;
 pub use credentials::TokenCheck;
 pub use error::ApiError;
 pub use listener::bind;
@@ -48,11 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(handlers::docs::openapi),
         )
         .push(Router::with_path("docs").get(handlers::docs::page));
-    let authed = Router::new()
-        .hoop(auth::require_token)
-        .oapi_securities(openapi::token_requirements())
+    // Inference and model lists: every credential (SPEC 3.1).
+    let clients = Router::new()
         .push(Router::with_path("models").get(handlers::models::list_unversioned))
-        .push(Router::with_path("metrics").get(handlers::metrics::render))
         .push(
             // The Gemini API (SPEC 4.7); its `/v1` actions share the `/v1/models/{id}` route below.
             Router::with_path("v1beta/models")
@@ -77,8 +76,12 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .push(
                     Router::with_path("messages/count_tokens")
                         .post(handlers::messages::count_tokens),
-                ),
-        )
+                )
+                .push(Router::with_path("usage").get(handlers::usage::own)),
+        );
+    // Management: the admin token only.
+    let mut admin = Router::new()
+        .hoop(auth::require_admin)
         .push(
             Router::with_path("providers")
                 .get(handlers::providers::list)
@@ -111,7 +114,32 @@ pub fn router(state: Arc<AppState>) -> Router {
             Router::with_path("context/{id}")
                 .get(handlers::context::get_one)
                 .delete(handlers::context::delete),
-        );
+        )
+        .push(
+            Router::with_path("keys")
+                .get(handlers::keys::list)
+                .post(handlers::keys::create)
+                .push(
+                    Router::with_path("{id}")
+                        .get(handlers::keys::get_one)
+                        .patch(handlers::keys::change)
+                        .delete(handlers::keys::delete),
+                )
+                .push(Router::with_path("{id}/rotate").post(handlers::keys::rotate)),
+        )
+        .push(Router::with_path("usage").get(handlers::usage::report));
+    let mut open = open;
+    let metrics = Router::with_path("metrics").get(handlers::metrics::render);
+    if state.metrics_public {
+        open = open.push(metrics);
+    } else {
+        admin = admin.push(metrics);
+    }
+    let authed = Router::new()
+        .hoop(auth::require_token)
+        .oapi_securities(openapi::token_requirements())
+        .push(clients)
+        .push(admin);
     let api = Router::new().push(open).push(authed);
     published.set(&openapi::document(&api));
     Router::new()

@@ -9,6 +9,7 @@ use super::credentials::TokenCheck;
 use crate::domain::ports::{Clock, ContextStore, MetricsStore, SessionStore, StoreStatus};
 use crate::domain::service::catalog::Catalog;
 use crate::domain::service::chat::ChatService;
+use crate::domain::service::keys::KeyService;
 use crate::domain::service::routing::Planner;
 
 pub struct AppState {
@@ -22,6 +23,9 @@ pub struct AppState {
     pub store: Arc<dyn StoreStatus>,
     pub session_ttl: Duration,
     pub tokens: TokenCheck,
+    pub keys: Arc<KeyService>,
+    /// `METRICS_PUBLIC`: `/metrics` needs no credential.
+    pub metrics_public: bool,
     pub max_body_bytes: usize,
     /// `LOG_BODIES`: log request bodies and whole answers (never by default).
     pub log_bodies: bool,

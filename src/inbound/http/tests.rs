@@ -75,6 +75,7 @@ async fn app(max_body_bytes: usize) -> Service {
         max_qps: None,
         meta_hash: None,
         updated_at: 0.0,
+        pricing: None,
     };
     stores
         .logical_models
@@ -93,6 +94,8 @@ async fn app(max_body_bytes: usize) -> Service {
             ..ChatSettings::default()
         },
         auth_token: SecretString::from("timeline".to_string()),
+        admin_token: None,
+        metrics_public: false,
         max_body_bytes,
         log_bodies: false,
         metrics_handle: None,

@@ -3,12 +3,21 @@
 mod context;
 mod expiring;
 mod health;
+mod keys;
 mod logical_models;
 mod model_cache;
 mod sessions;
 
 pub use context::MemoryContextStore;
 pub use health::{MemoryCircuitStore, MemoryMetricsStore, MemoryQpsLimiter};
+pub use keys::{
+    MemoryKeyLedger, MemoryKeyStore, MemoryUsageStore, PARALLEL_IDLE_SECONDS, USAGE_RETENTION,
+    WINDOW_SECONDS, WINDOW_TTL_SECONDS,
+};
+// The ledger's arithmetic, shared with the Redis ledger so both backends answer alike.
+pub(crate) use keys::{
+    LedgerReading, WindowCount, second_of, signed, sort_keys, spend_delta,
+};
 pub use logical_models::MemoryLogicalModelStore;
 pub use model_cache::MemoryModelCache;
 pub use sessions::MemorySessionStore;
@@ -42,6 +51,9 @@ pub struct MemoryStores {
     pub metrics: Arc<MemoryMetricsStore>,
     pub circuits: Arc<MemoryCircuitStore>,
     pub qps: Arc<MemoryQpsLimiter>,
+    pub keys: Arc<MemoryKeyStore>,
+    pub ledger: Arc<MemoryKeyLedger>,
+    pub usage: Arc<MemoryUsageStore>,
 }
 
 /// The default of `CONTEXT_MAX_SESSIONS`: sessions whose context history is kept.
@@ -62,6 +74,9 @@ impl MemoryStores {
             metrics: Arc::new(MemoryMetricsStore::default()),
             circuits: Arc::new(MemoryCircuitStore::default()),
             qps: Arc::new(MemoryQpsLimiter::default()),
+            keys: Arc::new(MemoryKeyStore::default()),
+            ledger: Arc::new(MemoryKeyLedger::default()),
+            usage: Arc::new(MemoryUsageStore::default()),
         }
     }
 }

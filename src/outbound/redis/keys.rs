@@ -50,6 +50,47 @@ pub fn qps(provider_id: &str, second: u64) -> String {
     format!("llm:qps:{provider_id}:{second}")
 }
 
+/// Virtual keys share one hash tag, so a Redis Cluster keeps a key's record, its hash mapping and
+/// the index on one slot (a rotation is one MULTI/EXEC).
+pub const VIRTUAL_KEY_INDEX: &str = "{apx:keys}:index";
+
+/// A virtual key's record, JSON.
+pub fn virtual_key(id: &str) -> String {
+    format!("{{apx:keys}}:id:{id}")
+}
+
+/// The id of the virtual key whose secret has this hash.
+pub fn virtual_key_hash(secret_hash: &str) -> String {
+    format!("{{apx:keys}}:hash:{secret_hash}")
+}
+
+/// A virtual key's ledger keys share the hash tag `{<id>}`, so one Lua script may touch them all
+/// in a Redis Cluster. Requests per second: a hash second -> count.
+pub fn key_requests(key_id: &str) -> String {
+    format!("apx:key:{{{key_id}}}:req")
+}
+
+/// Tokens per second: a hash second -> tokens.
+pub fn key_tokens(key_id: &str) -> String {
+    format!("apx:key:{{{key_id}}}:tok")
+}
+
+/// Requests in flight (`max_parallel`).
+pub fn key_parallel(key_id: &str) -> String {
+    format!("apx:key:{{{key_id}}}:par")
+}
+
+/// Nano-dollars spent in one budget period (`d:2026-12-07`, `m:2026-12`, `total`).
+pub fn key_spend(key_id: &str, period_id: &str) -> String {
+    format!("apx:key:{{{key_id}}}:spend:{period_id}")
+}
+
+/// One day's usage sums for one grouping: a hash `<group value>\n<field>` -> integer. The day is
+/// the hash tag, so one day's groupings share a slot (one MULTI per record).
+pub fn usage(day: &str, group_by: &str) -> String {
+    format!("apx:usage:{{{day}}}:{group_by}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +116,15 @@ mod tests {
         // The names that collided before are ordinary ids now.
         assert_ne!(logical("index"), LOGICAL_INDEX);
         assert_ne!(metrics("index", "p"), metrics_index("p"));
+    }
+
+    #[test]
+    fn virtual_key_names_carry_their_hash_tags() {
+        assert_eq!(virtual_key("key_1"), "{apx:keys}:id:key_1");
+        assert_eq!(virtual_key_hash("ab"), "{apx:keys}:hash:ab");
+        assert_eq!(key_spend("key_1", "m:2026-12"), "apx:key:{key_1}:spend:m:2026-12");
+        assert_eq!(key_parallel("key_1"), "apx:key:{key_1}:par");
+        assert_eq!(usage("2026-12-07", "team"), "apx:usage:{2026-12-07}:team");
+        assert_ne!(virtual_key("index"), VIRTUAL_KEY_INDEX);
     }
 }

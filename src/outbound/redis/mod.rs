@@ -2,6 +2,7 @@
 //! original where it had them (SPEC 7); every key with a lifetime gets its TTL in the same round trip
 //! that writes it; no `KEYS` (index sets instead).
 
+mod access;
 mod backend;
 mod context;
 mod health;
@@ -11,6 +12,7 @@ mod sessions;
 
 use std::sync::Arc;
 
+pub use access::{RedisKeyLedger, RedisKeyStore, RedisUsageStore};
 pub use backend::RedisBackend;
 pub use context::RedisContextStore;
 pub use health::{RedisCircuitStore, RedisMetricsStore, RedisQpsLimiter};
@@ -46,6 +48,9 @@ pub struct RedisStores {
     pub metrics: Arc<RedisMetricsStore>,
     pub circuits: Arc<RedisCircuitStore>,
     pub qps: Arc<RedisQpsLimiter>,
+    pub keys: Arc<RedisKeyStore>,
+    pub ledger: Arc<RedisKeyLedger>,
+    pub usage: Arc<RedisUsageStore>,
 }
 
 impl RedisStores {
@@ -77,6 +82,9 @@ impl RedisStores {
             metrics: Arc::new(RedisMetricsStore::new(backend.clone(), clock)),
             circuits: Arc::new(RedisCircuitStore::new(backend.clone())),
             qps: Arc::new(RedisQpsLimiter::new(backend.clone())),
+            keys: Arc::new(RedisKeyStore::new(backend.clone())),
+            ledger: Arc::new(RedisKeyLedger::new(backend.clone())),
+            usage: Arc::new(RedisUsageStore::new(backend.clone())),
             backend,
         })
     }

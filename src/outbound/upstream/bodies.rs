@@ -13,7 +13,7 @@ use crate::domain::exchange::{
 use crate::domain::failover::StreamEventKind;
 use crate::protocol::codec::StreamTranslate;
 use crate::protocol::sse::{self, SseFramer};
-use crate::protocol::{self as wire, openai};
+use crate::protocol as wire;
 
 /// The raw body as the HTTP client reads it.
 pub type ByteStream = BoxStream<'static, Result<Bytes, TransportError>>;
@@ -63,14 +63,11 @@ fn joined(mut parts: Vec<Bytes>) -> Bytes {
 }
 
 /// A successful answer in `dialect` (the hub's, or a client's own passed through): JSON, with its
-/// usage read in the same pass (Gemini's `usageMetadata` in a second, only for Gemini answers).
+/// usage read in the same pass by the dialect's own reader.
 pub fn hub_answer(status: u16, bytes: Bytes, dialect: Dialect) -> Result<Answer, TransportError> {
-    match openai::usage_of_answer(&bytes) {
+    match wire::usage_of_answer(dialect, &bytes) {
         Ok(usage) => Ok(Answer {
-            usage: match dialect {
-                Dialect::Gemini => wire::gemini::usage_of(&bytes),
-                _ => usage,
-            },
+            usage,
             bytes,
             error_message: None,
         }),
@@ -124,12 +121,7 @@ fn classified(kind: StreamEventKind, dialect: Dialect, bytes: Bytes) -> Upstream
                     .unwrap_or_default(),
             );
         }
-        _ if dialect == Dialect::Hub => event.usage = openai::usage_of_event(&event.bytes),
-        _ if dialect == Dialect::Responses => {
-            event.usage = wire::responses::events::usage_of_event(&event.bytes);
-        }
-        _ if dialect == Dialect::Gemini => event.usage = wire::gemini::usage_of(&event.bytes),
-        _ => {}
+        _ => event.usage = wire::usage_of_event(dialect, &event.bytes),
     }
     event
 }
@@ -258,7 +250,8 @@ mod tests {
             events[1].usage,
             Some(crate::domain::exchange::Usage {
                 prompt_tokens: 3,
-                completion_tokens: 1
+                completion_tokens: 1,
+                ..Default::default()
             })
         );
         // The last event lacked its blank line; the framer completes it.

@@ -109,10 +109,14 @@ mod tests {
                     "usage": {"output_tokens": 2}}),
             ))
             .unwrap();
-        assert_eq!(stop.len(), 1);
+        assert_eq!(stop.len(), 2, "the finish chunk, then the usage chunk");
         let finish = data_of(&stop[0]);
         assert_eq!(finish["choices"][0]["finish_reason"], "stop");
-        assert_eq!(finish["usage"]["total_tokens"], 5);
+        assert_eq!(finish.get("usage"), None);
+        let usage = data_of(&stop[1]);
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(usage["id"], "chatcmpl-1");
+        assert_eq!(usage["usage"]["total_tokens"], 5);
         assert_eq!(
             stream.finish(),
             vec![Bytes::from_static(b"data: [DONE]\n\n")]

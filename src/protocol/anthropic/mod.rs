@@ -14,13 +14,15 @@
 //! Files: `upstream_request` (hub -> Anthropic request), `upstream_answer` (Anthropic answer, error
 //! and stream -> hub), `ingress_request` (Messages request -> hub), `ingress_answer` (hub answer,
 //! error and stream -> Anthropic), `codec` (the [`VendorCodec`](super::codec::VendorCodec) of
-//! Anthropic). The small field helpers they share live here.
+//! Anthropic), `usage` (the tokens a native Anthropic answer or stream reports). The small field
+//! helpers they share live here.
 
 mod codec;
 mod ingress_answer;
 mod ingress_request;
 mod upstream_answer;
 mod upstream_request;
+mod usage;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +34,7 @@ pub use ingress_answer::{
 pub use ingress_request::{chat_request_from_messages, strip_translated_thinking};
 pub use upstream_answer::{StreamTranslator, chat_from_response, error_to_chat};
 pub use upstream_request::{DEFAULT_MAX_TOKENS, request_from_chat};
+pub use usage::{usage_of_answer, usage_of_event};
 
 use serde_json::{Map, Value};
 

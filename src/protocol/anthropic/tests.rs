@@ -200,7 +200,8 @@ fn answer_finish_reasons_and_usage() {
         assert_eq!(chat["choices"][0]["finish_reason"], finish);
         assert_eq!(
             chat["usage"],
-            json!({"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10})
+            json!({"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10,
+                "prompt_tokens_details": {"cached_tokens": 2}})
         );
         assert_eq!(chat["model"], "fallback");
         assert_eq!(chat["created"], 7);
@@ -274,7 +275,7 @@ fn a_cut_anthropic_stream_gets_no_done() {
     let out = translator
         .push(&event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}})))
         .unwrap();
-    assert_eq!(out.len(), 1);
+    assert_eq!(out.len(), 2, "the finish chunk, then the usage chunk");
     assert_eq!(
         translator.finish(),
         vec![Bytes::from_static(b"data: [DONE]\n\n")]
@@ -317,7 +318,11 @@ fn anthropic_stream_oddities() {
     let stop = translator
         .push(&event("message_stop", json!({"type": "message_stop"})))
         .unwrap();
-    assert_eq!(stop.len(), 2, "a finish chunk is owed before [DONE]");
+    assert_eq!(
+        stop.len(),
+        3,
+        "a finish chunk (and its usage chunk) is owed before [DONE]"
+    );
     assert!(
         translator
             .push(&event("message_stop", json!({"type": "message_stop"})))

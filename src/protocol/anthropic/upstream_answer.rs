@@ -27,12 +27,24 @@ fn prompt_tokens(usage: &Value) -> u64 {
         .saturating_add(u64_field(usage, "cache_creation_input_tokens"))
 }
 
-fn chat_usage(prompt: u64, completion: u64) -> Value {
-    json!({
+/// Chat usage in OpenAI's terms: the prompt holds every input token, and the cache reads are
+/// `prompt_tokens_details.cached_tokens` (when there are any). Anthropic's cache writes have no
+/// OpenAI field: they stay inside `prompt_tokens`, unnamed.
+fn chat_usage(prompt: u64, completion: u64, cache_read: u64) -> Value {
+    let mut usage = json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt.saturating_add(completion),
-    })
+    });
+    if cache_read > 0
+        && let Value::Object(map) = &mut usage
+    {
+        map.insert(
+            "prompt_tokens_details".into(),
+            json!({"cached_tokens": cache_read}),
+        );
+    }
+    usage
 }
 
 /// An OpenAI `chat.completion` object for an Anthropic Message.
@@ -108,7 +120,11 @@ pub fn chat_from_response(
             "logprobs": null,
             "finish_reason": finish,
         }],
-        "usage": chat_usage(prompt_tokens(usage), u64_field(usage, "output_tokens")),
+        "usage": chat_usage(
+            prompt_tokens(usage),
+            u64_field(usage, "output_tokens"),
+            u64_field(usage, "cache_read_input_tokens"),
+        ),
     }))
 }
 
@@ -145,7 +161,9 @@ fn sse_data(payload: &Value) -> Bytes {
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
 /// Turns an Anthropic event stream into OpenAI chat chunk events, keeping state across events
-/// (tool-call numbering per content block, usage, one id/created/model for every chunk).
+/// (tool-call numbering per content block, usage, one id/created/model for every chunk). The usage
+/// goes out as OpenAI sends it when asked (`stream_options.include_usage`): a chunk of its own with
+/// `"choices": []`, right after the finish chunk.
 #[derive(Debug)]
 pub struct StreamTranslator {
     model: String,
@@ -154,6 +172,7 @@ pub struct StreamTranslator {
     started: bool,
     prompt_tokens: u64,
     completion_tokens: u64,
+    cache_read_tokens: u64,
     /// Anthropic content block index -> OpenAI tool call index.
     tool_blocks: HashMap<u64, u64>,
     tool_count: u64,
@@ -171,6 +190,7 @@ impl StreamTranslator {
             started: false,
             prompt_tokens: 0,
             completion_tokens: 0,
+            cache_read_tokens: 0,
             tool_blocks: HashMap::new(),
             tool_count: 0,
             finish_sent: false,
@@ -178,24 +198,47 @@ impl StreamTranslator {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>, usage: Option<Value>) -> Bytes {
-        let mut chunk = json!({
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
+        sse_data(&json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        if let (Some(usage), Some(map)) = (usage, chunk.as_object_mut()) {
-            map.insert("usage".into(), usage);
-        }
-        sse_data(&chunk)
+        }))
     }
 
-    fn finish_chunk(&mut self, reason: &str) -> Bytes {
+    /// The finish chunk, then the usage chunk.
+    fn finish_chunks(&mut self, reason: &str, out: &mut Vec<Bytes>) {
         self.finish_sent = true;
-        let usage = chat_usage(self.prompt_tokens, self.completion_tokens);
-        self.chunk(json!({}), Some(reason), Some(usage))
+        out.push(self.chunk(json!({}), Some(reason)));
+        let usage = chat_usage(
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cache_read_tokens,
+        );
+        out.push(sse_data(&json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage,
+        })));
+    }
+
+    /// Reads the counts a `usage` object has (in `message_delta`, only the output is sure to be
+    /// there; the others are cumulative when present).
+    fn read_usage(&mut self, usage: &Value) {
+        if usage.get("output_tokens").is_some_and(Value::is_u64) {
+            self.completion_tokens = u64_field(usage, "output_tokens");
+        }
+        if usage.get("input_tokens").is_some_and(Value::is_u64) {
+            self.prompt_tokens = prompt_tokens(usage);
+        }
+        if usage.get("cache_read_input_tokens").is_some_and(Value::is_u64) {
+            self.cache_read_tokens = u64_field(usage, "cache_read_input_tokens");
+        }
     }
 
     /// One whole upstream SSE event in, zero or more whole OpenAI events out. An event whose data
@@ -223,10 +266,8 @@ impl StreamTranslator {
             "message_start" if !self.started => {
                 self.started = true;
                 let message = payload.get("message").unwrap_or(&Value::Null);
-                let usage = message.get("usage").unwrap_or(&Value::Null);
-                self.prompt_tokens = prompt_tokens(usage);
-                self.completion_tokens = u64_field(usage, "output_tokens");
-                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None, None));
+                self.read_usage(message.get("usage").unwrap_or(&Value::Null));
+                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
             }
             "content_block_start" => {
                 let index = payload
@@ -238,13 +279,13 @@ impl StreamTranslator {
                     Some("text") => {
                         let text = str_field(block, "text").unwrap_or("");
                         if !text.is_empty() {
-                            out.push(self.chunk(json!({"content": text}), None, None));
+                            out.push(self.chunk(json!({"content": text}), None));
                         }
                     }
                     Some("thinking") => {
                         let text = str_field(block, "thinking").unwrap_or("");
                         if !text.is_empty() {
-                            out.push(self.chunk(json!({"reasoning_content": text}), None, None));
+                            out.push(self.chunk(json!({"reasoning_content": text}), None));
                         }
                     }
                     Some("tool_use") => {
@@ -270,7 +311,6 @@ impl StreamTranslator {
                                 },
                             }]}),
                             None,
-                            None,
                         ));
                     }
                     _ => {}
@@ -286,13 +326,13 @@ impl StreamTranslator {
                     Some("text_delta") => {
                         let text = str_field(delta, "text").unwrap_or("");
                         if !text.is_empty() {
-                            out.push(self.chunk(json!({"content": text}), None, None));
+                            out.push(self.chunk(json!({"content": text}), None));
                         }
                     }
                     Some("thinking_delta") => {
                         let text = str_field(delta, "thinking").unwrap_or("");
                         if !text.is_empty() {
-                            out.push(self.chunk(json!({"reasoning_content": text}), None, None));
+                            out.push(self.chunk(json!({"reasoning_content": text}), None));
                         }
                     }
                     Some("input_json_delta") => {
@@ -303,7 +343,6 @@ impl StreamTranslator {
                             out.push(self.chunk(
                                 json!({"tool_calls": [{"index": n, "function": {"arguments": partial}}]}),
                                 None,
-                                None,
                             ));
                         }
                     }
@@ -312,26 +351,20 @@ impl StreamTranslator {
                 }
             }
             "message_delta" => {
-                let usage = payload.get("usage").unwrap_or(&Value::Null);
-                if usage.get("output_tokens").is_some_and(Value::is_u64) {
-                    self.completion_tokens = u64_field(usage, "output_tokens");
-                }
                 // Newer API versions repeat the (cumulative) input counts here.
-                if usage.get("input_tokens").is_some_and(Value::is_u64) {
-                    self.prompt_tokens = prompt_tokens(usage);
-                }
+                self.read_usage(payload.get("usage").unwrap_or(&Value::Null));
                 let stop = payload
                     .get("delta")
                     .and_then(|d| str_field(d, "stop_reason"));
                 if let Some(stop) = stop
                     && !self.finish_sent
                 {
-                    out.push(self.finish_chunk(finish_reason(stop)));
+                    self.finish_chunks(finish_reason(stop), &mut out);
                 }
             }
             "message_stop" => {
                 if !self.finish_sent {
-                    out.push(self.finish_chunk("stop"));
+                    self.finish_chunks("stop", &mut out);
                 }
                 out.push(Bytes::from_static(DONE));
                 self.done = true;

@@ -222,11 +222,14 @@ pub(super) fn openai_tool_call(call: &Object, id: String) -> Value {
     json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
 }
 
-/// OpenAI usage from Gemini's `usageMetadata`; thinking tokens count as completion tokens.
+/// OpenAI usage from Gemini's `usageMetadata`: tool-use prompt tokens (the results of Google's
+/// own tools, fed back as input and billed as input) count as prompt tokens, thinking tokens as
+/// completion tokens; cached content (already inside `promptTokenCount`) becomes
+/// `prompt_tokens_details.cached_tokens` and thinking `completion_tokens_details.reasoning_tokens`.
 pub(super) fn usage_from(meta: &Value) -> Option<Value> {
     let meta = meta.as_object()?;
     let count = |key: &str| meta.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let prompt = count("promptTokenCount");
+    let prompt = count("promptTokenCount").saturating_add(count("toolUsePromptTokenCount"));
     let thoughts = count("thoughtsTokenCount");
     let completion = count("candidatesTokenCount").saturating_add(thoughts);
     let total = match meta.get("totalTokenCount").and_then(Value::as_u64) {

@@ -94,11 +94,15 @@ mod tests {
         let last = stream
             .push(b"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"lo\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2,\"totalTokenCount\":5}}\n\n")
             .unwrap();
-        assert_eq!(last.len(), 2, "the text, then the finish chunk");
+        assert_eq!(last.len(), 3, "the text, the finish chunk, the usage chunk");
         assert_eq!(data_of(&last[0])["choices"][0]["delta"]["content"], "lo");
         let finish = data_of(&last[1]);
         assert_eq!(finish["choices"][0]["finish_reason"], "stop");
-        assert_eq!(finish["usage"]["total_tokens"], 5);
+        assert_eq!(finish.get("usage"), None);
+        let usage = data_of(&last[2]);
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(usage["id"], "chatcmpl-1");
+        assert_eq!(usage["usage"]["total_tokens"], 5);
         assert_eq!(
             stream.finish(),
             vec![Bytes::from_static(b"data: [DONE]\n\n")]

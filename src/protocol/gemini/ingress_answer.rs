@@ -10,8 +10,9 @@ use serde_json::{Map, Value, json};
 
 use crate::domain::exchange::Usage;
 use crate::domain::failover::StreamEventKind;
-use crate::protocol::openai::{Chunk, read_chunk};
+use crate::protocol::openai::{Chunk, NotJson, read_chunk};
 use crate::protocol::sse;
+use crate::protocol::tokens::{Count, read_event_object, read_object};
 
 /// Google's status name for an HTTP status (google.rpc.Code).
 pub fn status_name(code: u16) -> &'static str {
@@ -308,24 +309,66 @@ pub fn classify_event(event: &[u8]) -> StreamEventKind {
     }
 }
 
-/// The token counts of a native Gemini answer or stream event (its `usageMetadata`; thought tokens
-/// count as completion tokens), for the usage metrics; other bodies cost one substring scan.
+/// Gemini's `usageMetadata`, the counts the gateway reads.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    /// The whole prompt, cached content included.
+    #[serde(default)]
+    prompt_token_count: Count,
+    #[serde(default)]
+    cached_content_token_count: Count,
+    /// The results of Google's own tools fed back to the model: input on top of the prompt.
+    #[serde(default)]
+    tool_use_prompt_token_count: Count,
+    #[serde(default)]
+    candidates_token_count: Count,
+    #[serde(default)]
+    thoughts_token_count: Count,
+}
+
+impl From<UsageMetadata> for Usage {
+    fn from(meta: UsageMetadata) -> Self {
+        let thoughts = meta.thoughts_token_count.get();
+        Usage {
+            prompt_tokens: meta
+                .prompt_token_count
+                .get()
+                .saturating_add(meta.tool_use_prompt_token_count.get()),
+            completion_tokens: meta.candidates_token_count.get().saturating_add(thoughts),
+            cache_read_tokens: meta.cached_content_token_count.get(),
+            cache_write_tokens: 0,
+            reasoning_tokens: thoughts,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct WithUsageMetadata {
+    #[serde(default, rename = "usageMetadata")]
+    usage: Option<UsageMetadata>,
+}
+
+/// The token counts of a native Gemini answer or stream event (its `usageMetadata`, running totals
+/// in a stream): the prompt with tool-use prompt tokens, thought tokens inside the completion and
+/// apart as reasoning, cached content as cache reads. Other bodies cost one substring scan.
 pub fn usage_of(body: &[u8]) -> Option<Usage> {
     if !body.windows(15).any(|w| w == b"\"usageMetadata\"") {
         return None;
     }
-    let text = match sse::data_of(body) {
-        Some(data) => data.into_owned(),
-        None => String::from_utf8_lossy(body).into_owned(),
+    let parsed = match sse::data_of(body) {
+        Some(data) => read_event_object::<WithUsageMetadata>(&data),
+        None => read_object::<WithUsageMetadata>(body).ok().flatten(),
     };
-    let value: Value = serde_json::from_str(&text).ok()?;
-    let meta = value.get("usageMetadata")?;
-    let count = |key: &str| meta.get(key).and_then(Value::as_u64).unwrap_or(0);
-    Some(Usage {
-        prompt_tokens: count("promptTokenCount"),
-        completion_tokens: count("candidatesTokenCount")
-            .saturating_add(count("thoughtsTokenCount")),
-    })
+    parsed?.usage.map(Usage::from)
+}
+
+/// Checks that a whole native Gemini answer is JSON and reads its usage, in one pass.
+pub fn usage_of_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {
+    // Valid JSON of another shape (a list of pieces) is still JSON.
+    Ok(read_object::<WithUsageMetadata>(body)?
+        .and_then(|answer| answer.usage)
+        .map(Usage::from))
 }
 
 /// The gateway's error event for a failure after a native Gemini stream started.
@@ -395,11 +438,51 @@ mod tests {
         let expected = Some(Usage {
             prompt_tokens: 7,
             completion_tokens: 5,
+            reasoning_tokens: 2,
+            ..Usage::default()
         });
         assert_eq!(usage_of(answer), expected);
+        assert_eq!(usage_of_answer(answer).ok().flatten(), expected);
         let event = [&b"data: "[..], answer, b"\r\n\r\n"].concat();
         assert_eq!(usage_of(&event), expected);
         assert_eq!(usage_of(b"data: {\"candidates\":[]}\n\n"), None);
+        assert_eq!(usage_of_answer(b"{\"candidates\":[]}").ok().flatten(), None);
+        assert_eq!(usage_of_answer(b"[{\"usageMetadata\":{}}]").ok().flatten(), None);
+        assert!(usage_of_answer(b"{not json").is_err());
+    }
+
+    #[test]
+    fn cached_content_thoughts_and_tool_use_prompts_are_read() {
+        // The shape of a generateContent answer from a thinking model with context caching and
+        // Google Search grounding (the tool's results are billed as input on top of the prompt).
+        let answer = br#"{"candidates":[{"content":{"parts":[{"text":"Paris."}],"role":"model"},
+            "finishReason":"STOP","index":0}],
+            "usageMetadata":{"promptTokenCount":12000,"candidatesTokenCount":350,"totalTokenCount":12835,
+                "cachedContentTokenCount":8000,"toolUsePromptTokenCount":65,"thoughtsTokenCount":420,
+                "promptTokensDetails":[{"modality":"TEXT","tokenCount":12000}],
+                "cacheTokensDetails":[{"modality":"TEXT","tokenCount":8000}]},
+            "modelVersion":"gemini-2.5-flash","responseId":"mAitaLmkHPPlz7IPvtfUqQ4"}"#;
+        let expected = Some(Usage {
+            prompt_tokens: 12_065,
+            completion_tokens: 770,
+            cache_read_tokens: 8000,
+            cache_write_tokens: 0,
+            reasoning_tokens: 420,
+        });
+        assert_eq!(usage_of_answer(answer).ok().flatten(), expected);
+        let compact: Value = serde_json::from_slice(answer).unwrap();
+        let event = format!("data: {compact}\r\n\r\n");
+        assert_eq!(usage_of(event.as_bytes()), expected);
+        // Running totals in a stream: an early event reports the prompt only.
+        let early = br#"data: {"candidates":[{"content":{"parts":[{"text":"Pa"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":12000,"cachedContentTokenCount":8000,"totalTokenCount":12000}}"#;
+        assert_eq!(
+            usage_of(early),
+            Some(Usage {
+                prompt_tokens: 12_000,
+                cache_read_tokens: 8000,
+                ..Usage::default()
+            })
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use errors::error_to_chat;
 pub use ingress::chat_request_from_gemini;
 pub use ingress_answer::{
     GeminiStreamWriter, classify_event, error_event, error_from_chat, google_error,
-    response_from_chat, status_name, usage_of,
+    response_from_chat, status_name, usage_of, usage_of_answer,
 };
 pub use native::GeminiBody;
 pub use request::request_from_chat;

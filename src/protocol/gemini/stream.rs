@@ -14,7 +14,10 @@ use super::{Object, is_thought};
 use crate::protocol::{TranslateError, sse};
 
 /// Turns the events of `streamGenerateContent?alt=sse` (each `data: {GenerateContentResponse}`)
-/// into OpenAI `chat.completion.chunk` events with one id, created time and model throughout.
+/// into OpenAI `chat.completion.chunk` events with one id, created time and model throughout. The
+/// usage goes out as OpenAI sends it when asked (`stream_options.include_usage`): a chunk of its
+/// own with `"choices": []`, right after the finish chunk (again should a later event report other
+/// counts).
 #[derive(Debug)]
 pub struct StreamTranslator {
     model: String,
@@ -25,6 +28,8 @@ pub struct StreamTranslator {
     /// Tool calls sent so far per candidate (the next call's `index`).
     tool_calls: BTreeMap<u64, usize>,
     usage: Option<Value>,
+    /// The usage last sent in a usage chunk.
+    usage_sent: Option<Value>,
     finished: bool,
     done_sent: bool,
 }
@@ -38,6 +43,7 @@ impl StreamTranslator {
             started: BTreeSet::new(),
             tool_calls: BTreeMap::new(),
             usage: None,
+            usage_sent: None,
             finished: false,
             done_sent: false,
         }
@@ -132,15 +138,20 @@ impl StreamTranslator {
             self.start(0, out);
             finishes.push((0, "content_filter"));
         }
-        let last = finishes.len().saturating_sub(1);
-        for (k, (index, reason)) in finishes.into_iter().enumerate() {
-            let usage = if k == last { self.usage.clone() } else { None };
-            let mut chunk = self.chunk_value(index, json!({}), Some(reason));
-            if let (Some(usage), Value::Object(map)) = (usage, &mut chunk) {
-                map.insert("usage".into(), usage);
-            }
-            out.push(event_bytes(&chunk));
+        for (index, reason) in finishes {
+            out.push(self.chunk(index, json!({}), Some(reason)));
             self.finished = true;
+        }
+        if self.finished && self.usage.is_some() && self.usage != self.usage_sent {
+            self.usage_sent = self.usage.clone();
+            out.push(event_bytes(&json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": self.usage,
+            })));
         }
     }
 
@@ -152,17 +163,13 @@ impl StreamTranslator {
     }
 
     fn chunk(&self, index: u64, delta: Value, finish: Option<&str>) -> Bytes {
-        event_bytes(&self.chunk_value(index, delta, finish))
-    }
-
-    fn chunk_value(&self, index: u64, delta: Value, finish: Option<&str>) -> Value {
-        json!({
+        event_bytes(&json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
             "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
+        }))
     }
 }
 

@@ -251,10 +251,10 @@ fn a_blocked_stream_finishes_with_content_filter() {
     let events = translator
         .push(b"data: {\"promptFeedback\":{\"blockReason\":\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":7,\"totalTokenCount\":7}}\n\n")
         .unwrap();
-    assert_eq!(events.len(), 2);
-    let last = data_of(&events[1]);
-    assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
-    assert_eq!(last["usage"]["prompt_tokens"], 7);
+    assert_eq!(events.len(), 3);
+    let finish = data_of(&events[1]);
+    assert_eq!(finish["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(data_of(&events[2])["usage"]["prompt_tokens"], 7);
     assert_eq!(
         translator.finish(),
         vec![Bytes::from_static(b"data: [DONE]\n\n")]

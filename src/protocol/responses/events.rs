@@ -46,7 +46,7 @@ pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
         response: Option<crate::protocol::openai::WithUsage>,
     }
     let data = sse::data_of(event)?;
-    let ended: Ended = serde_json::from_str(&data).ok()?;
+    let ended: Ended = crate::protocol::tokens::read_event_object(&data)?;
     ended.response?.usage()
 }
 
@@ -84,9 +84,24 @@ mod tests {
             usage_of_event(completed),
             Some(Usage {
                 prompt_tokens: 12,
-                completion_tokens: 5
+                completion_tokens: 5,
+                ..Usage::default()
             })
         );
+        // The shape of the API reference's Response usage: cached input and reasoning apart.
+        let detailed = br#"event: response.completed
+data: {"type":"response.completed","sequence_number":42,"response":{"id":"resp_67ccd2bed1ec8190","object":"response","status":"completed","usage":{"input_tokens":328,"input_tokens_details":{"cached_tokens":256},"output_tokens":1052,"output_tokens_details":{"reasoning_tokens":896},"total_tokens":1380}}}"#;
+        assert_eq!(
+            usage_of_event(detailed),
+            Some(Usage {
+                prompt_tokens: 328,
+                completion_tokens: 1052,
+                cache_read_tokens: 256,
+                cache_write_tokens: 0,
+                reasoning_tokens: 896,
+            })
+        );
+
         assert_eq!(
             usage_of_event(b"data: {\"type\":\"response.output_text.delta\"}\n\n"),
             None

@@ -9,6 +9,9 @@ use futures_util::stream::BoxStream;
 
 use crate::domain::exchange::{ChatPayload, Dialect, NativeRequest};
 use crate::domain::failover::{AllFailed, CommitLimits};
+use crate::domain::keys::VirtualKey;
+use crate::domain::metering::Allowance;
+use super::meter::KeyRefusal;
 use crate::domain::names::NameError;
 use crate::domain::service::routing::PlanError;
 
@@ -62,6 +65,9 @@ pub struct ChatRequest {
     pub history: bool,
     /// The client's request in a vendor's own dialect, passed through to providers of that vendor.
     pub native: Option<Arc<NativeRequest>>,
+    /// The virtual key that sent it (`None`: the gateway or admin token), whose models, limits
+    /// and budget apply (SPEC 3.1).
+    pub caller: Option<Arc<VirtualKey>>,
 }
 
 impl ChatRequest {
@@ -80,6 +86,8 @@ pub struct ServedBy {
     /// Time spent waiting on upstreams (every attempt, until the answer or the stream's commit),
     /// so the HTTP layer can tell the gateway's own overhead apart.
     pub upstream_ms: f64,
+    /// What is left of the calling key's limits (for the `x-ratelimit-*` headers).
+    pub limits: Option<Allowance>,
 }
 
 /// One piece of a committed stream, for the inbound adapter to write in the client's format.
@@ -128,6 +136,8 @@ pub enum ChatError {
     },
     /// The request exists only in a vendor's own dialect and no candidate speaks it.
     Untranslatable(String),
+    /// The calling key may not make this request now (SPEC 3.1).
+    KeyRefused(KeyRefusal),
 }
 
 impl From<PlanError> for ChatError {

@@ -16,6 +16,12 @@ impl ChatService {
             session_id: request.session_id.clone(),
             ..RouteRequest::default()
         };
+        if let Some(key) = &request.caller
+            && !key.allows_model(request.body.model())
+        {
+            let refusal = super::KeyRefusal::ModelNotAllowed(request.body.model().to_string());
+            return Err(ChatError::KeyRefused(refusal));
+        }
         let plan = self.planner.plan(request.body.model(), &route).await?;
         for candidate in plan
             .order

@@ -9,6 +9,7 @@
 mod api;
 mod attempt;
 mod count;
+mod meter;
 mod recorder;
 mod relay;
 #[cfg(test)]
@@ -21,6 +22,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 pub use api::{ChatError, ChatReply, ChatRequest, ChatSettings, Relayed, ServedBy, Timeouts};
+pub use meter::{KeyRefusal, Meter, Ticket};
 use attempt::{Attempt, ms_since};
 use recorder::{Recorder, StreamEnd};
 
@@ -28,9 +30,12 @@ use crate::domain::exchange::{Dialect, UpstreamChatRequest};
 use crate::domain::failover::{
     AllFailed, AttemptFailure, FailureTally, HealthEffect, Next, after_failure,
 };
+use crate::domain::metering::Estimate;
 use crate::domain::ports::{
-    CircuitStore, Clock, ContextStore, MetricsStore, QpsLimiter, SessionStore, UpstreamClient,
+    CircuitStore, Clock, ContextStore, KeyLedger, MetricsStore, QpsLimiter, SessionStore,
+    UpstreamClient, UsageStore,
 };
+use crate::domain::usage::Price;
 use crate::domain::service::routing::{Candidate, Planner, RouteRequest};
 use crate::domain::service::telemetry;
 use crate::domain::session::Session;
@@ -42,12 +47,15 @@ pub struct ChatStores {
     pub circuits: Arc<dyn CircuitStore>,
     pub qps: Arc<dyn QpsLimiter>,
     pub context: Arc<dyn ContextStore>,
+    pub ledger: Arc<dyn KeyLedger>,
+    pub usage: Arc<dyn UsageStore>,
 }
 
 pub struct ChatService {
     planner: Arc<Planner>,
     upstream: Arc<dyn UpstreamClient>,
     recorder: Arc<Recorder>,
+    meter: Arc<Meter>,
     qps: Arc<dyn QpsLimiter>,
     circuits: Arc<dyn CircuitStore>,
     clock: Arc<dyn Clock>,
@@ -80,10 +88,16 @@ impl ChatService {
             breaker: planner.breaker(),
             settings: settings.clone(),
         });
+        let meter = Arc::new(Meter {
+            ledger: stores.ledger,
+            usage: stores.usage,
+            clock: clock.clone(),
+        });
         ChatService {
             planner,
             upstream,
             recorder,
+            meter,
             qps: stores.qps,
             circuits: stores.circuits,
             clock,
@@ -96,7 +110,24 @@ impl ChatService {
             session_id: request.session_id.clone(),
             ..RouteRequest::default()
         };
+        if let Some(key) = &request.caller
+            && !key.allows_model(request.body.model())
+        {
+            let refusal = KeyRefusal::ModelNotAllowed(request.body.model().to_string());
+            return Err(ChatError::KeyRefused(refusal));
+        }
         let plan = self.planner.plan(request.body.model(), &route).await?;
+        let estimate = Estimate::of(request.body.byte_len(), request.body.max_output_tokens());
+        let mut ticket = self
+            .meter
+            .admit(
+                request.caller.clone(),
+                &plan.logical.logical_id,
+                estimate,
+                worst_price(&plan.order, estimate),
+            )
+            .await
+            .map_err(ChatError::KeyRefused)?;
         let exchange = Exchange {
             request: &request,
             logical_id: plan.logical.logical_id.clone(),
@@ -149,11 +180,15 @@ impl ChatService {
                 model_id: candidate.upstream.model_id.clone(),
                 attempts: tally.attempts + 1,
                 upstream_ms,
+                limits: ticket.allowance,
             };
             let failure = match outcome {
                 Ok(attempt) => {
                     telemetry::attempt(provider, "success");
-                    return Ok(self.answered(&exchange, attempt, served, dialect, started));
+                    let model_label =
+                        telemetry::model_label(&exchange.logical_id, &provider.id, &served.model_id);
+                    ticket.served_by(&provider.id, model_label, provider.price_of(&candidate.upstream));
+                    return Ok(self.answered(&exchange, attempt, served, dialect, started, ticket));
                 }
                 Err(failure) => failure,
             };
@@ -195,6 +230,7 @@ impl ChatService {
         served: ServedBy,
         dialect: Dialect,
         started: Instant,
+        mut ticket: Ticket,
     ) -> ChatReply {
         let provider_id = served.provider_id.clone();
         let logical_id = &exchange.logical_id;
@@ -213,6 +249,10 @@ impl ChatService {
                 headers_ms,
             } => {
                 telemetry::count_answer(&provider_id, model_label, answer.usage.as_ref());
+                if let Some(usage) = &answer.usage {
+                    ticket.observe(usage);
+                }
+                ticket.finish();
                 self.recorder.attempt(
                     logical_id,
                     &provider_id,
@@ -242,6 +282,7 @@ impl ChatService {
                     provider_id: provider_id.clone(),
                     latency_ms: ms_since(started),
                     headers_ms,
+                    ticket: Some(ticket),
                     // Without a transcript (a vendor's own stream) the exchange is not recorded.
                     context: exchange
                         .context
@@ -360,6 +401,15 @@ impl ChatService {
             .record(&candidate.provider.id, true, now, breaker)
             .await;
     }
+}
+
+/// The highest price the request could be charged at: its estimate at each candidate's price.
+fn worst_price(order: &[Candidate], estimate: Estimate) -> Option<Price> {
+    let usage = estimate.usage();
+    order
+        .iter()
+        .filter_map(|c| c.provider.price_of(&c.upstream))
+        .max_by_key(|price| price.cost(&usage))
 }
 
 /// The request as one candidate gets it: the client's own dialect when the provider speaks it

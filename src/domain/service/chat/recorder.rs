@@ -27,7 +27,7 @@ pub(super) struct Recorder {
 /// Runs bookkeeping without making the client wait: a write that completes at once (the
 /// in-memory stores) is done inline, saving a task and a cross-thread wake-up per request; one
 /// that would wait (a Redis round trip) continues as a background task.
-fn settle_or_spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
+pub(super) fn settle_or_spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
     let mut work = Box::pin(work);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     if work.as_mut().poll(&mut cx).is_pending() {
@@ -148,18 +148,26 @@ pub(super) struct StreamEnd {
     pub(super) provider_id: String,
     pub(super) latency_ms: f64,
     pub(super) headers_ms: f64,
+    /// The request's metering, settled with the stream's usage when it ends (or when dropped).
+    pub(super) ticket: Option<super::meter::Ticket>,
     /// The session, the request, and the transcript that rebuilds the answer.
     pub(super) context: Option<(String, Value, Box<dyn Transcript>)>,
 }
 
 impl StreamEnd {
     pub(super) fn observe(&mut self, event: &UpstreamEvent) {
+        if let (Some(usage), Some(ticket)) = (&event.usage, &mut self.ticket) {
+            ticket.observe(usage);
+        }
         if let Some((_, _, transcript)) = &mut self.context {
             transcript.observe(event);
         }
     }
 
     pub(super) fn finish(self, success: bool) {
+        if let Some(ticket) = self.ticket {
+            ticket.finish();
+        }
         let recorder = self.recorder;
         recorder.attempt(
             &self.logical_id,

@@ -57,15 +57,16 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
+    let caller = crate::inbound::http::Caller::key(depot);
     let request = match read_request(req, state.max_body_bytes, state.log_bodies).await {
-        Ok(Incoming::Chat(request)) => request,
+        Ok(Incoming::Chat(request)) => ChatRequest { caller, ..request },
         // A Claude-style body is answered exactly as /v1/messages would answer it (SPEC 4.2).
         Ok(Incoming::Claude {
             bytes,
             session,
             headers,
         }) => {
-            return super::messages_api::serve(&state, &bytes, headers, session, res).await;
+            return super::messages_api::serve(&state, &bytes, headers, session, caller, res).await;
         }
         Err(error) => return error.write(res),
     };
@@ -182,5 +183,6 @@ async fn read_request(
         session_id: session.id,
         history: session.history,
         native: None,
+        caller: None,
     }))
 }

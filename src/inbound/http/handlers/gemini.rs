@@ -138,6 +138,7 @@ async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let chat = ChatRequest {
         session_id: session.id,
         history: session.history,
+        caller: crate::inbound::http::Caller::key(depot),
         ..chat
     };
     if action == Action::CountTokens {
@@ -243,6 +244,7 @@ fn chat_request(
         session_id: None,
         history: false,
         native: Some(Arc::new(native)),
+        caller: None,
     };
     Ok((chat, hub, dropped))
 }
@@ -294,9 +296,7 @@ pub async fn list(depot: &mut Depot, res: &mut Response) {
     let Some(state) = AppState::from_depot(depot) else {
         return write_google_api_error(res, &crate::inbound::http::ApiError::internal());
     };
-    let models: Vec<Value> = state
-        .catalog
-        .all_models()
+    let models: Vec<Value> = super::input::visible_models(&state, depot)
         .await
         .iter()
         .map(|m| gemini_model(&m.id))
@@ -322,7 +322,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     };
     let rest: String = req.param("id").unwrap_or_default();
     let id = gemini::model_id(&rest);
-    let models = state.catalog.all_models().await;
+    let models = super::input::visible_models(&state, depot).await;
     match models.iter().find(|m| m.id == id) {
         Some(model) => res.render(Json(gemini_model(&model.id))),
         None => google_error(

@@ -6,6 +6,7 @@ use salvo::prelude::*;
 
 use super::input::{SessionKey, anthropic_headers, payload, session_key, state_or_500};
 use super::messages_api::{count, invalid, serve};
+use crate::inbound::http::Caller;
 use super::output::write_anthropic_api_error;
 use crate::inbound::http::openapi::{alternatives, schemas};
 
@@ -40,7 +41,7 @@ use crate::inbound::http::openapi::{alternatives, schemas};
 )]
 pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     if let Some((state, bytes, headers, session)) = read(req, depot, res).await {
-        serve(&state, &bytes, headers, session, res).await;
+        serve(&state, &bytes, headers, session, Caller::key(depot), res).await;
     }
 }
 
@@ -101,6 +102,6 @@ async fn read(
 )]
 pub async fn count_tokens(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     if let Some((state, bytes, headers, session)) = read(req, depot, res).await {
-        count(&state, &bytes, headers, session, res).await;
+        count(&state, &bytes, headers, session, Caller::key(depot), res).await;
     }
 }

@@ -15,6 +15,7 @@ use super::output::{
     write_anthropic_chat_error,
 };
 use crate::domain::exchange::{Dialect, NativeRequest};
+use crate::domain::keys::VirtualKey;
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::AppState;
 use crate::protocol::anthropic::{self, MessagesStreamWriter};
@@ -100,6 +101,7 @@ fn read(
         session_id: session.id,
         history: session.history,
         native,
+        caller: None,
     };
     Ok(Read {
         chat,
@@ -117,12 +119,14 @@ pub async fn count(
     bytes: &[u8],
     headers: Vec<(String, String)>,
     session: SessionKey,
+    caller: Option<Arc<VirtualKey>>,
     res: &mut Response,
 ) {
-    let read = match read(bytes, headers, session, false) {
+    let mut read = match read(bytes, headers, session, false) {
         Ok(read) => read,
         Err(message) => return invalid(res, &message),
     };
+    read.chat.caller = caller;
     let (tokens, how) = match state.chat.count_tokens(&read.chat).await {
         Ok(Some(tokens)) => (tokens, "counted"),
         Ok(None) => (estimate_tokens(&read.hub), "estimated"),
@@ -138,10 +142,11 @@ pub async fn serve(
     bytes: &[u8],
     headers: Vec<(String, String)>,
     session: SessionKey,
+    caller: Option<Arc<VirtualKey>>,
     res: &mut Response,
 ) {
     let Read {
-        chat,
+        mut chat,
         dropped,
         model,
         ..
@@ -149,6 +154,7 @@ pub async fn serve(
         Ok(read) => read,
         Err(message) => return invalid(res, &message),
     };
+    chat.caller = caller;
     match state.chat.chat(chat).await {
         Ok(ChatReply::Complete {
             served,

@@ -29,7 +29,7 @@ pub async fn list(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         let Some(state) = AppState::from_depot(depot) else {
             return ApiError::internal().write(res);
         };
-        let data = state.catalog.all_models().await;
+        let data = super::input::visible_models(&state, depot).await;
         return res.render(Json(gemini_model_list(data.iter().map(|m| m.id.as_str()))));
     }
     write_list(depot, res).await
@@ -39,7 +39,7 @@ async fn write_list(depot: &mut Depot, res: &mut Response) {
     let Some(state) = AppState::from_depot(depot) else {
         return ApiError::internal().write(res);
     };
-    let data = state.catalog.all_models().await;
+    let data = super::input::visible_models(&state, depot).await;
     res.render(Json(json!({"object": "list", "data": data})));
 }
 
@@ -79,7 +79,7 @@ pub async fn get_one(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         return ApiError::internal().write(res);
     };
     let id: String = req.param("id").unwrap_or_default();
-    let models = state.catalog.all_models().await;
+    let models = super::input::visible_models(&state, depot).await;
     let google = google_client(req);
     let id = if google {
         crate::protocol::gemini::model_id(&id).to_string()

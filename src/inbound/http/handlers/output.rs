@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::domain::exchange::Dialect;
 use crate::domain::failover::AllFailed;
-use crate::domain::service::chat::{ChatError, Relayed, ServedBy};
+use crate::domain::metering::{Allowance, Limit};
+use crate::domain::service::chat::{ChatError, KeyRefusal, Relayed, ServedBy};
 use crate::inbound::http::ApiError;
 use crate::protocol::{self as wire, anthropic, gemini, openai};
 
@@ -32,6 +33,48 @@ pub fn served_headers(res: &mut Response, served: &ServedBy) {
     // Lets clients (and the overhead histogram) tell the gateway's own time apart.
     if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", served.upstream_ms)) {
         headers.insert(UPSTREAM_MS_HEADER, value);
+    }
+    if let Some(allowance) = &served.limits {
+        limit_headers(res, allowance);
+    }
+}
+
+/// OpenAI's `x-ratelimit-*` headers for a key with a requests or tokens limit (SPEC 3.1).
+fn limit_headers(res: &mut Response, allowance: &Allowance) {
+    let headers = res.headers_mut();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(rpm) = allowance.rpm {
+        put("x-ratelimit-limit-requests", rpm.to_string());
+        put(
+            "x-ratelimit-remaining-requests",
+            allowance.requests_remaining.to_string(),
+        );
+        put("x-ratelimit-reset-requests", reset(allowance.requests_reset));
+    }
+    if let Some(tpm) = allowance.tpm {
+        put("x-ratelimit-limit-tokens", tpm.to_string());
+        put(
+            "x-ratelimit-remaining-tokens",
+            allowance.tokens_remaining.to_string(),
+        );
+        put("x-ratelimit-reset-tokens", reset(allowance.tokens_reset));
+    }
+}
+
+/// A reset time the way OpenAI writes it: `20ms`, `12s`, `6m0s`.
+fn reset(seconds: f64) -> String {
+    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 => format!("{}s", ms.div_ceil(1000)),
+        _ => {
+            let secs = ms.div_ceil(1000);
+            format!("{}m{}s", secs / 60, secs % 60)
+        }
     }
 }
 
@@ -206,8 +249,61 @@ fn error_row(error: &ChatError) -> Option<ErrorRow> {
             "all_upstreams_failed",
             message.clone(),
         ),
+        ChatError::KeyRefused(refusal) => key_refusal_row(refusal),
         ChatError::UpstreamRejected { .. } => return None,
     })
+}
+
+/// A virtual key's request refused before any upstream was asked (SPEC 3.1).
+fn key_refusal_row(refusal: &KeyRefusal) -> ErrorRow {
+    match refusal {
+        KeyRefusal::ModelNotAllowed(model) => ErrorRow {
+            param: Some("model".into()),
+            ..ErrorRow::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+                format!("this API key may not use the model '{model}'"),
+            )
+        },
+        KeyRefusal::Limited {
+            limit: Limit::Budget,
+            retry_after,
+            ..
+        } => ErrorRow {
+            retry_after: *retry_after,
+            ..ErrorRow::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "insufficient_quota",
+                "this API key has used up its budget for the current period".into(),
+            )
+        },
+        KeyRefusal::Limited {
+            limit, retry_after, ..
+        } => {
+            let what = match limit {
+                Limit::Requests => "requests per minute (rpm)",
+                Limit::Tokens => "tokens per minute (tpm)",
+                _ => "requests in progress at once (max_parallel)",
+            };
+            ErrorRow {
+                retry_after: *retry_after,
+                ..ErrorRow::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                    format!("this API key is over its limit of {what}; retry after the Retry-After seconds"),
+                )
+            }
+        }
+        KeyRefusal::LedgerUnavailable => ErrorRow::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "store_unavailable",
+            "this API key's limits cannot be checked right now (the store is unreachable); retry shortly".into(),
+        ),
+    }
 }
 
 /// Headers every rendering of an error carries: who answered, how many attempts were made.
@@ -217,6 +313,9 @@ fn error_headers(res: &mut Response, error: &ChatError) {
         ChatError::AllFailed { attempts, .. } => {
             res.headers_mut()
                 .insert("x-apiproxy-attempts", (*attempts).into());
+        }
+        ChatError::KeyRefused(KeyRefusal::Limited { allowance, .. }) => {
+            limit_headers(res, allowance);
         }
         _ => {}
     }

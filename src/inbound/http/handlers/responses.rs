@@ -99,6 +99,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             session_id: session.id,
             history: session.history,
             native,
+            caller: crate::inbound::http::Caller::key(depot),
         })
         .await
     {

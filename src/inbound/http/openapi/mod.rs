@@ -6,6 +6,7 @@
 //! documented, nor documented without being served.
 
 pub mod alternatives;
+pub mod key_schemas;
 pub mod schemas;
 
 use salvo::Router;
@@ -24,9 +25,13 @@ vendor formats, and fails over on retryable errors.\n\nAuthentication: every end
 sent as `Authorization: Bearer <base64(token)>`, or as `X-API-Key: <base64(token)>` (what the \
 Anthropic SDK sends); the plain token is accepted too. `Authorization` wins when both are sent. \
 `apiproxy encode-token <token>` prints the header to use, for example \
-`Authorization: Bearer <base64 of your token>`.";
+`Authorization: Bearer <base64 of your token>`.\n\nRoles: with `APIPROXY_ADMIN_TOKEN` set, only \
+the admin token reaches management (providers, logical models, routing, context, keys, usage, \
+metrics); the gateway token and virtual keys (`sk-apx-...`, from `POST /keys`, sent the same \
+ways) reach inference, the model lists and `GET /v1/usage`, and get 403 `admin_required` \
+elsewhere. Without it the gateway token is admin.";
 
-const TAGS: [(&str, &str); 6] = [
+const TAGS: [(&str, &str); 7] = [
     (
         "chat",
         "OpenAI Chat Completions and Responses, Anthropic Messages.",
@@ -37,6 +42,10 @@ const TAGS: [(&str, &str); 6] = [
         "Providers (read-only, keys masked) and logical models.",
     ),
     ("routing", "Routing decisions, explained."),
+    (
+        "keys",
+        "Virtual keys with limits and budgets, and usage and cost (admin).",
+    ),
     (
         "sessions",
         "Sticky session bindings and conversation context.",
@@ -66,6 +75,7 @@ pub fn token_requirements() -> [SecurityRequirement; 2] {
 pub fn document(api: &Router) -> Value {
     let mut components = Components::new();
     schemas::all(&mut components);
+    key_schemas::all(&mut components);
     let mut doc = OpenApi::new(TITLE, env!("CARGO_PKG_VERSION"))
         .add_server(Server::new("/"))
         .tags(TAGS.map(|(name, description)| Tag::new(name).description(description)))
@@ -169,6 +179,18 @@ fn complete_operation(operation: &mut Map<String, Value>) {
             }),
         );
     }
+    if needs_token && !responses.contains_key("403") {
+        responses.insert(
+            "403".into(),
+            json!({
+                "description": "The credential may not do this: a client token or virtual key on \
+                    a management endpoint (`type: permission_error`, `code: admin_required`), or \
+                    a virtual key asking for a model outside its `models` (`code: \
+                    model_not_allowed`).",
+                "content": {"application/json": {"schema": schema_ref(if ANTHROPIC_SHAPED.contains(&id.as_str()) { "AnthropicError" } else { "Error" })}},
+            }),
+        );
+    }
     if !static_page && !responses.contains_key("default") {
         responses.insert(
             "default".into(),
@@ -197,8 +219,20 @@ fn complete_operation(operation: &mut Map<String, Value>) {
                     "X-APIProxy-Model",
                     "X-APIProxy-Attempts",
                     "X-APIProxy-Upstream-Ms",
+                    "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests",
+                    "x-ratelimit-limit-tokens",
+                    "x-ratelimit-remaining-tokens",
+                    "x-ratelimit-reset-tokens",
                 ][..],
-                "429" => &["Retry-After", "X-APIProxy-Attempts"][..],
+                "429" => &[
+                    "Retry-After",
+                    "X-APIProxy-Attempts",
+                    "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests",
+                ][..],
                 "502" => &["X-APIProxy-Attempts"][..],
                 _ => &[][..],
             });
@@ -256,6 +290,30 @@ fn shared_headers() -> Value {
         "Retry-After": {
             "description": "Seconds to wait before retrying.",
             "schema": {"type": "integer", "minimum": 0},
+        },
+        "x-ratelimit-limit-requests": {
+            "description": "A virtual key's requests per minute (`rpm`); only for keys with one.",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+        "x-ratelimit-remaining-requests": {
+            "description": "Requests the key may still send in the sliding minute.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "x-ratelimit-reset-requests": {
+            "description": "Until the oldest counted request leaves the window, as OpenAI writes it (`1s`, `6m0s`, `20ms`).",
+            "schema": {"type": "string", "examples": ["12s"]},
+        },
+        "x-ratelimit-limit-tokens": {
+            "description": "A virtual key's tokens per minute (`tpm`); only for keys with one.",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+        "x-ratelimit-remaining-tokens": {
+            "description": "Tokens the key may still use in the sliding minute.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "x-ratelimit-reset-tokens": {
+            "description": "Until the oldest counted tokens leave the window.",
+            "schema": {"type": "string", "examples": ["12s"]},
         },
         "WWW-Authenticate": {
             "description": "Always `Bearer`.",

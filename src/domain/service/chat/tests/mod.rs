@@ -3,6 +3,7 @@
 //! machine, one QPS count per second), so the tests see what routing would see.
 
 mod failover;
+mod metering;
 mod streams;
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use crate::domain::health::{BreakerPolicy, Circuit};
 use crate::domain::model::{LogicalModel, PhysicalModel};
 use crate::domain::ports::{
     MockCircuitStore, MockClock, MockContextStore, MockLogicalModelStore, MockMetricsStore,
-    MockModelCacheStore, MockQpsLimiter, MockRandomSource, MockSessionStore, MockUpstreamClient,
+    MockKeyLedger, MockModelCacheStore, MockQpsLimiter, MockUsageStore, MockRandomSource, MockSessionStore, MockUpstreamClient,
 };
 use crate::domain::provider::{ProviderConfig, ProviderRegistry};
 use crate::domain::service::catalog::Catalog;
@@ -48,6 +49,7 @@ fn physical(provider_id: &str) -> PhysicalModel {
         max_qps: None,
         meta_hash: None,
         updated_at: 0.0,
+        pricing: None,
     }
 }
 
@@ -78,11 +80,19 @@ fn request_for(model: &str, stream: bool, session_id: Option<&str>) -> ChatReque
         session_id: session_id.map(str::to_string),
         history: true,
         native: None,
+        caller: None,
     }
 }
 
 fn request(stream: bool, session_id: Option<&str>) -> ChatRequest {
     request_for("m", stream, session_id)
+}
+
+/// Usage records are accepted and forgotten.
+fn usage_store() -> MockUsageStore {
+    let mut usage = MockUsageStore::new();
+    usage.expect_record().returning(|_| Ok(()));
+    usage
 }
 
 /// A whole answer with `status`; an error status carries the message an adapter reads.
@@ -211,6 +221,9 @@ struct Fakes {
     cache: MockModelCacheStore,
     qps: MockQpsLimiter,
     context: Arc<Mutex<Vec<String>>>,
+    /// Untouched unless a test sends a virtual key.
+    ledger: MockKeyLedger,
+    usage: MockUsageStore,
 }
 
 impl Fakes {
@@ -229,6 +242,8 @@ impl Fakes {
             cache: MockModelCacheStore::new(),
             qps: qps_limiter(),
             context: Arc::default(),
+            ledger: MockKeyLedger::new(),
+            usage: usage_store(),
         }
     }
 
@@ -267,6 +282,8 @@ impl Fakes {
             circuits,
             qps: Arc::new(self.qps),
             context: Arc::new(context_store(self.context)),
+            ledger: Arc::new(self.ledger),
+            usage: Arc::new(self.usage),
         };
         ChatService::new(
             Arc::new(planner),
