@@ -7,7 +7,10 @@ use apiproxy::protocol::responses::{
     self, ResponsesStreamWriter, chat_request_from_responses, response_from_chat,
 };
 use apiproxy::protocol::sse::SseFramer;
-use apiproxy::protocol::{Dropped, anthropic, classify, counted_tokens, estimate_tokens, gemini};
+use apiproxy::protocol::{
+    Dropped, anthropic, classify, counted_tokens, estimate_tokens, gemini, openai, usage_of_answer,
+    usage_of_event,
+};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -61,6 +64,53 @@ proptest! {
                 let rewritten = body.to_upstream("m");
                 prop_assert!(serde_json::from_slice::<Value>(&rewritten).is_ok());
             }
+        }
+    }
+
+    /// A streaming chat body goes upstream asking for the usage chunk, every other field as the
+    /// client sent it; a body that does not stream goes as it is.
+    #[test]
+    fn streaming_chat_bodies_ask_for_usage_and_keep_everything_else(value in json_value(), stream in any::<bool>(),
+            options in prop::option::of(json_value())) {
+        let mut body = match value {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        body.insert("model".into(), json!("m"));
+        body.insert("messages".into(), json!([]));
+        body.insert("stream".into(), json!(stream));
+        body.remove("system");
+        if let Some(options) = options {
+            body.insert("stream_options".into(), options);
+        }
+        let text = Value::Object(body.clone()).to_string();
+        let Ok(parsed) = ChatBody::parse(text.as_bytes()) else {
+            return Ok(());
+        };
+        let sent: Value = serde_json::from_slice(&parsed.to_upstream("up")).unwrap();
+        let asked = body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&json!(true));
+        prop_assert_eq!(parsed.wants_usage_chunk(), asked);
+        let mut expected = body.clone();
+        expected.insert("model".into(), json!("up"));
+        if stream && !asked {
+            let mut options = match body.get("stream_options") {
+                Some(Value::Object(options)) => options.clone(),
+                _ => serde_json::Map::new(),
+            };
+            options.insert("include_usage".into(), json!(true));
+            expected.insert("stream_options".into(), Value::Object(options));
+        }
+        prop_assert_eq!(sent, Value::Object(expected));
+    }
+
+    #[test]
+    fn usage_readers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), value in json_value()) {
+        let event = format!("data: {value}\n\n");
+        for input in [&bytes[..], value.to_string().as_bytes(), event.as_bytes()] {
+            for dialect in [Dialect::Hub, Dialect::Anthropic, Dialect::Responses, Dialect::Gemini] {
+                let _ = (usage_of_answer(dialect, input), usage_of_event(dialect, input));
+            }
+            let _ = openai::is_usage_only_chunk(input);
         }
     }
 

@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::ExtraUsage;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     OpenAi,
@@ -22,6 +24,8 @@ pub struct Reply {
     /// Whole words with their leading spaces; streamed one per event.
     pub words: Vec<String>,
     pub tool_call: Option<ToolCall>,
+    /// Token counts reported on top of the plain ones.
+    pub extra: ExtraUsage,
 }
 
 pub struct ToolCall {
@@ -158,6 +162,7 @@ pub fn plan(dialect: Dialect, body: &Value, model: &str, name: &str, reply_words
                 name: tool.clone(),
                 arguments: json!({"city": "Paris"}),
             }),
+            extra: ExtraUsage::default(),
         };
     }
     let mut words = match tool_result {
@@ -186,17 +191,82 @@ pub fn plan(dialect: Dialect, body: &Value, model: &str, name: &str, reply_words
         model: model.to_string(),
         words,
         tool_call: None,
+        extra: ExtraUsage::default(),
     }
 }
 
-fn usage_counts(reply: &Reply) -> (usize, usize) {
-    (5, reply.words.len().max(1))
+/// What the answer reports it used: 5 fresh prompt tokens and one output token per word, plus
+/// the scripted cache reads and writes (inside the prompt) and reasoning (inside the completion).
+#[derive(Clone, Copy)]
+struct Counts {
+    fresh: u64,
+    cache_read: u64,
+    cache_write: u64,
+    output: u64,
+    reasoning: u64,
+}
+
+impl Counts {
+    fn of(reply: &Reply) -> Self {
+        Counts {
+            fresh: 5,
+            cache_read: reply.extra.cache_read,
+            cache_write: reply.extra.cache_write,
+            output: reply.words.len().max(1) as u64,
+            reasoning: reply.extra.reasoning,
+        }
+    }
+    fn prompt(self) -> u64 {
+        self.fresh + self.cache_read + self.cache_write
+    }
+    fn completion(self) -> u64 {
+        self.output + self.reasoning
+    }
+    fn total(self) -> u64 {
+        self.prompt() + self.completion()
+    }
+
+    /// Chat usage with OpenAI's details objects (OpenAI has no cache writes: they are prompt).
+    fn openai(self) -> Value {
+        json!({"prompt_tokens": self.prompt(), "completion_tokens": self.completion(), "total_tokens": self.total(),
+            "prompt_tokens_details": {"cached_tokens": self.cache_read, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}})
+    }
+
+    fn responses(self) -> Value {
+        json!({"input_tokens": self.prompt(), "input_tokens_details": {"cached_tokens": self.cache_read},
+            "output_tokens": self.completion(), "output_tokens_details": {"reasoning_tokens": self.reasoning},
+            "total_tokens": self.total()})
+    }
+
+    /// Anthropic's usage: `input_tokens` without the cache reads and writes; thinking is output.
+    fn anthropic(self, output: u64) -> Value {
+        json!({"input_tokens": self.fresh, "cache_creation_input_tokens": self.cache_write,
+            "cache_read_input_tokens": self.cache_read, "output_tokens": output,
+            "service_tier": "standard"})
+    }
+
+    /// Gemini's `usageMetadata`: the prompt includes cached content; zero counts are left out, as
+    /// Gemini's JSON leaves them out.
+    fn gemini(self) -> Value {
+        let mut usage = json!({"promptTokenCount": self.prompt(), "candidatesTokenCount": self.output,
+            "totalTokenCount": self.total(),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": self.prompt()}]});
+        if self.cache_read > 0 {
+            usage["cachedContentTokenCount"] = json!(self.cache_read);
+        }
+        if self.reasoning > 0 {
+            usage["thoughtsTokenCount"] = json!(self.reasoning);
+        }
+        usage
+    }
 }
 
 /// The whole answer.
 pub fn full(dialect: Dialect, reply: &Reply) -> Value {
     let text: String = reply.words.concat();
-    let (input, output) = usage_counts(reply);
+    let counts = Counts::of(reply);
     match dialect {
         Dialect::OpenAi => {
             let mut message = json!({"role": "assistant", "content": text});
@@ -207,7 +277,7 @@ pub fn full(dialect: Dialect, reply: &Reply) -> Value {
             }
             json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": reply.model,
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})
+                "usage": counts.openai()})
         }
         Dialect::Responses => responses_object(reply, "completed"),
         Dialect::Anthropic => {
@@ -219,7 +289,7 @@ pub fn full(dialect: Dialect, reply: &Reply) -> Value {
                 None => (json!([{"type": "text", "text": text}]), "end_turn"),
             };
             json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": reply.model, "content": content,
-                "stop_reason": stop, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": output}})
+                "stop_reason": stop, "stop_sequence": null, "usage": counts.anthropic(counts.completion())})
         }
         Dialect::Gemini => {
             let parts = match &reply.tool_call {
@@ -229,7 +299,7 @@ pub fn full(dialect: Dialect, reply: &Reply) -> Value {
                 None => json!([{"text": text}]),
             };
             json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": input, "candidatesTokenCount": output, "totalTokenCount": input + output},
+                "usageMetadata": counts.gemini(),
                 "modelVersion": reply.model, "responseId": "mock-response"})
         }
     }
@@ -237,7 +307,7 @@ pub fn full(dialect: Dialect, reply: &Reply) -> Value {
 
 /// A Response object for the reply (its output as the reply has it, usage included).
 fn responses_object(reply: &Reply, status: &str) -> Value {
-    let (input, output) = usage_counts(reply);
+    let counts = Counts::of(reply);
     let item = match &reply.tool_call {
         Some(call) => json!({"type": "function_call", "id": "fc_mock", "call_id": call.id,
             "name": call.name, "arguments": call.arguments.to_string(), "status": "completed"}),
@@ -247,10 +317,7 @@ fn responses_object(reply: &Reply, status: &str) -> Value {
         }
     };
     let (output_items, usage) = if status == "completed" {
-        (
-            json!([item]),
-            json!({"input_tokens": input, "output_tokens": output, "total_tokens": input + output}),
-        )
+        (json!([item]), counts.responses())
     } else {
         (json!([]), Value::Null)
     };
@@ -275,7 +342,7 @@ fn openai_chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
 
 /// The answer as the vendor streams it, one event per element.
 pub fn stream(dialect: Dialect, reply: &Reply, include_usage: bool) -> Vec<Bytes> {
-    let (input, output) = usage_counts(reply);
+    let counts = Counts::of(reply);
     let mut events = Vec::new();
     match dialect {
         Dialect::OpenAi => {
@@ -304,7 +371,7 @@ pub fn stream(dialect: Dialect, reply: &Reply, include_usage: bool) -> Vec<Bytes
             events.push(openai_chunk(&reply.model, json!({}), Some(finish)));
             if include_usage {
                 events.push(data(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": reply.model, "choices": [],
-                    "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})));
+                    "usage": counts.openai()})));
             }
             events.push(Bytes::from_static(b"data: [DONE]\n\n"));
         }
@@ -350,7 +417,7 @@ pub fn stream(dialect: Dialect, reply: &Reply, include_usage: bool) -> Vec<Bytes
         }
         Dialect::Anthropic => {
             events.push(event("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": reply.model,
-                "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 1}}})));
+                "content": [], "stop_reason": null, "stop_sequence": null, "usage": counts.anthropic(1)}})));
             events.push(event("ping", json!({"type": "ping"})));
             let stop = match &reply.tool_call {
                 Some(call) => {
@@ -374,11 +441,11 @@ pub fn stream(dialect: Dialect, reply: &Reply, include_usage: bool) -> Vec<Bytes
                 "content_block_stop",
                 json!({"type": "content_block_stop", "index": 0}),
             ));
-            events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}})));
+            events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": counts.completion()}})));
             events.push(event("message_stop", json!({"type": "message_stop"})));
         }
         Dialect::Gemini => {
-            let usage = json!({"promptTokenCount": input, "candidatesTokenCount": output, "totalTokenCount": input + output});
+            let usage = counts.gemini();
             match &reply.tool_call {
                 Some(call) => events.push(data(json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": call.name, "args": call.arguments}}]}, "finishReason": "STOP", "index": 0}],
                     "usageMetadata": usage, "modelVersion": reply.model, "responseId": "mock-response"}))),
@@ -462,4 +529,81 @@ pub fn garbage(index: usize) -> &'static [u8] {
         b"data: {not json\n\n",
     ];
     GARBAGE[index % GARBAGE.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::exchange::{Dialect as Wire, Usage};
+    use crate::protocol;
+
+    fn reply(extra: ExtraUsage) -> Reply {
+        let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let mut reply = plan(Dialect::OpenAi, &body, "m", "mock", 3);
+        reply.extra = extra;
+        reply
+    }
+
+    fn wire(dialect: Dialect) -> Wire {
+        match dialect {
+            Dialect::OpenAi => Wire::Hub,
+            Dialect::Responses => Wire::Responses,
+            Dialect::Anthropic => Wire::Anthropic,
+            Dialect::Gemini => Wire::Gemini,
+        }
+    }
+
+    #[test]
+    fn every_vendor_reports_the_scripted_usage_in_its_own_fields() {
+        let extra = ExtraUsage {
+            cache_read: 100,
+            cache_write: 20,
+            reasoning: 7,
+        };
+        let reply = reply(extra);
+        for dialect in [
+            Dialect::OpenAi,
+            Dialect::Responses,
+            Dialect::Anthropic,
+            Dialect::Gemini,
+        ] {
+            // 5 fresh + 100 read + 20 written; 3 words + 7 reasoning.
+            let expected = Usage {
+                prompt_tokens: 125,
+                completion_tokens: 10,
+                cache_read_tokens: 100,
+                // Only Anthropic names cache writes, only Anthropic leaves reasoning unnamed.
+                cache_write_tokens: if dialect == Dialect::Anthropic { 20 } else { 0 },
+                reasoning_tokens: if dialect == Dialect::Anthropic { 0 } else { 7 },
+            };
+            let whole = full(dialect, &reply).to_string();
+            assert_eq!(
+                protocol::usage_of_answer(wire(dialect), whole.as_bytes()).unwrap(),
+                Some(expected),
+                "{dialect:?}"
+            );
+            let mut streamed: Option<Usage> = None;
+            for event in stream(dialect, &reply, true) {
+                if let Some(usage) = protocol::usage_of_event(wire(dialect), &event) {
+                    streamed.get_or_insert_with(Usage::default).merge(&usage);
+                }
+            }
+            assert_eq!(streamed, Some(expected), "{dialect:?} stream");
+        }
+    }
+
+    #[test]
+    fn plain_answers_keep_their_plain_counts() {
+        let reply = reply(ExtraUsage::default());
+        let whole = full(Dialect::Gemini, &reply);
+        assert_eq!(
+            whole["usageMetadata"],
+            json!({"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 5}]})
+        );
+        let whole = full(Dialect::OpenAi, &reply);
+        assert_eq!(whole["usage"]["prompt_tokens"], 5);
+        assert_eq!(whole["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+        assert_eq!(whole["usage"]["completion_tokens"], 3);
+    }
 }

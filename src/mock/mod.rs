@@ -56,8 +56,22 @@ pub struct Fault {
     pub huge_body_mib: Option<u64>,
     /// Read the request, then close the connection without sending a byte of the response.
     pub reset_before_headers: bool,
+    /// Not a fault: report these token counts on top of the plain ones (5 prompt tokens, one
+    /// output token per word), each in the vendor's own usage fields.
+    pub usage: Option<ExtraUsage>,
     /// Apply to this many requests, then clear; `None` means until cleared.
     pub times: Option<u32>,
+}
+
+/// Token counts a mock answer reports on top of its plain ones: cache reads and writes inside the
+/// prompt (OpenAI and Gemini name no cache writes: they stay plain prompt tokens there), reasoning
+/// inside the completion (Anthropic names no reasoning: it stays plain output there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExtraUsage {
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub reasoning: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -312,6 +326,14 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     if let Some(count) = token_count(req.uri().path()) {
         return res.render(Json(count));
     }
+    // Anthropic refuses fields it does not know, as OpenAI's usage ask would be.
+    if dialect == Dialect::Anthropic && body.get("stream_options").is_some() {
+        res.status_code(StatusCode::BAD_REQUEST);
+        let message = "stream_options: Extra inputs are not permitted";
+        return res.render(Json(
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}),
+        ));
+    }
     let streaming = match dialect {
         Dialect::Gemini => req.uri().path().ends_with(":streamGenerateContent"),
         _ => body.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -334,6 +356,7 @@ async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         &state.config.name,
         state.config.reply_words,
     );
+    reply.extra = fault.usage.unwrap_or_default();
     let huge = fault
         .huge_body_mib
         .map(|mib| mib.saturating_mul(1024 * 1024));

@@ -643,6 +643,17 @@ impl ChatPayload for ChatBody {
     fn to_json(&self) -> serde_json::Value {
         self.to_value()
     }
+    fn max_output_tokens(&self) -> Option<u64> {
+        ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+            .iter()
+            .find_map(|name| self.fields.get(*name)?.get().trim().parse().ok())
+    }
+    fn byte_len(&self) -> usize {
+        self.fields
+            .iter()
+            .map(|(name, value)| name.len() + value.get().len() + 4)
+            .sum()
+    }
 }
 
 impl Transcript for StreamAssembler {
@@ -791,6 +802,184 @@ pub fn is_usage_only_chunk(event: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn usage(prompt: u64, completion: u64, read: u64, reasoning: u64) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cache_read_tokens: read,
+            cache_write_tokens: 0,
+            reasoning_tokens: reasoning,
+        }
+    }
+
+    #[test]
+    fn chat_usage_is_read_with_its_cached_and_reasoning_details() {
+        // The shape of the Chat Completions API reference's usage.
+        let answer = br#"{"id":"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG","object":"chat.completion","created":1741570283,
+            "model":"o3-mini-2025-01-31","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":1117,"completion_tokens":46,"total_tokens":1163,
+                "prompt_tokens_details":{"cached_tokens":1024,"audio_tokens":0},
+                "completion_tokens_details":{"reasoning_tokens":32,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},
+            "service_tier":"default","system_fingerprint":"fp_fc9f1d7035"}"#;
+        assert_eq!(
+            usage_of_answer(answer).unwrap(),
+            Some(usage(1117, 46, 1024, 32))
+        );
+        let chunk = br#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,"prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}
+
+"#;
+        assert_eq!(usage_of_event(chunk), Some(usage(2006, 300, 1920, 0)));
+    }
+
+    #[test]
+    fn usage_readers_survive_what_compatible_providers_send() {
+        for (body, expected) in [
+            // Details null or missing, as many OpenAI-compatible servers send them.
+            (
+                r#"{"usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null}}"#,
+                Some(usage(10, 2, 0, 0)),
+            ),
+            (
+                r#"{"usage":{"prompt_tokens":10,"completion_tokens":2}}"#,
+                Some(usage(10, 2, 0, 0)),
+            ),
+            // DeepSeek's own cache counts.
+            (
+                r#"{"usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_cache_hit_tokens":8,"prompt_cache_miss_tokens":2}}"#,
+                Some(usage(10, 2, 8, 0)),
+            ),
+            // Odd values cost only themselves.
+            (
+                r#"{"usage":{"prompt_tokens":10.0,"completion_tokens":"2","prompt_tokens_details":{"cached_tokens":null},"completion_tokens_details":[]}}"#,
+                Some(usage(10, 2, 0, 0)),
+            ),
+            (r#"{"usage":null}"#, None),
+            (r#"{"usage":"lots"}"#, None),
+            (r#"[{"usage":{"prompt_tokens":1}}]"#, None),
+            ("42", None),
+        ] {
+            assert_eq!(
+                usage_of_answer(body.as_bytes()).unwrap(),
+                expected,
+                "{body}"
+            );
+        }
+        assert!(usage_of_answer(b"{\"usage\":").is_err());
+        assert!(usage_of_answer(b"<html>").is_err());
+    }
+
+    #[test]
+    fn a_streaming_chat_body_asks_upstream_for_the_usage_chunk() {
+        let upstream = |body: &str| {
+            let parsed = ChatBody::parse(body.as_bytes()).unwrap();
+            String::from_utf8(parsed.to_upstream("up").to_vec()).unwrap()
+        };
+        // Added last, everything else as it was.
+        assert_eq!(
+            upstream(r#"{"model":"m","stream":true,"messages":[],"x":{"b":1,"a":2}}"#),
+            r#"{"model":"up","stream":true,"messages":[],"x":{"b":1,"a":2},"stream_options":{"include_usage":true}}"#
+        );
+        // Merged in place, the client's other options kept in their order.
+        assert_eq!(
+            upstream(
+                r#"{"stream_options":{"include_obfuscation":false,"include_usage":false,"z":[1]},"model":"m","messages":[],"stream":true}"#
+            ),
+            r#"{"stream_options":{"include_obfuscation":false,"include_usage":true,"z":[1]},"model":"up","messages":[],"stream":true}"#
+        );
+        assert_eq!(
+            upstream(r#"{"model":"m","messages":[],"stream":true,"stream_options":null}"#),
+            r#"{"model":"up","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        // Already asked, or not streaming: untouched.
+        for body in [
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#,
+            r#"{"model":"m","messages":[],"stream":false,"stream_options":{"include_usage":false}}"#,
+            r#"{"model":"m","messages":[]}"#,
+        ] {
+            assert_eq!(upstream(body), body.replace("\"m\"", "\"up\""));
+        }
+    }
+
+    #[test]
+    fn the_client_ask_is_told_apart_from_the_gateways() {
+        let body = |text: &str| ChatBody::parse(text.as_bytes()).unwrap();
+        assert!(
+            body(r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#)
+                .wants_usage_chunk()
+        );
+        for text in [
+            r#"{"model":"m","messages":[],"stream":true}"#,
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":false}}"#,
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":"yes"}}"#,
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":null}"#,
+        ] {
+            let body = body(text);
+            assert!(!body.wants_usage_chunk(), "{text}");
+            // The session context keeps the client's own body.
+            let value = body.to_value();
+            assert_eq!(
+                value.get("stream_options"),
+                serde_json::from_str::<serde_json::Value>(text)
+                    .unwrap()
+                    .get("stream_options")
+            );
+        }
+        let mut set = body(r#"{"model":"m","messages":[]}"#);
+        set.set_stream(true);
+        assert!(!set.wants_usage_chunk());
+        assert!(
+            std::str::from_utf8(&set.to_upstream("m"))
+                .unwrap()
+                .contains(r#""stream_options":{"include_usage":true}"#)
+        );
+    }
+
+    #[test]
+    fn bodies_in_other_dialects_are_never_amended() {
+        let anthropic = br#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+        let responses = br#"{"model":"gpt","input":"hi","stream":true}"#;
+        let claude_style = br#"{"model":"claude","system":"be brief","messages":[],"stream":true}"#;
+        for (body, expected) in [
+            (ChatBody::parse_native(anthropic).unwrap(), &anthropic[..]),
+            (ChatBody::parse_object(responses).unwrap(), &responses[..]),
+            (ChatBody::parse(claude_style).unwrap(), &claude_style[..]),
+        ] {
+            let model = body.model().to_string();
+            assert_eq!(&body.to_upstream(&model)[..], expected);
+        }
+        assert!(ChatBody::parse_native(b"{\"model\":\"m\"}").is_err());
+    }
+
+    #[test]
+    fn the_usage_only_chunk_is_recognised() {
+        let usage_chunk = b"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12,\"total_tokens\":21}}\n\n";
+        assert!(is_usage_only_chunk(usage_chunk));
+        assert!(is_usage_only_chunk(
+            b"data: {\"choices\": [ ], \"usage\": {\"prompt_tokens\": 1}}\r\n\r\n"
+        ));
+        assert!(is_usage_only_chunk(
+            b"data: {\"id\":\"x\",\"usage\":{\"prompt_tokens\":1}}\n\n"
+        ));
+        for event in [
+            // OpenAI's other chunks say `"usage": null` when the usage chunk was asked for.
+            &b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n"[..],
+            b"data: {\"choices\":[],\"usage\":null}\n\n",
+            // Usage on a chunk with content is not the extra chunk.
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1}}\n\n",
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1},\"error\":{\"message\":\"x\"}}\n\n",
+            b"data: [DONE]\n\n",
+            b": keep-alive\n\n",
+            b"data: {\"choices\":[],\"usage\":\n\n",
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"the \\\"usage\\\": field\"}}]}\n\n",
+        ] {
+            assert!(
+                !is_usage_only_chunk(event),
+                "{}",
+                String::from_utf8_lossy(event)
+            );
+        }
+    }
 
     #[test]
     fn only_model_changes_and_unknown_fields_pass_through_in_order() {

@@ -141,7 +141,9 @@ impl<'de> Visitor<'de> for DetailsVisitor {
 
 /// Reads a whole answer that should be a JSON object: `Ok(None)` for valid JSON of another shape
 /// (serde would read a list into a struct by position), `Err` when it is not JSON at all.
-pub(crate) fn read_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, NotJson> {
+pub(crate) fn read_object<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<Option<T>, NotJson> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let result = if first == Some(&b'{') {
         serde_json::from_slice::<T>(body).map(Some)

@@ -91,6 +91,31 @@ fn metadata_object(metadata: &Value) -> Result<(), validator::ValidationError> {
 }
 
 impl KeySpec {
+    /// A spec from a JSON object, or the field at fault and why.
+    pub fn parse(value: Value) -> Result<KeySpec, KeyError> {
+        let Some(fields) = value.as_object() else {
+            return Err(KeyError::Invalid(("body".into(), "must be a JSON object".into())));
+        };
+        // Serde's messages do not always say which field failed: try each on its own to name it.
+        let blame = |field: &str, v: &Value| {
+            let alone = serde_json::json!({ "name": "x", field: v });
+            serde_json::from_value::<KeySpec>(alone).err().map(|e| {
+                let problem = if e.to_string().starts_with("unknown field") {
+                    "is not a key field (the secret cannot be set or changed: rotate the key)"
+                        .to_string()
+                } else {
+                    e.to_string()
+                };
+                KeyError::Invalid((field.to_string(), problem))
+            })
+        };
+        if let Some(error) = fields.iter().find_map(|(field, v)| blame(field, v)) {
+            return Err(error);
+        }
+        serde_json::from_value(value)
+            .map_err(|e| KeyError::Invalid(("body".into(), e.to_string())))
+    }
+
     /// The editable fields of a stored key, as a spec (for changes: the stored spec with the
     /// change laid over it is checked like a new key).
     pub fn of(key: &VirtualKey) -> KeySpec {
@@ -327,9 +352,7 @@ impl KeyService {
         for (field, value) in fields {
             spec[field] = value.clone();
         }
-        let spec: KeySpec = serde_json::from_value(spec).map_err(|e| {
-            KeyError::Invalid(("body".into(), format!("{e} (the secret cannot be changed; rotate the key)")))
-        })?;
+        let spec = KeySpec::parse(spec)?;
         let expires_at = spec.checked()?;
         let key = VirtualKey {
             name: spec.name,

@@ -516,9 +516,13 @@ mod tests {
         let store = MemoryUsageStore::default();
         store.record(&record("2025-01-01")).await.unwrap();
         store.record(&record("2025-06-01")).await.unwrap();
-        store.record(&record("2026-02-01")).await.unwrap();
+        store.record(&record("2026-03-01")).await.unwrap();
         let kept: Vec<String> = store.days.lock().keys().cloned().collect();
-        assert_eq!(kept, ["2025-06-01", "2026-02-01"]);
+        assert_eq!(
+            kept,
+            ["2025-06-01", "2026-03-01"],
+            "400 days before 2026-03-01 is 2025-01-25"
+        );
     }
 
     #[tokio::test]

@@ -15,9 +15,7 @@ pub use keys::{
     WINDOW_SECONDS, WINDOW_TTL_SECONDS,
 };
 // The ledger's arithmetic, shared with the Redis ledger so both backends answer alike.
-pub(crate) use keys::{
-    LedgerReading, WindowCount, second_of, signed, sort_keys, spend_delta,
-};
+pub(crate) use keys::{LedgerReading, WindowCount, second_of, signed, sort_keys, spend_delta};
 pub use logical_models::MemoryLogicalModelStore;
 pub use model_cache::MemoryModelCache;
 pub use sessions::MemorySessionStore;

@@ -241,7 +241,7 @@ impl Lua {
         if self.loaded.load(Ordering::Relaxed) {
             match backend.run::<(T,)>(pipe().invoke_script(call)).await {
                 Ok((value,)) => return Ok(value),
-                Err(e) if e.0.contains("NOSCRIPT") => self.loaded.store(false, Ordering::Relaxed),
+                Err(e) if is_no_script(&e) => self.loaded.store(false, Ordering::Relaxed),
                 Err(e) => return Err(e),
             }
         }
@@ -256,6 +256,12 @@ impl Lua {
         self.loaded.store(true, Ordering::Relaxed);
         Ok(value)
     }
+}
+
+/// Whether Redis answered that it does not know the script (the error's text is all a
+/// `StoreError` keeps: `NoScript: No matching script...`, or the server's `NOSCRIPT` code).
+fn is_no_script(e: &StoreError) -> bool {
+    e.0.to_ascii_lowercase().contains("noscript")
 }
 
 /// Shared by both scripts: counts one window hash (second -> n) from `start`, deleting the

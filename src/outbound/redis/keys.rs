@@ -122,7 +122,10 @@ mod tests {
     fn virtual_key_names_carry_their_hash_tags() {
         assert_eq!(virtual_key("key_1"), "{apx:keys}:id:key_1");
         assert_eq!(virtual_key_hash("ab"), "{apx:keys}:hash:ab");
-        assert_eq!(key_spend("key_1", "m:2026-12"), "apx:key:{key_1}:spend:m:2026-12");
+        assert_eq!(
+            key_spend("key_1", "m:2026-12"),
+            "apx:key:{key_1}:spend:m:2026-12"
+        );
         assert_eq!(key_parallel("key_1"), "apx:key:{key_1}:par");
         assert_eq!(usage("2026-12-07", "team"), "apx:usage:{2026-12-07}:team");
         assert_ne!(virtual_key("index"), VIRTUAL_KEY_INDEX);

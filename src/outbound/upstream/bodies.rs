@@ -11,9 +11,9 @@ use crate::domain::exchange::{
     Answer, AnswerPart, AnswerStream, Dialect, EventStream, TransportError, UpstreamEvent,
 };
 use crate::domain::failover::StreamEventKind;
+use crate::protocol as wire;
 use crate::protocol::codec::StreamTranslate;
 use crate::protocol::sse::{self, SseFramer};
-use crate::protocol as wire;
 
 /// The raw body as the HTTP client reads it.
 pub type ByteStream = BoxStream<'static, Result<Bytes, TransportError>>;
@@ -267,6 +267,92 @@ mod tests {
         let event = events.next().await.unwrap().unwrap();
         assert_eq!(event.kind, StreamEventKind::Error);
         assert_eq!(event.message.as_deref(), Some("overloaded"));
+    }
+
+    #[test]
+    fn whole_answers_are_read_in_their_own_dialect() {
+        use crate::domain::exchange::Usage;
+        let anthropic = Bytes::from_static(
+            br#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"}],
+            "stop_reason":"end_turn","usage":{"input_tokens":21,"cache_creation_input_tokens":100,
+            "cache_read_input_tokens":1000,"output_tokens":7}}"#,
+        );
+        let answer = hub_answer(200, anthropic, Dialect::Anthropic).unwrap();
+        assert_eq!(
+            answer.usage,
+            Some(Usage {
+                prompt_tokens: 1121,
+                completion_tokens: 7,
+                cache_read_tokens: 1000,
+                cache_write_tokens: 100,
+                reasoning_tokens: 0,
+            })
+        );
+        let gemini = Bytes::from_static(
+            br#"{"candidates":[],"usageMetadata":{"promptTokenCount":9,"cachedContentTokenCount":4,"candidatesTokenCount":2,"thoughtsTokenCount":3}}"#,
+        );
+        assert_eq!(
+            hub_answer(200, gemini, Dialect::Gemini).unwrap().usage,
+            Some(Usage {
+                prompt_tokens: 9,
+                completion_tokens: 5,
+                cache_read_tokens: 4,
+                cache_write_tokens: 0,
+                reasoning_tokens: 3,
+            })
+        );
+        let responses = Bytes::from_static(
+            br#"{"object":"response","usage":{"input_tokens":30,"input_tokens_details":{"cached_tokens":20},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":6},"total_tokens":39}}"#,
+        );
+        assert_eq!(
+            hub_answer(200, responses, Dialect::Responses)
+                .unwrap()
+                .usage,
+            Some(Usage {
+                prompt_tokens: 30,
+                completion_tokens: 9,
+                cache_read_tokens: 20,
+                cache_write_tokens: 0,
+                reasoning_tokens: 6,
+            })
+        );
+        for dialect in [Dialect::Anthropic, Dialect::Gemini, Dialect::Responses] {
+            assert!(hub_answer(200, Bytes::from_static(b"<html>"), dialect).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_native_anthropic_stream_reports_its_usage() {
+        use crate::domain::exchange::Usage;
+        let events: Vec<UpstreamEvent> = verbatim_events(
+            raw(&[
+                b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":10,\"cache_read_input_tokens\":2000,\"output_tokens\":1}}}\n\n",
+                b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+                b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n",
+                b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            ]),
+            Dialect::Anthropic,
+        )
+        .map(Result::unwrap)
+        .collect()
+        .await;
+        let reports: Vec<Option<Usage>> = events.iter().map(|e| e.usage).collect();
+        let start = Usage {
+            prompt_tokens: 2035,
+            completion_tokens: 1,
+            cache_read_tokens: 2000,
+            cache_write_tokens: 10,
+            reasoning_tokens: 0,
+        };
+        let delta = Usage {
+            completion_tokens: 15,
+            ..Usage::default()
+        };
+        assert_eq!(reports, [Some(start), None, Some(delta), None]);
+        let mut merged = start;
+        merged.merge(&delta);
+        assert_eq!(merged.completion_tokens, 15);
+        assert_eq!(merged.prompt_tokens, 2035);
     }
 
     #[tokio::test]

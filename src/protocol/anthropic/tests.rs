@@ -621,3 +621,79 @@ fn only_the_gateways_own_thinking_is_stripped_for_anthropic() {
         json!([{"type": "thinking", "thinking": "b", "signature": "EqQBCgIYAhIM"}, {"type": "text", "text": "t"}])
     );
 }
+
+#[test]
+fn a_translated_stream_ends_with_openais_usage_chunk_cache_reads_named() {
+    use crate::domain::exchange::Usage;
+    use crate::protocol::openai;
+    let mut translator = StreamTranslator::new("claude", 1, "chatcmpl-1".into());
+    let mut out = Vec::new();
+    for (kind, data) in [
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                "content": [], "model": "claude-sonnet-4-5", "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 25, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 2000,
+                    "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                "usage": {"output_tokens": 15}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ] {
+        out.extend(translator.push(&event(kind, data)).unwrap());
+    }
+    let chunks: Vec<Value> = out
+        .iter()
+        .filter_map(|e| serde_json::from_str(&sse::event_data(e)?).ok())
+        .collect();
+    let finish = &chunks[chunks.len() - 2];
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert_eq!(finish.get("usage"), None);
+    assert_eq!(
+        usage["usage"],
+        json!({"prompt_tokens": 2035, "completion_tokens": 15, "total_tokens": 2050,
+            "prompt_tokens_details": {"cached_tokens": 2000}})
+    );
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(
+        out.last().unwrap(),
+        &Bytes::from_static(b"data: [DONE]\n\n")
+    );
+    // The hub reader sees the counts, and the usage chunk is the one a client may not have asked for.
+    let reported: Vec<Usage> = out
+        .iter()
+        .filter_map(|e| openai::usage_of_event(e))
+        .collect();
+    assert_eq!(
+        reported,
+        [Usage {
+            prompt_tokens: 2035,
+            completion_tokens: 15,
+            cache_read_tokens: 2000,
+            ..Usage::default()
+        }]
+    );
+    let usage_only: Vec<bool> = out.iter().map(|e| openai::is_usage_only_chunk(e)).collect();
+    assert_eq!(
+        usage_only.iter().filter(|only| **only).count(),
+        1,
+        "only the usage chunk"
+    );
+    assert!(usage_only[usage_only.len() - 2]);
+}

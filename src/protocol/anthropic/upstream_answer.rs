@@ -236,7 +236,10 @@ impl StreamTranslator {
         if usage.get("input_tokens").is_some_and(Value::is_u64) {
             self.prompt_tokens = prompt_tokens(usage);
         }
-        if usage.get("cache_read_input_tokens").is_some_and(Value::is_u64) {
+        if usage
+            .get("cache_read_input_tokens")
+            .is_some_and(Value::is_u64)
+        {
             self.cache_read_tokens = u64_field(usage, "cache_read_input_tokens");
         }
     }

@@ -111,7 +111,8 @@ mod tests {
             usage_of_answer(answer).ok().flatten(),
             Some(usage(21 + 188_086 + 1024, 393, 1024, 188_086))
         );
-        let plain = br#"{"type":"message","content":[],"usage":{"input_tokens":3,"output_tokens":2}}"#;
+        let plain =
+            br#"{"type":"message","content":[],"usage":{"input_tokens":3,"output_tokens":2}}"#;
         assert_eq!(
             usage_of_answer(plain).ok().flatten(),
             Some(usage(3, 2, 0, 0))

@@ -447,7 +447,10 @@ mod tests {
         assert_eq!(usage_of(&event), expected);
         assert_eq!(usage_of(b"data: {\"candidates\":[]}\n\n"), None);
         assert_eq!(usage_of_answer(b"{\"candidates\":[]}").ok().flatten(), None);
-        assert_eq!(usage_of_answer(b"[{\"usageMetadata\":{}}]").ok().flatten(), None);
+        assert_eq!(
+            usage_of_answer(b"[{\"usageMetadata\":{}}]").ok().flatten(),
+            None
+        );
         assert!(usage_of_answer(b"{not json").is_err());
     }
 

@@ -339,3 +339,97 @@ fn native_bodies_use_snake_case_too() {
     assert_eq!(chat["tools"].as_array().map(Vec::len), Some(1));
     assert_eq!(dropped.labels(), ["builtin_tool", "builtin_tool"]);
 }
+
+#[test]
+fn a_translated_stream_ends_with_openais_usage_chunk_details_named() {
+    use crate::domain::exchange::Usage;
+    use crate::protocol::openai;
+    let mut translator = StreamTranslator::new("gemini-2.5-flash", 1, "chatcmpl-g".into());
+    let mut out = Vec::new();
+    for piece in [
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Pa"}]}, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 12000, "cachedContentTokenCount": 8000, "totalTokenCount": 12000},
+            "modelVersion": "gemini-2.5-flash", "responseId": "r1"}),
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "ris."}]}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 12000, "candidatesTokenCount": 350, "totalTokenCount": 12835,
+                "cachedContentTokenCount": 8000, "toolUsePromptTokenCount": 65, "thoughtsTokenCount": 420},
+            "modelVersion": "gemini-2.5-flash", "responseId": "r1"}),
+    ] {
+        out.extend(
+            translator
+                .push(format!("data: {piece}\r\n\r\n").as_bytes())
+                .unwrap(),
+        );
+    }
+    out.extend(translator.finish());
+    let chunks: Vec<Value> = out
+        .iter()
+        .filter_map(|e| serde_json::from_str(&sse::event_data(e)?).ok())
+        .collect();
+    let finish = &chunks[chunks.len() - 2];
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert_eq!(finish.get("usage"), None);
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(
+        usage["usage"],
+        json!({"prompt_tokens": 12065, "completion_tokens": 770, "total_tokens": 12835,
+            "prompt_tokens_details": {"cached_tokens": 8000},
+            "completion_tokens_details": {"reasoning_tokens": 420}})
+    );
+    assert_eq!(
+        out.last().unwrap(),
+        &Bytes::from_static(b"data: [DONE]\n\n")
+    );
+    let reported: Vec<Usage> = out
+        .iter()
+        .filter_map(|e| openai::usage_of_event(e))
+        .collect();
+    assert_eq!(
+        reported,
+        [Usage {
+            prompt_tokens: 12_065,
+            completion_tokens: 770,
+            cache_read_tokens: 8000,
+            cache_write_tokens: 0,
+            reasoning_tokens: 420,
+        }]
+    );
+    assert_eq!(
+        out.iter()
+            .filter(|e| openai::is_usage_only_chunk(e))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn usage_reported_after_the_finish_goes_out_again() {
+    let mut translator = StreamTranslator::new("m", 1, "chatcmpl-g".into());
+    let first = translator
+        .push(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"x\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":1}}\n\n")
+        .unwrap();
+    assert_eq!(first.len(), 4, "role, text, finish, usage");
+    let same = translator
+        .push(b"data: {\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":1}}\n\n")
+        .unwrap();
+    assert!(same.is_empty(), "the same counts are not sent twice");
+    let later = translator
+        .push(b"data: {\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2}}\n\n")
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(data_of(&later[0])["usage"]["completion_tokens"], 2);
+    let whole = chat_from_response(
+        &json!({"candidates": [], "usageMetadata": {"promptTokenCount": 3, "toolUsePromptTokenCount": 2,
+            "candidatesTokenCount": 1, "thoughtsTokenCount": 4, "cachedContentTokenCount": 1}}),
+        "m",
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        whole["usage"],
+        json!({"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10,
+            "prompt_tokens_details": {"cached_tokens": 1},
+            "completion_tokens_details": {"reasoning_tokens": 4}})
+    );
+}

@@ -76,9 +76,9 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Ok(body) => body,
         Err(error) => return error.write(res),
     };
-    let spec: KeySpec = match serde_json::from_value(body) {
+    let spec = match KeySpec::parse(body) {
         Ok(spec) => spec,
-        Err(e) => return ApiError::bad_request(format!("invalid key: {e}"), None).write(res),
+        Err(error) => return key_error(error).write(res),
     };
     match state.keys.create(spec).await {
         Ok(key) => minted(key, StatusCode::CREATED, res),
