@@ -634,7 +634,11 @@ fn parse_prices(
         .map_err(|e| invalid(name, format!("not valid prices: {e}"), expected))?;
     for (model, price) in &prices {
         if let Some(problem) = price.problem() {
-            return Err(invalid(name, format!("model '{model}': {problem}"), expected));
+            return Err(invalid(
+                name,
+                format!("model '{model}': {problem}"),
+                expected,
+            ));
         }
     }
     Ok(prices)

@@ -283,14 +283,20 @@ mod tests {
         assert_eq!(BudgetPeriod::Monthly.window(now).id, "m:2026-12");
         assert_eq!(BudgetPeriod::Total.window(now).ttl_secs, None);
         assert_eq!(BudgetPeriod::Daily.seconds_left(now), Some(1));
-        assert_eq!(BudgetPeriod::Monthly.seconds_left(now), Some(24 * 86_400 + 1));
+        assert_eq!(
+            BudgetPeriod::Monthly.seconds_left(now),
+            Some(24 * 86_400 + 1)
+        );
         assert_eq!(BudgetPeriod::Total.seconds_left(now), None);
     }
 
     #[test]
     fn secrets_have_the_prefix_and_their_hash_is_hex() {
         let secret = new_secret([7; 32]);
-        assert!(secret.starts_with("sk-apx-") && secret.len() == 39, "{secret}");
+        assert!(
+            secret.starts_with("sk-apx-") && secret.len() == 39,
+            "{secret}"
+        );
         assert!(looks_like_key(&secret));
         let hash = secret_hash(&secret);
         assert_eq!(hash.len(), 64);

@@ -273,14 +273,23 @@ mod tests {
     fn the_estimate_reserves_max_tokens_or_the_default() {
         let e = Estimate::of(401, Some(100));
         assert_eq!((e.input_tokens, e.output_tokens), (101, 100));
-        assert_eq!(Estimate::of(0, None).output_tokens, DEFAULT_RESERVED_OUTPUT_TOKENS);
+        assert_eq!(
+            Estimate::of(0, None).output_tokens,
+            DEFAULT_RESERVED_OUTPUT_TOKENS
+        );
     }
 
     #[test]
     fn day_ranges_are_inclusive_and_bounded() {
         let days = days_between("2026-11-29", "2026-12-02", 10).unwrap();
-        assert_eq!(days, ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]);
-        assert_eq!(days_between("2026-01-01", "2026-12-31", 5).unwrap().len(), 5);
+        assert_eq!(
+            days,
+            ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
+        );
+        assert_eq!(
+            days_between("2026-01-01", "2026-12-31", 5).unwrap().len(),
+            5
+        );
         assert!(days_between("2026-12-02", "2026-12-01", 10).is_none());
         assert!(days_between("2026-13-01", "2026-12-01", 10).is_none());
     }
@@ -299,7 +308,10 @@ mod tests {
         assert_eq!(record.group(UsageGroup::Team), None);
         assert_eq!(record.group(UsageGroup::Provider), Some("openai"));
         let mut totals = UsageTotals::default();
-        for (field, value) in UsageTotals::FIELDS.iter().zip(UsageTotals::increments(&record)) {
+        for (field, value) in UsageTotals::FIELDS
+            .iter()
+            .zip(UsageTotals::increments(&record))
+        {
             totals.add(field, value);
         }
         assert_eq!((totals.requests, totals.cost_nano_usd), (1, 5));

@@ -77,18 +77,27 @@ impl Price {
             .into_iter()
             .chain(self.cache_read)
             .chain(self.cache_write);
-        (!all.into_iter().all(ok)).then_some("prices must be numbers at least 0 (USD per 1M tokens)")
+        (!all.into_iter().all(ok))
+            .then_some("prices must be numbers at least 0 (USD per 1M tokens)")
     }
 
     /// What `usage` costs: fresh input, cache reads, cache writes and output each at their price.
     pub fn cost(&self, usage: &Usage) -> NanoUsd {
-        let cached = usage.cache_read_tokens.saturating_add(usage.cache_write_tokens);
+        let cached = usage
+            .cache_read_tokens
+            .saturating_add(usage.cache_write_tokens);
         let fresh = usage.prompt_tokens.saturating_sub(cached);
         // USD per 1M tokens is nano-USD per 1e-3 token: tokens × price × 1000.
         let part = |tokens: u64, price: f64| tokens as f64 * price * 1000.0;
         let total = part(fresh, self.input)
-            + part(usage.cache_read_tokens, self.cache_read.unwrap_or(self.input))
-            + part(usage.cache_write_tokens, self.cache_write.unwrap_or(self.input))
+            + part(
+                usage.cache_read_tokens,
+                self.cache_read.unwrap_or(self.input),
+            )
+            + part(
+                usage.cache_write_tokens,
+                self.cache_write.unwrap_or(self.input),
+            )
             + part(usage.completion_tokens, self.output);
         if total.is_finite() && total > 0.0 {
             total.round() as NanoUsd
@@ -150,14 +159,43 @@ mod tests {
             completion_tokens: 12,
             ..Usage::default()
         });
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens), (30, 12, 20));
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cache_read_tokens
+            ),
+            (30, 12, 20)
+        );
     }
 
     #[test]
     fn bad_prices_are_named() {
-        assert!(Price { input: -1.0, ..Price::default() }.problem().is_some());
-        assert!(Price { cache_read: Some(f64::NAN), ..Price::default() }.problem().is_some());
-        assert!(Price { input: 1.0, output: 2.0, ..Price::default() }.problem().is_none());
+        assert!(
+            Price {
+                input: -1.0,
+                ..Price::default()
+            }
+            .problem()
+            .is_some()
+        );
+        assert!(
+            Price {
+                cache_read: Some(f64::NAN),
+                ..Price::default()
+            }
+            .problem()
+            .is_some()
+        );
+        assert!(
+            Price {
+                input: 1.0,
+                output: 2.0,
+                ..Price::default()
+            }
+            .problem()
+            .is_none()
+        );
         assert_eq!(nano_usd(f64::INFINITY), 0);
         assert_eq!(nano_usd(-3.0), 0);
     }

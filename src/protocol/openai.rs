@@ -750,9 +750,7 @@ pub fn read_chunk(event: &[u8]) -> Chunk {
     }
 }
 
-/// An answer body that is not JSON.
-#[derive(Debug)]
-pub struct NotJson;
+pub use crate::protocol::tokens::NotJson;
 
 /// Checks that a whole answer is JSON and reads its usage, in one pass.
 pub fn usage_of_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {

@@ -4,8 +4,11 @@
 
 use std::fmt;
 
-use crate::protocol::openai::NotJson;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// An answer body that is not JSON.
+#[derive(Debug)]
+pub struct NotJson;
 
 /// A token count: an integer, or a whole number written as a float or a string; `None` for
 /// anything else (null, a negative number, a boolean, a list, an object).

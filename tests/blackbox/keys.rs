@@ -108,10 +108,9 @@ async fn management_needs_the_admin_token_and_inference_takes_every_client_crede
     ];
     for credential in [AUTH, key_auth.as_str()] {
         for (method, path) in &admin_only {
-            let (status, body) = status_and_json(
-                call(&gateway, method, path, credential, Some(&json!({}))).await,
-            )
-            .await;
+            let (status, body) =
+                status_and_json(call(&gateway, method, path, credential, Some(&json!({}))).await)
+                    .await;
             assert_eq!(status, 403, "{method} {path}: {body}");
             assert_eq!(body["error"]["code"], "admin_required", "{method} {path}");
             assert_eq!(body["error"]["type"], "permission_error");
@@ -127,10 +126,9 @@ async fn management_needs_the_admin_token_and_inference_takes_every_client_crede
         assert!(status != 401 && status != 403, "{method} {path}: {status}");
     }
     // Rotation above gave the key a new secret: read it again.
-    let (_, rotated) = status_and_json(
-        call(&gateway, "POST", &format!("/keys/{id}/rotate"), ADMIN, None).await,
-    )
-    .await;
+    let (_, rotated) =
+        status_and_json(call(&gateway, "POST", &format!("/keys/{id}/rotate"), ADMIN, None).await)
+            .await;
     let key_auth = bearer(&rotated);
     for credential in [AUTH, key_auth.as_str()] {
         let chat = chat_as(&gateway, credential, LOGICAL).await;
@@ -168,10 +166,7 @@ async fn management_needs_the_admin_token_and_inference_takes_every_client_crede
                 "{}/v1beta/models/{LOGICAL}:generateContent",
                 gateway.url
             ))
-            .header(
-                "x-goog-api-key",
-                credential.trim_start_matches("Bearer "),
-            )
+            .header("x-goog-api-key", credential.trim_start_matches("Bearer "))
             .json_body(&json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}))
             .send()
             .await
@@ -205,7 +200,10 @@ async fn a_key_is_shown_once_changed_rotated_and_revoked_and_bad_fields_are_name
     .await;
     let secret = key["key"].as_str().unwrap().to_string();
     let id = key["id"].as_str().unwrap().to_string();
-    assert!(secret.starts_with("sk-apx-") && secret.len() > 30, "{secret}");
+    assert!(
+        secret.starts_with("sk-apx-") && secret.len() > 30,
+        "{secret}"
+    );
     assert_eq!(key["prefix"].as_str().unwrap(), &secret[..10]);
     assert_eq!(key["budget_period"], "monthly");
     assert_eq!(key["team"], "platform");
@@ -234,15 +232,27 @@ async fn a_key_is_shown_once_changed_rotated_and_revoked_and_bad_fields_are_name
         async move { status_and_json(call(gateway, "PATCH", &path, ADMIN, Some(&body)).await).await }
     };
     let (status, changed) = patch(json!({"enabled": false, "rpm": 100})).await;
-    assert_eq!((status, &changed["enabled"], &changed["rpm"]), (200, &json!(false), &json!(100)));
+    assert_eq!(
+        (status, &changed["enabled"], &changed["rpm"]),
+        (200, &json!(false), &json!(100))
+    );
     assert_eq!(changed["name"], "ci", "fields not sent stay");
     let refused = chat_as(&gateway, &auth, LOGICAL).await;
     assert_eq!(refused.status(), 401);
     let body = json_of(refused).await;
     assert_eq!(body["error"]["code"], "invalid_api_key");
-    assert!(body["error"]["message"].as_str().unwrap().contains("disabled"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
     let (status, changed) = patch(json!({"enabled": true, "rpm": null})).await;
-    assert_eq!((status, &changed["rpm"]), (200, &Value::Null), "null clears a limit");
+    assert_eq!(
+        (status, &changed["rpm"]),
+        (200, &Value::Null),
+        "null clears a limit"
+    );
     assert_eq!(chat_as(&gateway, &auth, LOGICAL).await.status(), 200);
 
     // Bad changes are refused whole, naming the field.
@@ -263,7 +273,14 @@ async fn a_key_is_shown_once_changed_rotated_and_revoked_and_bad_fields_are_name
         );
     }
     let (status, body) = status_and_json(
-        call(&gateway, "POST", "/keys", ADMIN, Some(&json!({"team": "x"}))).await,
+        call(
+            &gateway,
+            "POST",
+            "/keys",
+            ADMIN,
+            Some(&json!({"team": "x"})),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 400, "name is required: {body}");
@@ -272,14 +289,19 @@ async fn a_key_is_shown_once_changed_rotated_and_revoked_and_bad_fields_are_name
     let (status, _) = patch(json!({"expires_at": "2020-01-01T00:00:00Z"})).await;
     assert_eq!(status, 200);
     let expired = json_of(chat_as(&gateway, &auth, LOGICAL).await).await;
-    assert!(expired["error"]["message"].as_str().unwrap().contains("expired"), "{expired}");
+    assert!(
+        expired["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{expired}"
+    );
     patch(json!({"expires_at": null})).await;
 
     // Rotation: the old secret stops, the new one works.
-    let (status, rotated) = status_and_json(
-        call(&gateway, "POST", &format!("/keys/{id}/rotate"), ADMIN, None).await,
-    )
-    .await;
+    let (status, rotated) =
+        status_and_json(call(&gateway, "POST", &format!("/keys/{id}/rotate"), ADMIN, None).await)
+            .await;
     assert_eq!(status, 200);
     let new_secret = rotated["key"].as_str().unwrap();
     assert_ne!(new_secret, secret);
@@ -296,8 +318,13 @@ async fn a_key_is_shown_once_changed_rotated_and_revoked_and_bad_fields_are_name
         ("DELETE", format!("/keys/{id}")),
         ("POST", format!("/keys/{id}/rotate")),
     ] {
-        let (status, body) = status_and_json(call(&gateway, method, &path, ADMIN, None).await).await;
-        assert_eq!((status, &body["error"]["code"]), (404, &json!("key_not_found")), "{method} {path}");
+        let (status, body) =
+            status_and_json(call(&gateway, method, &path, ADMIN, None).await).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("key_not_found")),
+            "{method} {path}"
+        );
     }
     // A made-up key is refused like any wrong token.
     let made_up = "Bearer sk-apx-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -317,7 +344,11 @@ async fn models_rpm_and_parallel_limits_refuse_in_each_clients_shape() {
 
     // A model outside the key's globs: 403 in OpenAI's and Anthropic's shapes.
     let (status, body) = status_and_json(chat_as(&gateway, &auth, "up-a").await).await;
-    assert_eq!((status, &body["error"]["code"]), (403, &json!("model_not_allowed")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("model_not_allowed")),
+        "{body}"
+    );
     let anthropic = call(
         &gateway,
         "POST",
@@ -327,14 +358,21 @@ async fn models_rpm_and_parallel_limits_refuse_in_each_clients_shape() {
     )
     .await;
     let (status, body) = status_and_json(anthropic).await;
-    assert_eq!((status, &body["type"], &body["error"]["type"]), (403, &json!("error"), &json!("permission_error")), "{body}");
+    assert_eq!(
+        (status, &body["type"], &body["error"]["type"]),
+        (403, &json!("error"), &json!("permission_error")),
+        "{body}"
+    );
 
     // rpm 3: the headers count down, the fourth request is refused with Retry-After.
     for remaining in ["2", "1", "0"] {
         let response = chat_as(&gateway, &auth, LOGICAL).await;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "x-ratelimit-limit-requests"), Some("3"));
-        assert_eq!(header(&response, "x-ratelimit-remaining-requests"), Some(remaining));
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining-requests"),
+            Some(remaining)
+        );
         let reset = header(&response, "x-ratelimit-reset-requests").unwrap();
         assert!(reset.ends_with('s'), "{reset}");
     }
@@ -342,25 +380,42 @@ async fn models_rpm_and_parallel_limits_refuse_in_each_clients_shape() {
     assert_eq!(refused.status(), 429);
     let retry: u64 = header(&refused, "retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    assert_eq!(header(&refused, "x-ratelimit-remaining-requests"), Some("0"));
+    assert_eq!(
+        header(&refused, "x-ratelimit-remaining-requests"),
+        Some("0")
+    );
     let body = json_of(refused).await;
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
-    assert!(body["error"]["message"].as_str().unwrap().contains("rpm"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("rpm"),
+        "{body}"
+    );
     let gemini = gateway
         .client
-        .post(format!("{}/v1beta/models/{LOGICAL}:generateContent", gateway.url))
+        .post(format!(
+            "{}/v1beta/models/{LOGICAL}:generateContent",
+            gateway.url
+        ))
         .header("x-goog-api-key", key["key"].as_str().unwrap())
         .json_body(&json!({"contents": [{"parts": [{"text": "hi"}]}]}))
         .send()
         .await
         .unwrap();
     let (status, body) = status_and_json(gemini).await;
-    assert_eq!((status, &body["error"]["status"]), (429, &json!("RESOURCE_EXHAUSTED")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["status"]),
+        (429, &json!("RESOURCE_EXHAUSTED")),
+        "{body}"
+    );
     // Only the admitted requests reached the upstream.
     assert_eq!(mock.chat_requests().await, 3);
 
     // max_parallel 1: a second request while the first is held is refused, then admitted.
-    let slow = create_key(&gateway, json!({"name": "one-at-a-time", "max_parallel": 1})).await;
+    let slow = create_key(
+        &gateway,
+        json!({"name": "one-at-a-time", "max_parallel": 1}),
+    )
+    .await;
     let slow_auth = bearer(&slow);
     mock.fault(json!({"delay_ms": 800})).await;
     let first = chat_as(&gateway, &slow_auth, LOGICAL);
@@ -371,16 +426,22 @@ async fn models_rpm_and_parallel_limits_refuse_in_each_clients_shape() {
     let (first, second) = tokio::join!(first, second);
     assert_eq!(first.status(), 200);
     assert_eq!(second.status(), 429);
-    assert_eq!(json_of(second).await["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(
+        json_of(second).await["error"]["code"],
+        "rate_limit_exceeded"
+    );
     mock.clear_fault().await;
-    assert_eq!(chat_as(&gateway, &slow_auth, LOGICAL).await.status(), 200, "the slot came back");
+    assert_eq!(
+        chat_as(&gateway, &slow_auth, LOGICAL).await.status(),
+        200,
+        "the slot came back"
+    );
 }
 
 /// The cost of an answer at 0.001 USD per token, from its usage.
 fn cost_of(answer: &Value) -> f64 {
     let usage = &answer["usage"];
-    (usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap())
-        as f64
+    (usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()) as f64
         * 0.001
 }
 
@@ -424,15 +485,15 @@ async fn a_budget_refuses_with_insufficient_quota_and_usage_adds_up_per_group() 
         status_and_json(call(&gateway, "GET", &format!("/keys/{id}"), ADMIN, None).await).await;
     let recorded = eventually(Duration::from_secs(3), "spending settled", || async {
         let (_, key_now) =
-            status_and_json(call(&gateway, "GET", &format!("/keys/{id}"), ADMIN, None).await)
-                .await;
+            status_and_json(call(&gateway, "GET", &format!("/keys/{id}"), ADMIN, None).await).await;
         let spent_now = key_now["spent_usd"].as_f64().unwrap();
         ((spent_now - spent).abs() < 1e-9).then_some(spent_now)
     })
     .await;
     assert!((recorded - spent).abs() < 1e-9, "{key_now}");
 
-    let (status, mine) = status_and_json(call(&gateway, "GET", "/v1/usage", &auth, None).await).await;
+    let (status, mine) =
+        status_and_json(call(&gateway, "GET", "/v1/usage", &auth, None).await).await;
     assert_eq!(status, 200, "{mine}");
     assert_eq!(mine["key_id"], id);
     assert_eq!(mine["requests"], answered);
@@ -445,7 +506,14 @@ async fn a_budget_refuses_with_insufficient_quota_and_usage_adds_up_per_group() 
         let gateway = &gateway;
         async move {
             let (status, body) = status_and_json(
-                call(gateway, "GET", &format!("/usage?group_by={group}"), ADMIN, None).await,
+                call(
+                    gateway,
+                    "GET",
+                    &format!("/usage?group_by={group}"),
+                    ADMIN,
+                    None,
+                )
+                .await,
             )
             .await;
             assert_eq!(status, 200, "{body}");
@@ -461,22 +529,36 @@ async fn a_budget_refuses_with_insufficient_quota_and_usage_adds_up_per_group() 
     };
     let mine = row(&by_key, id);
     assert_eq!(mine["requests"], answered);
-    assert!((mine["cost_usd"].as_f64().unwrap() - spent).abs() < 1e-9, "{mine}");
+    assert!(
+        (mine["cost_usd"].as_f64().unwrap() - spent).abs() < 1e-9,
+        "{mine}"
+    );
     assert_eq!(row(&by_key, "gateway")["requests"], 1);
     assert_eq!(row(&usage("team").await, "research")["requests"], answered);
-    assert_eq!(row(&usage("model").await, LOGICAL)["requests"], answered + 1);
+    assert_eq!(
+        row(&usage("model").await, LOGICAL)["requests"],
+        answered + 1
+    );
     assert_eq!(row(&usage("provider").await, "a")["requests"], answered + 1);
     let days = usage("day").await;
     assert_eq!(days.len(), 1);
     assert!(days[0]["input_tokens"].as_u64().unwrap() > 0);
 
-    for query in ["group_by=week", "from=2026-13-01", "from=2026-12-02&to=2026-12-01"] {
+    for query in [
+        "group_by=week",
+        "from=2026-13-01",
+        "from=2026-12-02&to=2026-12-01",
+    ] {
         let (status, body) =
             status_and_json(call(&gateway, "GET", &format!("/usage?{query}"), ADMIN, None).await)
                 .await;
         assert_eq!(status, 400, "{query}: {body}");
     }
-    let metrics = call(&gateway, "GET", "/metrics", ADMIN, None).await.text().await.unwrap();
+    let metrics = call(&gateway, "GET", "/metrics", ADMIN, None)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("apiproxy_cost_nano_usd_total{team=\"research\""),
         "{metrics}"
@@ -491,14 +573,33 @@ async fn secrets_stay_out_of_logs_and_answers_at_debug() {
     let key = create_key(&gateway, json!({"name": "quiet"})).await;
     let secret = key["key"].as_str().unwrap().to_string();
     let hash = apiproxy::domain::keys::secret_hash(&secret);
-    assert_eq!(chat_as(&gateway, &format!("Bearer {secret}"), LOGICAL).await.status(), 200);
-    let bad = chat_as(&gateway, "Bearer sk-apx-wrongwrongwrongwrongwrongwrongwr", LOGICAL).await;
+    assert_eq!(
+        chat_as(&gateway, &format!("Bearer {secret}"), LOGICAL)
+            .await
+            .status(),
+        200
+    );
+    let bad = chat_as(
+        &gateway,
+        "Bearer sk-apx-wrongwrongwrongwrongwrongwrongwr",
+        LOGICAL,
+    )
+    .await;
     assert_eq!(bad.status(), 401);
-    let listed = call(&gateway, "GET", "/keys", ADMIN, None).await.text().await.unwrap();
+    let listed = call(&gateway, "GET", "/keys", ADMIN, None)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!listed.contains(&hash) && !listed.contains(&secret));
     let log = gateway.log();
     assert!(log.contains("DEBUG"), "the log is at DEBUG");
-    for needle in [secret.as_str(), hash.as_str(), "root-admin-secret", "sk-apx-wrongwrong"] {
+    for needle in [
+        secret.as_str(),
+        hash.as_str(),
+        "root-admin-secret",
+        "sk-apx-wrongwrong",
+    ] {
         assert!(!log.contains(needle), "the log shows {needle}");
     }
 }
@@ -519,7 +620,11 @@ async fn two_instances_share_one_budget_and_a_revocation_within_a_second_and_a_h
     };
     let (a, b) = tokio::join!(start(), start());
     let budget = 1.0;
-    let key = create_key(&a, json!({"name": "shared", "budget_usd": budget, "budget_period": "total"})).await;
+    let key = create_key(
+        &a,
+        json!({"name": "shared", "budget_usd": budget, "budget_period": "total"}),
+    )
+    .await;
     let auth = bearer(&key);
     let id = key["id"].as_str().unwrap().to_string();
 
@@ -536,27 +641,44 @@ async fn two_instances_share_one_budget_and_a_revocation_within_a_second_and_a_h
         }
     });
     let results = join_all(requests).await;
-    let answered: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+    let answered: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b)
+        .collect();
     let refused = results
         .iter()
         .filter(|(s, b)| *s == 429 && b["error"]["code"] == "insufficient_quota")
         .count();
-    assert_eq!(answered.len() + refused, 200, "{:?}", results.iter().find(|(s, _)| *s != 200 && *s != 429));
+    assert_eq!(
+        answered.len() + refused,
+        200,
+        "{:?}",
+        results.iter().find(|(s, _)| *s != 200 && *s != 429)
+    );
     assert!(refused > 0 && !answered.is_empty());
     let real: f64 = answered.iter().map(|b| cost_of(b)).sum();
     // Each answer cost less than its reservation, so the real spending stays within the budget.
     assert!(real <= budget + 1e-9, "spent {real} of {budget}");
-    let settled = eventually(Duration::from_secs(3), "spending settled on both", || async {
-        let (_, on_b) =
-            status_and_json(call(&b, "GET", &format!("/keys/{id}"), ADMIN, None).await).await;
-        let spent = on_b["spent_usd"].as_f64().unwrap();
-        ((spent - real).abs() < 1e-9).then_some(spent)
-    })
+    let settled = eventually(
+        Duration::from_secs(3),
+        "spending settled on both",
+        || async {
+            let (_, on_b) =
+                status_and_json(call(&b, "GET", &format!("/keys/{id}"), ADMIN, None).await).await;
+            let spent = on_b["spent_usd"].as_f64().unwrap();
+            ((spent - real).abs() < 1e-9).then_some(spent)
+        },
+    )
     .await;
     assert!(settled <= budget + 1e-9);
 
     // Revoked on A, refused on B within 1.5 s.
-    assert_eq!(chat_as(&b, &auth, LOGICAL).await.status(), 429, "B knows the key (out of budget)");
+    assert_eq!(
+        chat_as(&b, &auth, LOGICAL).await.status(),
+        429,
+        "B knows the key (out of budget)"
+    );
     let deleted = call(&a, "DELETE", &format!("/keys/{id}"), ADMIN, None).await;
     assert_eq!(deleted.status(), 204);
     let revoked_at = Instant::now();
@@ -564,7 +686,10 @@ async fn two_instances_share_one_budget_and_a_revocation_within_a_second_and_a_h
         if chat_as(&b, &auth, LOGICAL).await.status() == 401 {
             break;
         }
-        assert!(revoked_at.elapsed() < Duration::from_millis(1500), "B still takes the revoked key");
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(1500),
+            "B still takes the revoked key"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(revoked_at.elapsed() < Duration::from_millis(1500));
@@ -614,7 +739,10 @@ async fn an_rpm_limit_shared_by_two_instances_holds_within_five_percent_over_a_m
     );
     for t in &admitted {
         let count = in_window(*t);
-        assert!(count <= rpm + tolerance, "{count} admitted in the minute from {t:?}");
+        assert!(
+            count <= rpm + tolerance,
+            "{count} admitted in the minute from {t:?}"
+        );
     }
     assert!(admitted.len() > rpm, "the window slid: {}", admitted.len());
 }

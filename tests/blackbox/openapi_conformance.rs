@@ -133,6 +133,19 @@ fn cases() -> Vec<Case> {
             .body(json!({"model": "no-such-model", "input": "hello"})),
         case(M::GET, "/context/conv-2", "/context/{id}", 200),
         case(M::DELETE, "/context/conv-2", "/context/{id}", 204),
+        case(M::POST, "/keys", "/keys", 201).body(
+            json!({"name": "documented", "team": "t", "rpm": 5, "budget_usd": 1.5}),
+        ),
+        case(M::POST, "/keys", "/keys", 400).body(json!({"name": "x", "rpm": "fast"})),
+        case(M::GET, "/keys", "/keys", 200),
+        case(M::GET, "/keys/key_000000000000000000000000", "/keys/{id}", 404),
+        case(M::PATCH, "/keys/key_000000000000000000000000", "/keys/{id}", 404).body(json!({"enabled": false})),
+        case(M::POST, "/keys/key_000000000000000000000000/rotate", "/keys/{id}/rotate", 404),
+        case(M::DELETE, "/keys/key_000000000000000000000000", "/keys/{id}", 404),
+        case(M::GET, "/usage?group_by=model", "/usage", 200),
+        case(M::GET, "/usage?group_by=week", "/usage", 400),
+        // The gateway token is no virtual key: it has no usage of its own.
+        case(M::GET, "/v1/usage", "/v1/usage", 400),
     ]
 }
 

@@ -49,7 +49,11 @@ pub struct KeySpec {
     #[validate(range(min = 1, message = "must be at least 1 (omit it for no limit)"))]
     pub max_parallel: Option<u32>,
     #[serde(default)]
-    #[validate(range(min = 0.0, max = 1e9, message = "must be a number of USD from 0 to 1e9"))]
+    #[validate(range(
+        min = 0.0,
+        max = 1e9,
+        message = "must be a number of USD from 0 to 1e9"
+    ))]
     pub budget_usd: Option<f64>,
     #[serde(default)]
     pub budget_period: BudgetPeriod,
@@ -94,7 +98,10 @@ impl KeySpec {
     /// A spec from a JSON object, or the field at fault and why.
     pub fn parse(value: Value) -> Result<KeySpec, KeyError> {
         let Some(fields) = value.as_object() else {
-            return Err(KeyError::Invalid(("body".into(), "must be a JSON object".into())));
+            return Err(KeyError::Invalid((
+                "body".into(),
+                "must be a JSON object".into(),
+            )));
         };
         // Serde's messages do not always say which field failed: try each on its own to name it.
         let blame = |field: &str, v: &Value| {
@@ -112,8 +119,7 @@ impl KeySpec {
         if let Some(error) = fields.iter().find_map(|(field, v)| blame(field, v)) {
             return Err(error);
         }
-        serde_json::from_value(value)
-            .map_err(|e| KeyError::Invalid(("body".into(), e.to_string())))
+        serde_json::from_value(value).map_err(|e| KeyError::Invalid(("body".into(), e.to_string())))
     }
 
     /// The editable fields of a stored key, as a spec (for changes: the stored spec with the
@@ -252,9 +258,7 @@ impl KeyService {
         let now = self.clock.now();
         let cached = {
             let cache = self.cache.lock();
-            cache
-                .get(&hash)
-                .map(|c| (c.key.clone(), now - c.fetched))
+            cache.get(&hash).map(|c| (c.key.clone(), now - c.fetched))
         };
         let key = match cached {
             Some((key, age)) if age < KEY_CACHE_SECONDS => key,
@@ -347,7 +351,10 @@ impl KeyService {
         let mut spec = serde_json::to_value(KeySpec::of(&current))
             .map_err(|e| KeyError::Invalid(("body".into(), e.to_string())))?;
         let Some(fields) = change.as_object() else {
-            return Err(KeyError::Invalid(("body".into(), "must be a JSON object".into())));
+            return Err(KeyError::Invalid((
+                "body".into(),
+                "must be a JSON object".into(),
+            )));
         };
         for (field, value) in fields {
             spec[field] = value.clone();
@@ -445,7 +452,8 @@ impl KeyService {
         let periods = [(key.id.clone(), period.id.clone())];
         let (spent, totals) = tokio::join!(
             self.ledger.spent(&periods),
-            self.usage.totals(&days, UsageGroup::Key, Some(key.id.clone())),
+            self.usage
+                .totals(&days, UsageGroup::Key, Some(key.id.clone())),
         );
         Ok(KeyUsage {
             key: key.clone(),

@@ -40,7 +40,8 @@ fn write_in_clients_shape(req: &Request, res: &mut Response, error: &ApiError) {
     if path.starts_with("/v1/messages") {
         // Anthropic clients parse Anthropic's error shape.
         super::handlers::output::write_anthropic_api_error(res, error);
-    } else if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':'))
+    } else if path.starts_with("/v1beta/")
+        || (path.starts_with("/v1/models/") && path.contains(':'))
     {
         super::handlers::output::write_google_api_error(res, error);
     } else {

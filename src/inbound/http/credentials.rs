@@ -21,7 +21,9 @@ pub struct TokenCheck {
 pub enum Presented {
     Admin,
     /// The gateway token; `admin` when no admin token is configured.
-    Gateway { admin: bool },
+    Gateway {
+        admin: bool,
+    },
     /// Something shaped like a virtual key's secret, for the key store to recognise.
     Key(String),
 }
@@ -119,7 +121,10 @@ mod tests {
     fn base64_plain_and_x_api_key_forms_are_accepted() {
         let c = check();
         let admin = Presented::Gateway { admin: true };
-        assert_eq!(c.check(Some("Bearer dGltZWxpbmU="), None), Ok(admin.clone()));
+        assert_eq!(
+            c.check(Some("Bearer dGltZWxpbmU="), None),
+            Ok(admin.clone())
+        );
         assert_eq!(c.check(Some("bearer timeline"), None), Ok(admin.clone()));
         assert_eq!(c.check(None, Some(" dGltZWxpbmU= ")), Ok(admin));
     }
@@ -147,7 +152,10 @@ mod tests {
     #[test]
     fn an_admin_token_takes_admin_away_from_the_gateway_token() {
         let c = with_admin();
-        assert_eq!(c.check(Some("Bearer root-secret"), None), Ok(Presented::Admin));
+        assert_eq!(
+            c.check(Some("Bearer root-secret"), None),
+            Ok(Presented::Admin)
+        );
         assert_eq!(
             c.check(Some("Bearer dGltZWxpbmU="), None),
             Ok(Presented::Gateway { admin: false })

@@ -7,11 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
+use super::meter::KeyRefusal;
 use crate::domain::exchange::{ChatPayload, Dialect, NativeRequest};
 use crate::domain::failover::{AllFailed, CommitLimits};
 use crate::domain::keys::VirtualKey;
 use crate::domain::metering::Allowance;
-use super::meter::KeyRefusal;
 use crate::domain::names::NameError;
 use crate::domain::service::routing::PlanError;
 

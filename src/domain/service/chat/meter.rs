@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::recorder::settle_or_spawn;
+use super::background::settle_or_spawn;
 use crate::domain::keys::{PeriodWindow, VirtualKey, day_of};
 use crate::domain::metering::{
     Allowance, Charge, Estimate, GATEWAY_KEY, Limit, Settlement, UsageRecord, Verdict,
@@ -188,7 +188,10 @@ impl Ticket {
             count(team.as_deref(), &served.model_label, &usage, cost);
             UsageRecord {
                 day: day_of(now),
-                key: self.key.as_ref().map_or(GATEWAY_KEY.to_string(), |k| k.id.clone()),
+                key: self
+                    .key
+                    .as_ref()
+                    .map_or(GATEWAY_KEY.to_string(), |k| k.id.clone()),
                 team,
                 model: std::mem::take(&mut self.logical),
                 provider: served.provider,

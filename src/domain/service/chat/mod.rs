@@ -8,6 +8,7 @@
 
 mod api;
 mod attempt;
+mod background;
 mod count;
 mod meter;
 mod recorder;
@@ -22,8 +23,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 pub use api::{ChatError, ChatReply, ChatRequest, ChatSettings, Relayed, ServedBy, Timeouts};
-pub use meter::{KeyRefusal, Meter, Ticket};
 use attempt::{Attempt, ms_since};
+pub use meter::{KeyRefusal, Meter, Ticket};
 use recorder::{Recorder, StreamEnd};
 
 use crate::domain::exchange::{Dialect, UpstreamChatRequest};
@@ -35,10 +36,10 @@ use crate::domain::ports::{
     CircuitStore, Clock, ContextStore, KeyLedger, MetricsStore, QpsLimiter, SessionStore,
     UpstreamClient, UsageStore,
 };
-use crate::domain::usage::Price;
 use crate::domain::service::routing::{Candidate, Planner, RouteRequest};
 use crate::domain::service::telemetry;
 use crate::domain::session::Session;
+use crate::domain::usage::Price;
 
 /// The stores the chat path writes to besides routing's reads.
 pub struct ChatStores {
@@ -185,9 +186,16 @@ impl ChatService {
             let failure = match outcome {
                 Ok(attempt) => {
                     telemetry::attempt(provider, "success");
-                    let model_label =
-                        telemetry::model_label(&exchange.logical_id, &provider.id, &served.model_id);
-                    ticket.served_by(&provider.id, model_label, provider.price_of(&candidate.upstream));
+                    let model_label = telemetry::model_label(
+                        &exchange.logical_id,
+                        &provider.id,
+                        &served.model_id,
+                    );
+                    ticket.served_by(
+                        &provider.id,
+                        model_label,
+                        provider.price_of(&candidate.upstream),
+                    );
                     return Ok(self.answered(&exchange, attempt, served, dialect, started, ticket));
                 }
                 Err(failure) => failure,

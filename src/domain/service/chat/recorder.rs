@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::api::{ChatSettings, ServedBy};
+use super::background::settle_or_spawn;
 use crate::domain::exchange::{Transcript, UpstreamEvent};
 use crate::domain::health::{AttemptSample, BreakerPolicy, Circuit};
 use crate::domain::ports::{CircuitStore, Clock, ContextStore, MetricsStore, SessionStore};
@@ -22,17 +23,6 @@ pub(super) struct Recorder {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) breaker: BreakerPolicy,
     pub(super) settings: ChatSettings,
-}
-
-/// Runs bookkeeping without making the client wait: a write that completes at once (the
-/// in-memory stores) is done inline, saving a task and a cross-thread wake-up per request; one
-/// that would wait (a Redis round trip) continues as a background task.
-pub(super) fn settle_or_spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
-    let mut work = Box::pin(work);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    if work.as_mut().poll(&mut cx).is_pending() {
-        tokio::spawn(work);
-    }
 }
 
 impl Recorder {

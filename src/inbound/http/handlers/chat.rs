@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
@@ -11,7 +12,7 @@ use super::output::{json_answer, stream_events, verbatim, write_chat_error};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::{alternatives, schemas};
-use crate::protocol::openai::ChatBody;
+use crate::protocol::openai::{ChatBody, is_usage_only_chunk};
 
 /// Create a chat completion
 ///
@@ -58,8 +59,8 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
         return;
     };
     let caller = crate::inbound::http::Caller::key(depot);
-    let request = match read_request(req, state.max_body_bytes, state.log_bodies).await {
-        Ok(Incoming::Chat(request)) => ChatRequest { caller, ..request },
+    let mut request = match read_request(req, state.max_body_bytes, state.log_bodies).await {
+        Ok(Incoming::Chat(request)) => request,
         // A Claude-style body is answered exactly as /v1/messages would answer it (SPEC 4.2).
         Ok(Incoming::Claude {
             bytes,
@@ -70,7 +71,9 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
         }
         Err(error) => return error.write(res),
     };
-    match state.chat.chat(request).await {
+    request.chat.caller = caller;
+    let hide_usage = request.stream && !request.client_wants_usage;
+    match state.chat.chat(request.chat).await {
         Ok(ChatReply::Complete {
             served,
             status,
@@ -86,13 +89,31 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
             served,
             events,
             dialect,
-        }) => stream_events(res, &served, verbatim(events, dialect)),
+        }) => {
+            let events = verbatim(events, dialect);
+            // The gateway asked the upstream for its usage chunk (for metering); a client that
+            // did not ask for it does not get it.
+            let events = match hide_usage {
+                true => events
+                    .filter(|event| std::future::ready(!is_usage_only_chunk(event)))
+                    .boxed(),
+                false => events,
+            };
+            stream_events(res, &served, events)
+        }
         Err(error) => write_chat_error(res, error),
     }
 }
 
+/// A chat request, and whether its client asked for the stream's usage chunk.
+struct PlainChat {
+    chat: ChatRequest,
+    stream: bool,
+    client_wants_usage: bool,
+}
+
 enum Incoming {
-    Chat(ChatRequest),
+    Chat(PlainChat),
     Claude {
         bytes: bytes::Bytes,
         session: SessionKey,
@@ -177,12 +198,17 @@ async fn read_request(
         }
         None => false,
     };
-    Ok(Incoming::Chat(ChatRequest {
-        body: Arc::new(body),
+    let client_wants_usage = body.wants_usage_chunk();
+    Ok(Incoming::Chat(PlainChat {
+        chat: ChatRequest {
+            body: Arc::new(body),
+            stream,
+            session_id: session.id,
+            history: session.history,
+            native: None,
+            caller: None,
+        },
         stream,
-        session_id: session.id,
-        history: session.history,
-        native: None,
-        caller: None,
+        client_wants_usage,
     }))
 }

@@ -176,6 +176,19 @@ fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The model list the caller may see: a virtual key with `models` sees only the models it may
+/// ask for (SPEC 3.1).
+pub async fn visible_models(
+    state: &AppState,
+    depot: &Depot,
+) -> Vec<crate::domain::ports::ModelListEntry> {
+    let mut models = state.catalog.all_models().await;
+    if let Some(key) = crate::inbound::http::Caller::key(depot) {
+        models.retain(|m| key.allows_model(&m.id));
+    }
+    models
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -188,17 +201,4 @@ mod tests {
             "plain {\"json\": 1}"
         );
     }
-}
-
-/// The model list the caller may see: a virtual key with `models` sees only the models it may
-/// ask for (SPEC 3.1).
-pub async fn visible_models(
-    state: &AppState,
-    depot: &Depot,
-) -> Vec<crate::domain::ports::ModelListEntry> {
-    let mut models = state.catalog.all_models().await;
-    if let Some(key) = crate::inbound::http::Caller::key(depot) {
-        models.retain(|m| key.allows_model(&m.id));
-    }
-    models
 }

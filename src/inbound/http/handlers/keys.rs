@@ -41,7 +41,9 @@ pub fn key_error(error: KeyError) -> ApiError {
         KeyError::Invalid((field, problem)) => {
             ApiError::bad_request(format!("{field}: {problem}"), Some(&field))
         }
-        KeyError::NotFound(id) => ApiError::not_found("key_not_found", format!("no key with id '{id}'")),
+        KeyError::NotFound(id) => {
+            ApiError::not_found("key_not_found", format!("no key with id '{id}'"))
+        }
         KeyError::Store(e) => ApiError::unavailable(e),
     }
 }
@@ -119,7 +121,11 @@ pub async fn list(depot: &mut Depot, res: &mut Response) {
 
 async fn one(state: &crate::inbound::http::AppState, id: &str) -> Result<Value, ApiError> {
     let key = state.keys.get(id).await.map_err(key_error)?;
-    let spent = state.keys.spent(std::slice::from_ref(&key)).await.map_err(key_error)?;
+    let spent = state
+        .keys
+        .spent(std::slice::from_ref(&key))
+        .await
+        .map_err(key_error)?;
     Ok(key_view(&key, spent.first().copied().unwrap_or(0)))
 }
 

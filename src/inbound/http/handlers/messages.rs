@@ -6,8 +6,8 @@ use salvo::prelude::*;
 
 use super::input::{SessionKey, anthropic_headers, payload, session_key, state_or_500};
 use super::messages_api::{count, invalid, serve};
-use crate::inbound::http::Caller;
 use super::output::write_anthropic_api_error;
+use crate::inbound::http::Caller;
 use crate::inbound::http::openapi::{alternatives, schemas};
 
 /// Create a message (Anthropic Messages API)

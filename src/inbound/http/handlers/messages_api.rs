@@ -75,7 +75,7 @@ fn read(
     let native_bytes = anthropic::strip_translated_thinking(bytes);
     let (hub_body, native) = match (
         ChatBody::parse(hub.to_string().as_bytes()),
-        ChatBody::parse(native_bytes.as_deref().unwrap_or(bytes)),
+        ChatBody::parse_native(native_bytes.as_deref().unwrap_or(bytes)),
     ) {
         (Ok(hub), Ok(native)) => (hub, native),
         (Err(e), _) | (_, Err(e)) => return Err(e.message),

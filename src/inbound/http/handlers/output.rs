@@ -53,7 +53,10 @@ fn limit_headers(res: &mut Response, allowance: &Allowance) {
             "x-ratelimit-remaining-requests",
             allowance.requests_remaining.to_string(),
         );
-        put("x-ratelimit-reset-requests", reset(allowance.requests_reset));
+        put(
+            "x-ratelimit-reset-requests",
+            reset(allowance.requests_reset),
+        );
     }
     if let Some(tpm) = allowance.tpm {
         put("x-ratelimit-limit-tokens", tpm.to_string());

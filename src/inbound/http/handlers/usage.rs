@@ -9,8 +9,8 @@ use super::input::state_or_500;
 use crate::domain::keys::day_of;
 use crate::domain::metering::{UsageGroup, UsageTotals};
 use crate::domain::usage::usd;
-use crate::inbound::http::{ApiError, Caller};
 use crate::inbound::http::openapi::{key_schemas, schemas};
+use crate::inbound::http::{ApiError, Caller};
 
 fn totals_view(totals: &UsageTotals) -> Value {
     json!({
@@ -50,7 +50,9 @@ pub async fn report(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let today = day_of(state.clock.now());
     let from = req.query::<String>("from").unwrap_or_else(|| today.clone());
     let to = req.query::<String>("to").unwrap_or(today);
-    let group = req.query::<String>("group_by").unwrap_or_else(|| "key".into());
+    let group = req
+        .query::<String>("group_by")
+        .unwrap_or_else(|| "key".into());
     let Some(group_by) = UsageGroup::parse(&group) else {
         return ApiError::bad_request(
             format!("group_by: '{group}' is not one of key, team, model, provider, day"),

@@ -29,14 +29,16 @@ fn key(models: Option<Vec<&str>>) -> Arc<VirtualKey> {
     })
 }
 
+type Seen<T> = Arc<StdMutex<Vec<T>>>;
+
 /// Fakes where provider `a` costs 1 USD per 1M tokens in and 2 out, and the ledger admits and
 /// records every settlement.
-fn priced(upstream: MockUpstreamClient) -> (Fakes, Arc<StdMutex<Vec<Settlement>>>, Arc<StdMutex<Vec<UsageRecord>>>) {
+fn priced(upstream: MockUpstreamClient) -> (Fakes, Seen<Settlement>, Seen<UsageRecord>) {
     let mut fakes = Fakes::new(upstream);
     fakes.providers[0].cost_input = Some(1.0);
     fakes.providers[0].cost_output = Some(2.0);
-    let settled: Arc<StdMutex<Vec<Settlement>>> = Arc::default();
-    let recorded: Arc<StdMutex<Vec<UsageRecord>>> = Arc::default();
+    let settled: Seen<Settlement> = Arc::default();
+    let recorded: Seen<UsageRecord> = Arc::default();
     fakes
         .ledger
         .expect_admit()
@@ -91,7 +93,12 @@ async fn an_exhausted_budget_refuses_until_the_period_ends_and_asks_no_upstream(
             allowance: Allowance::default(),
         })
     });
-    let error = fakes.service().chat(keyed(false, key(None))).await.err().unwrap();
+    let error = fakes
+        .service()
+        .chat(keyed(false, key(None)))
+        .await
+        .err()
+        .unwrap();
     match error {
         ChatError::KeyRefused(KeyRefusal::Limited {
             limit: Limit::Budget,
@@ -132,7 +139,11 @@ async fn an_answer_settles_its_real_cost_and_frees_its_slot() {
     assert_eq!(settled[0].tokens, Some(1_500));
     let recorded = recorded.lock().unwrap();
     assert_eq!(
-        (recorded[0].key.as_str(), recorded[0].team.as_deref(), recorded[0].provider.as_str()),
+        (
+            recorded[0].key.as_str(),
+            recorded[0].team.as_deref(),
+            recorded[0].provider.as_str()
+        ),
         ("key_1", Some("red"), "a")
     );
 }
@@ -174,7 +185,11 @@ async fn a_stream_the_client_abandons_is_settled_with_what_it_used() {
     drop(events);
     settle().await;
     let settled = settled.lock().unwrap();
-    assert_eq!(settled.len(), 1, "settled once, when the stream was dropped");
+    assert_eq!(
+        settled.len(),
+        1,
+        "settled once, when the stream was dropped"
+    );
     assert_eq!(settled[0].cost, 100_000, "100 input tokens at 1 USD per 1M");
     assert!(settled[0].release_parallel);
 }

@@ -23,8 +23,9 @@ use crate::domain::failover::StreamEventKind;
 use crate::domain::health::{BreakerPolicy, Circuit};
 use crate::domain::model::{LogicalModel, PhysicalModel};
 use crate::domain::ports::{
-    MockCircuitStore, MockClock, MockContextStore, MockLogicalModelStore, MockMetricsStore,
-    MockKeyLedger, MockModelCacheStore, MockQpsLimiter, MockUsageStore, MockRandomSource, MockSessionStore, MockUpstreamClient,
+    MockCircuitStore, MockClock, MockContextStore, MockKeyLedger, MockLogicalModelStore,
+    MockMetricsStore, MockModelCacheStore, MockQpsLimiter, MockRandomSource, MockSessionStore,
+    MockUpstreamClient, MockUsageStore,
 };
 use crate::domain::provider::{ProviderConfig, ProviderRegistry};
 use crate::domain::service::catalog::Catalog;
