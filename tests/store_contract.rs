@@ -104,6 +104,7 @@ contract!(
     circuits_open_after_the_threshold_and_only_one_probe_wins,
     the_qps_limiter_admits_exactly_max_under_a_concurrent_burst,
     keys_are_found_by_id_and_hash_listed_rotated_and_deleted,
+    a_keys_last_use_is_kept_apart_and_goes_with_it,
     the_rpm_window_refuses_past_the_limit_until_it_slides,
     the_tpm_window_counts_settled_tokens,
     parallel_slots_are_taken_and_given_back,
@@ -397,6 +398,28 @@ async fn the_qps_limiter_admits_exactly_max_under_a_concurrent_burst(s: &Stores)
         s.qps.try_acquire("other", 5, second).await.unwrap(),
         "limits are per provider"
     );
+}
+
+async fn a_keys_last_use_is_kept_apart_and_goes_with_it(s: &Stores) {
+    let ids = ["key_u".to_string(), "key_none".to_string()];
+    s.keys.touch("key_u", 5.0).await.unwrap();
+    assert_eq!(
+        s.keys.last_used(&ids).await.unwrap(),
+        [None, None],
+        "no mark without a key"
+    );
+    s.keys
+        .create(virtual_key("key_u", "sk-apx-u", 1.0))
+        .await
+        .unwrap();
+    s.keys.touch("key_u", 10.5).await.unwrap();
+    assert_eq!(s.keys.last_used(&ids).await.unwrap(), [Some(10.5), None]);
+    assert_eq!(
+        s.keys.last_used(&[]).await.unwrap(),
+        Vec::<Option<f64>>::new()
+    );
+    assert!(s.keys.delete("key_u").await.unwrap());
+    assert_eq!(s.keys.last_used(&ids).await.unwrap(), [None, None]);
 }
 
 fn virtual_key(id: &str, secret: &str, created_at: f64) -> VirtualKey {

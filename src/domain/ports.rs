@@ -154,6 +154,11 @@ pub trait KeyStore: Send + Sync {
     /// resolving in the same step. `false` when no key has that id.
     async fn update(&self, key: VirtualKey, previous_hash: &str) -> StoreResult<bool>;
     async fn delete(&self, id: &str) -> StoreResult<bool>;
+    /// Notes that the key was used at `at` (Unix seconds); kept apart from the record, so it
+    /// never races a change of the key.
+    async fn touch(&self, id: &str, at: f64) -> StoreResult<()>;
+    /// When each key was last used, in order (`None`: never, or not since it was created).
+    async fn last_used(&self, ids: &[String]) -> StoreResult<Vec<Option<f64>>>;
 }
 
 /// Each key's limit windows, parallel slots and budget spending, shared by every instance on the

@@ -223,7 +223,15 @@ async fn a_key_is_shown_once_changed_rotated_and_revoked_and_bad_fields_are_name
     assert_eq!(list["total"], 1);
 
     let auth = format!("Bearer {secret}");
+    assert_eq!(key["last_used_at"], Value::Null);
     assert_eq!(chat_as(&gateway, &auth, LOGICAL).await.status(), 200);
+    let used = eventually(Duration::from_secs(3), "last_used_at set", || async {
+        let (_, now) =
+            status_and_json(call(&gateway, "GET", &format!("/keys/{id}"), ADMIN, None).await).await;
+        now["last_used_at"].as_str().map(str::to_string)
+    })
+    .await;
+    assert!(used.ends_with('Z'), "{used}");
 
     // Disabled: refused at once on this instance (it forgets what it cached), then back.
     let patch = |body: Value| {

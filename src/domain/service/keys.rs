@@ -24,6 +24,8 @@ pub const KEY_CACHE_SECONDS: f64 = 1.0;
 const STALE_KEY_SECONDS: f64 = 60.0;
 /// Secrets remembered at most (unknown ones included), so random guesses cannot grow memory.
 const KEY_CACHE_ENTRIES: usize = 10_000;
+/// How often one instance notes a key's use in the store: `last_used_at` is exact to this.
+pub const TOUCH_SECONDS: f64 = 60.0;
 /// The longest `/usage` range.
 pub const MAX_USAGE_DAYS: usize = 400;
 
@@ -232,6 +234,16 @@ pub struct KeyService {
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
     cache: Mutex<HashMap<String, Cached>>,
+    /// When this instance last noted each key's use in the store.
+    touched: Mutex<HashMap<String, f64>>,
+}
+
+/// What the key list shows beside each key.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KeyFigures {
+    /// Spent in the current budget period, nano-dollars.
+    pub spent: u64,
+    pub last_used: Option<f64>,
 }
 
 impl KeyService {
@@ -249,7 +261,32 @@ impl KeyService {
             clock,
             random,
             cache: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Notes the key's use in the store, at most once a minute per instance, without making the
+    /// request wait.
+    fn touch(&self, key: &VirtualKey, now: f64) {
+        {
+            let mut touched = self.touched.lock();
+            if touched
+                .get(&key.id)
+                .is_some_and(|at| now - at < TOUCH_SECONDS)
+            {
+                return;
+            }
+            if touched.len() >= KEY_CACHE_ENTRIES {
+                touched.clear();
+            }
+            touched.insert(key.id.clone(), now);
+        }
+        let (store, id) = (self.store.clone(), key.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch(&id, now).await {
+                tracing::debug!(error = %e, "key use not noted");
+            }
+        });
     }
 
     /// The usable key a secret belongs to.
@@ -282,7 +319,10 @@ impl KeyService {
         };
         let key = key.ok_or(Denied::Unknown)?;
         match key.state(now) {
-            KeyState::Usable => Ok(key),
+            KeyState::Usable => {
+                self.touch(&key, now);
+                Ok(key)
+            }
             KeyState::Disabled => Err(Denied::Disabled),
             KeyState::Expired => Err(Denied::Expired),
         }
@@ -407,17 +447,25 @@ impl KeyService {
         Ok(())
     }
 
-    /// What each key spent in its current budget period, nano-dollars, in order.
-    pub async fn spent(&self, keys: &[VirtualKey]) -> Result<Vec<u64>, KeyError> {
+    /// What each key spent in its current budget period and when it was last used, in order.
+    pub async fn figures(&self, keys: &[VirtualKey]) -> Result<Vec<KeyFigures>, KeyError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.clock.now();
         let periods: Vec<(String, String)> = keys
             .iter()
             .map(|k| (k.id.clone(), k.budget_period.window(now).id))
             .collect();
-        if periods.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self.ledger.spent(&periods).await?)
+        let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+        let (spent, used) = tokio::join!(self.ledger.spent(&periods), self.store.last_used(&ids));
+        let (spent, used) = (spent?, used?);
+        Ok((0..keys.len())
+            .map(|i| KeyFigures {
+                spent: spent.get(i).copied().unwrap_or(0),
+                last_used: used.get(i).copied().flatten(),
+            })
+            .collect())
     }
 
     /// Usage per group over a range of days (`GET /usage`).

@@ -34,6 +34,8 @@ struct KeyRecords {
     by_id: HashMap<String, VirtualKey>,
     /// Secret hash -> key id.
     by_hash: HashMap<String, String>,
+    /// Key id -> when it was last used.
+    used: HashMap<String, f64>,
 }
 
 #[derive(Default)]
@@ -97,7 +99,22 @@ impl KeyStore for MemoryKeyStore {
         if records.by_hash.get(&key.secret_hash) == Some(&key.id) {
             records.by_hash.remove(&key.secret_hash);
         }
+        records.used.remove(id);
         Ok(true)
+    }
+
+    async fn touch(&self, id: &str, at: f64) -> StoreResult<()> {
+        let mut records = self.records.write();
+        if records.by_id.contains_key(id) {
+            let used = records.used.entry(id.to_string()).or_insert(at);
+            *used = used.max(at);
+        }
+        Ok(())
+    }
+
+    async fn last_used(&self, ids: &[String]) -> StoreResult<Vec<Option<f64>>> {
+        let records = self.records.read();
+        Ok(ids.iter().map(|id| records.used.get(id).copied()).collect())
     }
 }
 

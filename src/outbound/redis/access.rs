@@ -191,6 +191,8 @@ impl KeyStore for RedisKeyStore {
                     p.atomic()
                         .del(&record)
                         .ignore()
+                        .del(keys::virtual_key_used(id))
+                        .ignore()
                         .srem(keys::VIRTUAL_KEY_INDEX, id)
                         .ignore();
                     // A corrupt record is still deleted (deleting is how it is got rid of); its hash
@@ -215,6 +217,33 @@ impl KeyStore for RedisKeyStore {
             }
         }
         Err(kept_changing())
+    }
+
+    async fn touch(&self, id: &str, at: f64) -> StoreResult<()> {
+        // A key deleted meanwhile leaves no trace: the marker is written only beside a record.
+        let record = keys::virtual_key(id);
+        let (exists,): (bool,) = self.backend.run(pipe().exists(&record)).await?;
+        if exists {
+            self.backend
+                .run::<()>(pipe().set(keys::virtual_key_used(id), at).ignore())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn last_used(&self, ids: &[String]) -> StoreResult<Vec<Option<f64>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = pipe();
+        for id in ids {
+            p.get(keys::virtual_key_used(id));
+        }
+        let raw: Vec<Option<String>> = self.backend.run(&p).await?;
+        Ok(raw
+            .into_iter()
+            .map(|v| v.and_then(|v| v.parse::<f64>().ok()))
+            .collect())
     }
 }
 

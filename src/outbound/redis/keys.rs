@@ -59,6 +59,11 @@ pub fn virtual_key(id: &str) -> String {
     format!("{{apx:keys}}:id:{id}")
 }
 
+/// When a virtual key was last used (Unix seconds), apart from its record.
+pub fn virtual_key_used(id: &str) -> String {
+    format!("{{apx:keys}}:used:{id}")
+}
+
 /// The id of the virtual key whose secret has this hash.
 pub fn virtual_key_hash(secret_hash: &str) -> String {
     format!("{{apx:keys}}:hash:{secret_hash}")

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use super::input::{json_body, path_id, state_or_500};
 use crate::domain::keys::VirtualKey;
-use crate::domain::service::keys::{KeyError, KeySpec, Minted, rfc3339};
+use crate::domain::service::keys::{KeyError, KeyFigures, KeySpec, Minted, rfc3339};
 use crate::domain::usage::usd;
 use crate::inbound::http::ApiError;
 use crate::inbound::http::openapi::{key_schemas, schemas};
 
 /// A key as clients see it: never the secret or its hash.
-pub fn key_view(key: &VirtualKey, spent_nano: u64) -> Value {
+pub fn key_view(key: &VirtualKey, figures: KeyFigures) -> Value {
     json!({
         "id": key.id,
         "name": key.name,
@@ -26,11 +26,11 @@ pub fn key_view(key: &VirtualKey, spent_nano: u64) -> Value {
         "max_parallel": key.max_parallel,
         "budget_usd": key.budget_usd,
         "budget_period": key.budget_period,
-        "spent_usd": usd(spent_nano),
+        "spent_usd": usd(figures.spent),
         "expires_at": key.expires_at.map(rfc3339),
         "enabled": key.enabled,
         "created_at": rfc3339(key.created_at),
-        "last_used_at": Value::Null,
+        "last_used_at": figures.last_used.map(rfc3339),
         "metadata": key.metadata,
     })
 }
@@ -49,7 +49,7 @@ pub fn key_error(error: KeyError) -> ApiError {
 }
 
 fn minted(minted: Minted, status: StatusCode, res: &mut Response) {
-    let mut view = key_view(&minted.key, 0);
+    let mut view = key_view(&minted.key, KeyFigures::default());
     view["key"] = Value::String(minted.secret);
     res.status_code(status);
     res.render(Json(view));
@@ -107,26 +107,26 @@ pub async fn list(depot: &mut Depot, res: &mut Response) {
         Ok(keys) => keys,
         Err(error) => return key_error(error).write(res),
     };
-    let spent = match state.keys.spent(&keys).await {
-        Ok(spent) => spent,
+    let figures = match state.keys.figures(&keys).await {
+        Ok(figures) => figures,
         Err(error) => return key_error(error).write(res),
     };
     let views: Vec<Value> = keys
         .iter()
-        .zip(spent.into_iter().chain(std::iter::repeat(0)))
-        .map(|(key, spent)| key_view(key, spent))
+        .zip(figures)
+        .map(|(key, figures)| key_view(key, figures))
         .collect();
     res.render(Json(json!({"total": views.len(), "keys": views})));
 }
 
 async fn one(state: &crate::inbound::http::AppState, id: &str) -> Result<Value, ApiError> {
     let key = state.keys.get(id).await.map_err(key_error)?;
-    let spent = state
+    let figures = state
         .keys
-        .spent(std::slice::from_ref(&key))
+        .figures(std::slice::from_ref(&key))
         .await
         .map_err(key_error)?;
-    Ok(key_view(&key, spent.first().copied().unwrap_or(0)))
+    Ok(key_view(&key, figures.first().copied().unwrap_or_default()))
 }
 
 /// Get a virtual key
