@@ -40,7 +40,8 @@ JSON
 gw_port=$(free_port)
 env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
   LLM_PROVIDERS=mock,claude,gemini LLM_PROVIDER_mock_NAME=Mock LLM_PROVIDER_mock_BASE_URL="http://127.0.0.1:$mock_port" \
-  LLM_PROVIDER_mock_API_KEY=sk-mock LLM_PROVIDER_claude_NAME=Claude LLM_PROVIDER_claude_VENDOR=anthropic \
+  LLM_PROVIDER_mock_API_KEY=sk-mock LLM_PROVIDER_mock_COST_INPUT=1000 LLM_PROVIDER_mock_COST_OUTPUT=1000 \
+  LLM_PROVIDER_claude_NAME=Claude LLM_PROVIDER_claude_VENDOR=anthropic \
   LLM_PROVIDER_claude_BASE_URL="http://127.0.0.1:$claude_port" LLM_PROVIDER_claude_API_KEY=sk-ant-mock \
   LLM_PROVIDER_gemini_NAME=Gemini LLM_PROVIDER_gemini_VENDOR=gemini \
   LLM_PROVIDER_gemini_BASE_URL="http://127.0.0.1:$gemini_port" LLM_PROVIDER_gemini_API_KEY=gemini-mock-key \
