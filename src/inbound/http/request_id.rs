@@ -88,13 +88,16 @@ pub async fn request_id(
 
 /// A low-cardinality name for the endpoint (ids in paths would explode the label set).
 fn endpoint(path: &str) -> &'static str {
-    const KNOWN: [&str; 13] = [
+    const KNOWN: [&str; 16] = [
         "/v1beta/models",
         "/v1/chat/completions",
         "/v1/responses",
         "/v1/messages",
         "/v1/models",
+        "/v1/usage",
         "/models",
+        "/keys",
+        "/usage",
         "/health",
         "/metrics",
         "/providers",
@@ -142,6 +145,7 @@ mod tests {
         assert_eq!(endpoint("/v1/chat/completions"), "/v1/chat/completions");
         assert_eq!(endpoint("/providers/openai/health"), "/providers");
         assert_eq!(endpoint("/routing/sessions/abc"), "/routing/sessions");
+        assert_eq!(endpoint("/keys/key_1/rotate"), "/keys");
         assert_eq!(endpoint("/v1/chat/completionsX"), "other");
         assert_eq!(endpoint("/nothing"), "other");
     }
