@@ -73,12 +73,13 @@ impl BudgetPeriod {
     }
 }
 
-/// The UTC day of a Unix time, `YYYY-MM-DD`.
+/// The UTC day of a Unix time, `YYYY-MM-DD` (on every metered request: no format-string parsing).
 pub fn day_of(now: f64) -> String {
-    chrono::DateTime::from_timestamp(now.max(0.0) as i64, 0)
+    use chrono::Datelike;
+    let date = chrono::DateTime::from_timestamp(now.max(0.0) as i64, 0)
         .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string()
+        .date_naive();
+    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
 }
 
 /// A virtual key as stored: never its secret, only the secret's hash.

@@ -13,13 +13,17 @@ use crate::support::*;
 const ADMIN: &str = "Bearer root-admin-secret";
 
 /// A gateway with an admin token over one mock whose prices make one token cost 0.001 USD.
-async fn gateway_with_admin(mock: &Mock, extra: &[(&str, &str)]) -> Gateway {
-    let mut builder = Gateway::builder()
+fn admin_builder(mock: &Mock) -> GatewayBuilder {
+    Gateway::builder()
         .provider("a", &mock.url)
         .logical(&[("a", "up-a", 1.0)])
         .env("APIPROXY_ADMIN_TOKEN", "root-admin-secret")
         .env("LLM_PROVIDER_a_COST_INPUT", "1000")
-        .env("LLM_PROVIDER_a_COST_OUTPUT", "1000");
+        .env("LLM_PROVIDER_a_COST_OUTPUT", "1000")
+}
+
+async fn gateway_with_admin(mock: &Mock, extra: &[(&str, &str)]) -> Gateway {
+    let mut builder = admin_builder(mock);
     for (key, value) in extra {
         builder = builder.env(key, value);
     }
@@ -616,16 +620,7 @@ async fn secrets_stay_out_of_logs_and_answers_at_debug() {
 async fn two_instances_share_one_budget_and_a_revocation_within_a_second_and_a_half() {
     let redis = RedisServer::start();
     let mock = Mock::start("a", &["up-a"]);
-    let start = || {
-        Gateway::builder()
-            .provider("a", &mock.url)
-            .logical(&[("a", "up-a", 1.0)])
-            .env("APIPROXY_ADMIN_TOKEN", "root-admin-secret")
-            .env("LLM_PROVIDER_a_COST_INPUT", "1000")
-            .env("LLM_PROVIDER_a_COST_OUTPUT", "1000")
-            .redis(&redis.url())
-            .start()
-    };
+    let start = || admin_builder(&mock).redis(&redis.url()).start();
     let (a, b) = tokio::join!(start(), start());
     let budget = 1.0;
     let key = create_key(
@@ -707,14 +702,7 @@ async fn two_instances_share_one_budget_and_a_revocation_within_a_second_and_a_h
 async fn an_rpm_limit_shared_by_two_instances_holds_within_five_percent_over_a_minute() {
     let redis = RedisServer::start();
     let mock = Mock::start("a", &["up-a"]);
-    let start = || {
-        Gateway::builder()
-            .provider("a", &mock.url)
-            .logical(&[("a", "up-a", 1.0)])
-            .env("APIPROXY_ADMIN_TOKEN", "root-admin-secret")
-            .redis(&redis.url())
-            .start()
-    };
+    let start = || admin_builder(&mock).redis(&redis.url()).start();
     let (a, b) = tokio::join!(start(), start());
     let rpm = 120;
     let key = create_key(&a, json!({"name": "paced", "rpm": rpm})).await;

@@ -142,6 +142,24 @@ impl KeySpec {
         }
     }
 
+    /// `key` with this spec's fields (the id, secret, prefix and creation time stay).
+    fn onto(self, key: VirtualKey, expires_at: Option<f64>) -> VirtualKey {
+        VirtualKey {
+            name: self.name,
+            team: self.team,
+            models: self.models,
+            rpm: self.rpm,
+            tpm: self.tpm,
+            max_parallel: self.max_parallel,
+            budget_usd: self.budget_usd,
+            budget_period: self.budget_period,
+            expires_at,
+            enabled: self.enabled,
+            metadata: self.metadata,
+            ..key
+        }
+    }
+
     /// The checked fields: `Err` names the field and the problem.
     fn checked(&self) -> Result<Option<f64>, KeyError> {
         self.validate()
@@ -352,23 +370,26 @@ impl KeyService {
     pub async fn create(&self, spec: KeySpec) -> Result<Minted, KeyError> {
         let expires_at = spec.checked()?;
         let (secret, hash) = self.mint();
-        let key = VirtualKey {
-            id: new_key_id(&self.random.secret_bytes()),
-            name: spec.name,
-            team: spec.team,
-            prefix: secret[..SHOWN_PREFIX_LEN].to_string(),
-            secret_hash: hash,
-            models: spec.models,
-            rpm: spec.rpm,
-            tpm: spec.tpm,
-            max_parallel: spec.max_parallel,
-            budget_usd: spec.budget_usd,
-            budget_period: spec.budget_period,
+        let key = spec.onto(
+            VirtualKey {
+                id: new_key_id(&self.random.secret_bytes()),
+                name: String::new(),
+                team: None,
+                prefix: secret[..SHOWN_PREFIX_LEN].to_string(),
+                secret_hash: hash,
+                models: None,
+                rpm: None,
+                tpm: None,
+                max_parallel: None,
+                budget_usd: None,
+                budget_period: BudgetPeriod::default(),
+                expires_at: None,
+                enabled: true,
+                created_at: self.clock.now(),
+                metadata: None,
+            },
             expires_at,
-            enabled: spec.enabled,
-            created_at: self.clock.now(),
-            metadata: spec.metadata,
-        };
+        );
         self.store.create(key.clone()).await?;
         Ok(Minted { key, secret })
     }
@@ -401,20 +422,7 @@ impl KeyService {
         }
         let spec = KeySpec::parse(spec)?;
         let expires_at = spec.checked()?;
-        let key = VirtualKey {
-            name: spec.name,
-            team: spec.team,
-            models: spec.models,
-            rpm: spec.rpm,
-            tpm: spec.tpm,
-            max_parallel: spec.max_parallel,
-            budget_usd: spec.budget_usd,
-            budget_period: spec.budget_period,
-            expires_at,
-            enabled: spec.enabled,
-            metadata: spec.metadata,
-            ..current
-        };
+        let key = spec.onto(current, expires_at);
         if !self.store.update(key.clone(), &key.secret_hash).await? {
             return Err(KeyError::NotFound(id.to_string()));
         }
