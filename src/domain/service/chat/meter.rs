@@ -98,9 +98,13 @@ impl Meter {
         match verdict {
             Verdict::Admitted(allowance) => {
                 ticket.allowance = Some(allowance);
+                let (period, reserved) = match charge.budget {
+                    Some(budget) => (budget.period, budget.reserve),
+                    None => (key.budget_period.window(now), 0),
+                };
                 ticket.held = Some(Held {
-                    period: key.budget_period.window(now),
-                    reserved: charge.budget.map_or(0, |b| b.reserve),
+                    period,
+                    reserved,
                     parallel: key.max_parallel.is_some(),
                 });
                 Ok(ticket)

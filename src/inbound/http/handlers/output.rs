@@ -39,32 +39,31 @@ pub fn served_headers(res: &mut Response, served: &ServedBy) {
     }
 }
 
-/// OpenAI's `x-ratelimit-*` headers for a key with a requests or tokens limit (SPEC 3.1).
+/// OpenAI's `x-ratelimit-*` headers for a key with a requests or tokens limit (SPEC 3.1). Names
+/// are made once and numbers written without `fmt`: this runs on every answer to such a key.
 fn limit_headers(res: &mut Response, allowance: &Allowance) {
+    use salvo::http::HeaderName;
+    const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+    const REMAINING_REQUESTS: HeaderName =
+        HeaderName::from_static("x-ratelimit-remaining-requests");
+    const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+    const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+    const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+    const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
     let headers = res.headers_mut();
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    };
     if let Some(rpm) = allowance.rpm {
-        put("x-ratelimit-limit-requests", rpm.to_string());
-        put(
-            "x-ratelimit-remaining-requests",
-            allowance.requests_remaining.to_string(),
-        );
-        put(
-            "x-ratelimit-reset-requests",
-            reset(allowance.requests_reset),
-        );
+        headers.insert(LIMIT_REQUESTS, u64::from(rpm).into());
+        headers.insert(REMAINING_REQUESTS, allowance.requests_remaining.into());
+        if let Ok(value) = HeaderValue::from_str(&reset(allowance.requests_reset)) {
+            headers.insert(RESET_REQUESTS, value);
+        }
     }
     if let Some(tpm) = allowance.tpm {
-        put("x-ratelimit-limit-tokens", tpm.to_string());
-        put(
-            "x-ratelimit-remaining-tokens",
-            allowance.tokens_remaining.to_string(),
-        );
-        put("x-ratelimit-reset-tokens", reset(allowance.tokens_reset));
+        headers.insert(LIMIT_TOKENS, tpm.into());
+        headers.insert(REMAINING_TOKENS, allowance.tokens_remaining.into());
+        if let Ok(value) = HeaderValue::from_str(&reset(allowance.tokens_reset)) {
+            headers.insert(RESET_TOKENS, value);
+        }
     }
 }
 
