@@ -467,6 +467,8 @@ impl UsageStore for MemoryUsageStore {
     async fn record(&self, record: &UsageRecord) -> StoreResult<()> {
         let increments = UsageTotals::increments(record);
         let mut days = self.days.lock();
+        // Old days are dropped when a new one starts, not on every request.
+        let new_day = !days.contains_key(&record.day);
         let sums = days.entry(record.day.clone()).or_default();
         for group in UsageGroup::ALL {
             let Some(value) = record.group(group) else {
@@ -477,7 +479,7 @@ impl UsageStore for MemoryUsageStore {
                 *sum = sum.saturating_add(add);
             }
         }
-        let newest = days.keys().next_back().cloned();
+        let newest = new_day.then(|| days.keys().next_back().cloned()).flatten();
         if let Some(first) = newest.as_deref().and_then(first_kept_day) {
             // Days sort as text; everything before the first kept day goes.
             *days = days.split_off(&first);

@@ -189,7 +189,13 @@ impl Ticket {
         });
         let record = self.served.take().zip(usage).map(|(served, usage)| {
             let team = self.key.as_ref().and_then(|k| k.team.clone());
-            count(team.as_deref(), &served.model_label, &usage, cost);
+            count(
+                self.key.is_some(),
+                team.as_deref(),
+                &served.model_label,
+                &usage,
+                cost,
+            );
             UsageRecord {
                 day: day_of(now),
                 key: self
@@ -228,17 +234,20 @@ impl Drop for Ticket {
 }
 
 /// Tokens and cost by team and model on `/metrics` (teams are named by admins, models are
-/// metric labels already bounded by `telemetry::model_label`).
-fn count(team: Option<&str>, model: &str, usage: &Usage, cost: NanoUsd) {
+/// metric labels already bounded by `telemetry::model_label`). Tokens by team are counted for
+/// virtual keys only (the gateway token's are in `apiproxy_tokens_total` already); cost for every
+/// request, under team `none` when there is no key or no team.
+fn count(keyed: bool, team: Option<&str>, model: &str, usage: &Usage, cost: NanoUsd) {
     let team = team.unwrap_or("none").to_string();
-    for (kind, tokens) in [
+    let kinds = [
         ("input", usage.prompt_tokens),
         ("output", usage.completion_tokens),
         ("cache_read", usage.cache_read_tokens),
         ("cache_write", usage.cache_write_tokens),
         ("reasoning", usage.reasoning_tokens),
-    ] {
-        if tokens > 0 {
+    ];
+    for (kind, tokens) in kinds {
+        if keyed && tokens > 0 {
             metrics::counter!("apiproxy_team_tokens_total", "team" => team.clone(), "model" => model.to_string(), "kind" => kind)
                 .increment(tokens);
         }
