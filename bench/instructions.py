@@ -9,9 +9,9 @@ is for speed; this is for "did the code get more expensive").
 
     bench/instructions.py --bin before=path/to/apiproxy --bin after=target/release/apiproxy \\
         --mock target/release/mock-upstream [--n 500 --warmup 50] [--out bench/out/INSTRUCTIONS.md]
-        [--key]
+        [--key after]
 
-`--key` adds a row per binary where the requests carry a virtual key (sk-apx-..., created with
+`--key LABEL` adds a row for that binary where the requests carry a virtual key (sk-apx-..., created with
 POST /keys) that has an rpm, a tpm, a max_parallel and a budget: the whole key path (lookup,
 limits, reservation, settlement, usage) on the in-memory store, against the gateway token's row.
 
@@ -148,7 +148,8 @@ def main():
     parser.add_argument("--n", type=int, default=500, help="requests counted")
     parser.add_argument("--warmup", type=int, default=50, help="requests before counting starts")
     parser.add_argument("--out", default="bench/out/INSTRUCTIONS.md")
-    parser.add_argument("--key", action="store_true", help="also measure each binary with a virtual key")
+    parser.add_argument("--key", action="append", default=[], metavar="LABEL",
+                        help="also measure the binary LABEL with a virtual key (repeatable)")
     args = parser.parse_args()
     bins = [b.split("=", 1) for b in args.bin]
     mock_port = free_port()
@@ -159,8 +160,7 @@ def main():
         wait_up(mock_port, mock, 30, "/v1/models")
         for mode, stream in [("non-streaming", False), ("streaming", True)]:
             runs = [(label, binary, False) for label, binary in bins]
-            if args.key:
-                runs += [(f"{label} (key)", binary, True) for label, binary in bins]
+            runs += [(f"{label} (key)", binary, True) for label, binary in bins if label in args.key]
             for label, binary, with_key in runs:
                 per_request = []
                 for _ in range(2):

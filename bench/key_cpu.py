@@ -5,7 +5,7 @@ limits, reservation, settlement and usage (issue 18's budget: at most 0.02 ms pe
 
     bench/key_cpu.py --bin target/release/apiproxy --mock target/release/mock-upstream [--n 5000 --rounds 5]
 
-The gateway runs natively; its CPU time (user + system, from /proc/<pid>/stat) is read before and
+The gateway runs natively; its CPU time (user + system, and user alone, from /proc/<pid>/stat) is read before and
 after N sequential requests over one keep-alive connection, alternating token and key rounds so
 that drift on a shared machine hits both. The medians and their difference are printed.
 """
@@ -25,9 +25,10 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
+    """(user, system) CPU seconds of the process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def main():
@@ -54,19 +55,24 @@ def main():
         wait_up(port, gateway)
         key = make_key(port)
         per = {"token": [], "key": []}
+        user = {"token": [], "key": []}
         for credential in (TOKEN, key):
             drive(port, 500, False, credential)  # warm-up
         for _ in range(args.rounds):
             for label, credential in (("token", TOKEN), ("key", key)):
-                before = cpu_seconds(gateway.pid)
+                (u0, s0) = cpu_seconds(gateway.pid)
                 drive(port, args.n, False, credential)
-                per[label].append((cpu_seconds(gateway.pid) - before) / args.n * 1000)
+                (u1, s1) = cpu_seconds(gateway.pid)
+                per[label].append((u1 - u0 + s1 - s0) / args.n * 1000)
+                user[label].append((u1 - u0) / args.n * 1000)
         token, keyed = statistics.median(per["token"]), statistics.median(per["key"])
         print("CPU ms per request, non-streaming, in-memory store, "
               f"{args.rounds} rounds of {args.n} (median; all rounds):")
         print(f"  gateway token: {token:.4f}  {['%.4f' % x for x in per['token']]}")
         print(f"  virtual key:   {keyed:.4f}  {['%.4f' % x for x in per['key']]}")
         print(f"  key path costs {keyed - token:+.4f} ms per request")
+        ut, uk = statistics.median(user["token"]), statistics.median(user["key"])
+        print(f"  user CPU only: token {ut:.4f}, key {uk:.4f}, key path {uk - ut:+.4f} ms per request")
     finally:
         for p in (gateway, mock):
             p.terminate()
