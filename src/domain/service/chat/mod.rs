@@ -119,13 +119,17 @@ impl ChatService {
         }
         let plan = self.planner.plan(request.body.model(), &route).await?;
         let estimate = Estimate::of(request.body.byte_len(), request.body.max_output_tokens());
+        // Only a budget needs the reservation's price: the common request skips the candidates.
+        let worst = (request.caller.as_ref())
+            .filter(|key| key.budget_usd.is_some())
+            .and_then(|_| worst_price(&plan.order, estimate));
         let mut ticket = self
             .meter
             .admit(
                 request.caller.clone(),
                 &plan.logical.logical_id,
                 estimate,
-                worst_price(&plan.order, estimate),
+                worst,
             )
             .await
             .map_err(ChatError::KeyRefused)?;
