@@ -698,7 +698,13 @@ def write_markdown(r, machine_line):
         notes = ROOT / "bench" / "NOTES.md"
         if notes.exists():
             lines += ["", notes.read_text()]
-    REPORT.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    # The soak run (bench/soak.sh) keeps its own section of the same file: carry it over.
+    old = REPORT.read_text() if REPORT.exists() else ""
+    begin, end = "<!-- soak:begin -->", "<!-- soak:end -->"
+    if begin in old and end in old:
+        text = text.rstrip("\n") + "\n\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    REPORT.write_text(text)
 
 
 if __name__ == "__main__":

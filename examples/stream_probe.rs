@@ -3,6 +3,7 @@
 //!
 //!   stream_probe ttfb <url> <token> <model> <requests> <concurrency>
 //!   stream_probe hold <url> <token> <model> <streams> <seconds>
+//!   stream_probe churn <url> <token> <model> <streams> <seconds>
 //!
 //! Prints one JSON object on stdout.
 
@@ -171,6 +172,56 @@ async fn hold(url: String, token: String, model: String, streams: usize, seconds
     }
 }
 
+/// Keeps `streams` streams open for `seconds`: each worker reads its stream to the end and opens
+/// the next at once, so streams are set up and torn down all the time (the soak's load).
+async fn churn(url: String, token: String, model: String, streams: usize, seconds: u64) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(streams)
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..streams {
+        let (client, url, token, model) = (client.clone(), url.clone(), token.clone(), model.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut completed, mut failed) = (0usize, 0usize);
+            while Instant::now() < deadline {
+                let outcome = async {
+                    let response = request(&client, &url, &token, &model).send().await.ok()?;
+                    if !response.status().is_success() {
+                        return None;
+                    }
+                    let mut body = response.bytes_stream();
+                    let mut done = false;
+                    while let Some(chunk) = body.next().await {
+                        done |= chunk.ok()?.windows(6).any(|w| w == b"[DONE]");
+                    }
+                    done.then_some(())
+                };
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, outcome).await {
+                    Ok(Some(())) => completed += 1,
+                    Ok(None) => {
+                        failed += 1;
+                        // Not a busy loop when the gateway refuses.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    // Cut off by the deadline: neither.
+                    Err(_) => {}
+                }
+            }
+            (completed, failed)
+        }));
+    }
+    let (mut completed, mut failed) = (0, 0);
+    for worker in workers {
+        let (c, f) = worker.await.expect("worker");
+        completed += c;
+        failed += f;
+    }
+    println!("{{\"completed\":{completed},\"failed\":{failed}}}");
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -179,9 +230,10 @@ async fn main() {
     match arg(1).as_str() {
         "ttfb" => ttfb(arg(2), arg(3), arg(4), number(5), number(6)).await,
         "hold" => hold(arg(2), arg(3), arg(4), number(5), number(6) as u64).await,
+        "churn" => churn(arg(2), arg(3), arg(4), number(5), number(6) as u64).await,
         _ => {
             eprintln!(
-                "usage: stream_probe ttfb|hold <url> <token> <model> <n> <concurrency|seconds>"
+                "usage: stream_probe ttfb|hold|churn <url> <token> <model> <n> <concurrency|seconds>"
             );
             std::process::exit(2);
         }

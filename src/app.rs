@@ -65,6 +65,8 @@ pub struct Options {
     pub admin_token: Option<SecretString>,
     pub metrics_public: bool,
     pub max_body_bytes: usize,
+    /// `MAX_IN_FLIGHT` and `CLIENT_BODY_TIMEOUT`.
+    pub admission: crate::inbound::http::Admission,
     pub log_bodies: bool,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics_handle: Option<PrometheusHandle>,
@@ -134,6 +136,7 @@ pub fn assemble(
         keys,
         metrics_public: options.metrics_public,
         max_body_bytes: options.max_body_bytes,
+        admission: options.admission,
         log_bodies: options.log_bodies,
         metrics_handle: options.metrics_handle,
     })

@@ -89,7 +89,41 @@ pub struct Settings {
     pub provider_failure_threshold: u32,
     pub provider_cooldown: Duration,
     pub shutdown_grace: Duration,
+    /// `CLIENT_BODY_TIMEOUT`: how long a client may take to send its whole request body (408 after).
+    pub client_body_timeout: Duration,
+    /// `MAX_IN_FLIGHT`: requests in progress (streams until their last byte) beyond which new
+    /// ones are refused at once with 503; [`default_max_in_flight`] when unset.
+    pub max_in_flight: usize,
     pub providers: Vec<ProviderConfig>,
+}
+
+/// `MAX_IN_FLIGHT`'s default, sized for the machine: 1,024 requests per CPU core, but at most
+/// half the process's open-file limit (each request in progress holds a client and an upstream
+/// connection; past the limit `accept` fails, which serves nobody), and never below 64.
+pub fn default_max_in_flight() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let by_cores = cores.saturating_mul(1024);
+    let by_files = open_file_limit().map_or(usize::MAX, |limit| limit / 2);
+    by_cores.min(by_files).max(64)
+}
+
+/// The soft `RLIMIT_NOFILE`, where the platform has one.
+fn open_file_limit() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+        let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        if status == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+            return usize::try_from(limit.rlim_cur).ok();
+        }
+        None
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// Suffixes of the per-provider variables, used to tell which id a variable belongs to.
@@ -313,6 +347,11 @@ impl Settings {
             provider_failure_threshold: v.positive("PROVIDER_FAILURE_THRESHOLD", 3u32)?,
             provider_cooldown: v.seconds("PROVIDER_COOLDOWN_SECONDS", 30)?,
             shutdown_grace: v.seconds("SHUTDOWN_GRACE_SECONDS", 30)?,
+            client_body_timeout: v.seconds("CLIENT_BODY_TIMEOUT", 30)?,
+            max_in_flight: match v.get("MAX_IN_FLIGHT") {
+                None => default_max_in_flight(),
+                Some(_) => v.positive("MAX_IN_FLIGHT", 1usize)?,
+            },
             providers,
         };
         if settings.auth_token_is_default {

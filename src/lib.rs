@@ -3,6 +3,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod envfile;
 pub mod inbound;
 pub mod logging;
 pub mod mock;

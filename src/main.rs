@@ -90,15 +90,24 @@ fn load_settings(cli: &Cli) -> Result<(Settings, Vec<String>), String> {
         .clone()
         .or_else(|| std::env::var_os("APIPROXY_ENV_FILE").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(".env"));
-    match dotenvy::from_path(&env_file) {
-        Ok(()) => {}
-        Err(dotenvy::Error::Io(e))
-            if e.kind() == std::io::ErrorKind::NotFound && cli.env_file.is_none() => {}
-        Err(e) => return Err(format!("cannot load {}: {e}", env_file.display())),
-    }
-    let vars: BTreeMap<String, String> = std::env::vars_os()
+    let mut vars: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
+    match std::fs::read_to_string(&env_file) {
+        Ok(text) => {
+            let from_file = apiproxy::envfile::parse(&text, |name| std::env::var(name).ok())
+                .map_err(|e| format!("cannot load {}: {e}", env_file.display()))?;
+            // The real environment wins over the file; within the file the last line wins.
+            let environment: std::collections::HashSet<String> = vars.keys().cloned().collect();
+            for (key, value) in from_file {
+                if !environment.contains(&key) {
+                    vars.insert(key, value);
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cli.env_file.is_none() => {}
+        Err(e) => return Err(format!("cannot load {}: {e}", env_file.display())),
+    }
     let (mut settings, warnings) = Settings::from_vars(&vars).map_err(|e| e.to_string())?;
     if let Some(host) = &cli.host {
         settings.host = host.clone();
@@ -270,6 +279,10 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         admin_token: settings.admin_token.clone(),
         metrics_public: settings.metrics_public,
         max_body_bytes: settings.max_request_body_bytes,
+        admission: apiproxy::inbound::http::Admission::new(
+            settings.max_in_flight,
+            settings.client_body_timeout,
+        ),
         log_bodies: settings.log_bodies,
         metrics_handle: Some(metrics_handle),
     };

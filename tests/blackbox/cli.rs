@@ -82,3 +82,67 @@ fn encode_token_prints_the_base64_form() {
         "{stdout}"
     );
 }
+
+/// Runs `apiproxy check-config` with `env_text` as its env file (and only PATH in the environment,
+/// plus `env`).
+fn check_config_with_file(env_text: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = dir.path().join("given.env");
+    std::fs::write(&env_file, env_text).expect("write env file");
+    let mut command = clean_command(apiproxy_bin());
+    command
+        .arg("check-config")
+        .arg("--env-file")
+        .arg(&env_file)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run apiproxy")
+}
+
+/// SPEC 2: what python-dotenv accepts (the original's loader), so a file moved from it works.
+#[test]
+fn a_dotenv_file_in_python_dotenv_syntax_is_accepted() {
+    let output = check_config_with_file(
+        "# providers\n\
+         export LLM_PROVIDERS=a,b\n\
+         LLM_PROVIDER_a_NAME=From dotenv   # unquoted, with a space\n\
+         LLM_PROVIDER_a_BASE_URL=http://127.0.0.1:9\n\
+         LLM_PROVIDER_a_API_KEY='sk-single#quoted'\n\
+         LLM_PROVIDER_b_NAME=\"Double \\\"quoted\\\"\"\n\
+         LLM_PROVIDER_b_BASE_URL=${BASE_FROM_ENV}/v1\n\
+         LLM_PROVIDER_b_API_KEY=sk-b\n\
+         LLM_PROVIDER_b_WEIGHT=2 # inline comment\n",
+        &[("BASE_FROM_ENV", "http://127.0.0.1:7"), ("LLM_PROVIDER_b_WEIGHT", "3")],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(stdout.contains("a (From dotenv)"), "{stdout}");
+    assert!(stdout.contains("b (Double \"quoted\")"), "{stdout}");
+    assert!(
+        stdout.contains("127.0.0.1:7/v1"),
+        "${{NAME}} expands from the environment: {stdout}"
+    );
+    assert!(
+        stdout.contains("weight=3"),
+        "the real environment wins over the file: {stdout}"
+    );
+}
+
+#[test]
+fn an_invalid_dotenv_line_stops_start_up_naming_its_line_number() {
+    let output = check_config_with_file(
+        "LLM_PROVIDERS=a\n\nLLM_PROVIDER_a_NAME=\"never closed\nLLM_PROVIDER_a_API_KEY=k\n",
+        &[],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("given.env"), "names the file: {stderr}");
+    assert!(stderr.contains("line 3"), "names the line: {stderr}");
+    let output = check_config_with_file("GOOD=1\nMY KEY=1\n", &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("line 2") && stderr.contains("expected '='"), "{stderr}");
+}

@@ -191,6 +191,33 @@ async fn a_claude_style_body_on_chat_completions_is_answered_in_anthropic_format
     assert_eq!(answer["type"], "message", "{answer}");
 }
 
+/// SPEC 4.2: `max_tokens_to_sample` (one of the markers of a Claude-style body) stands for
+/// `max_tokens` when that is absent; Anthropic upstreams get `max_tokens` only, others the limit.
+#[tokio::test]
+async fn max_tokens_to_sample_stands_for_max_tokens_on_a_claude_style_body() {
+    for vendor in [Some("anthropic"), None] {
+        let (mock, gateway) = gateway_over(vendor).await;
+        let mut body = messages_body(false);
+        body.as_object_mut().map(|b| b.remove("max_tokens"));
+        body["max_tokens_to_sample"] = json!(77);
+        let response = gateway.chat(body).await;
+        assert_eq!(response.status(), 200, "{vendor:?}");
+        let answer = json_of(response).await;
+        assert_eq!(answer["type"], "message", "{vendor:?}: {answer}");
+        let sent = &mock.stats().await["last_request"];
+        match vendor {
+            Some(_) => {
+                assert_eq!(sent["max_tokens"], 77, "{sent}");
+                assert!(sent.get("max_tokens_to_sample").is_none(), "{sent}");
+            }
+            None => assert!(
+                sent["max_tokens"] == 77 || sent["max_completion_tokens"] == 77,
+                "the limit reaches the OpenAI upstream: {sent}"
+            ),
+        }
+    }
+}
+
 #[tokio::test]
 async fn gemini_style_input_and_native_contents_on_chat_completions_are_converted() {
     let (mock, gateway) = gateway_over(None).await;

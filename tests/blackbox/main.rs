@@ -9,6 +9,7 @@ mod cli;
 mod deploy;
 mod docs_page;
 mod documented;
+mod edges;
 mod errors;
 mod failover;
 mod faults;

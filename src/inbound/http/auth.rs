@@ -35,7 +35,7 @@ impl Caller {
 }
 
 /// Writes `error` in the shape the endpoint's clients parse.
-fn write_in_clients_shape(req: &Request, res: &mut Response, error: &ApiError) {
+pub(super) fn write_in_clients_shape(req: &Request, res: &mut Response, error: &ApiError) {
     let path = req.uri().path();
     if path.starts_with("/v1/messages") {
         // Anthropic clients parse Anthropic's error shape.

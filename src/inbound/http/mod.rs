@@ -1,5 +1,6 @@
 //! The salvo HTTP adapter: routes, the auth hoop, handlers and the error shape.
 
+mod admission;
 mod auth;
 mod credentials;
 mod error;
@@ -11,6 +12,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use admission::Admission;
 pub use auth::Caller;
 pub use credentials::TokenCheck;
 pub use error::ApiError;
@@ -137,14 +139,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     let authed = Router::new()
         .hoop(auth::require_token)
+        .hoop(admission::read_body_in_time)
         .oapi_securities(openapi::token_requirements())
         .push(clients)
         .push(admin);
     let api = Router::new().push(open).push(authed);
     published.set(&openapi::document(&api));
+    let in_flight = state.admission.hoop();
     Router::new()
         .hoop(InjectState(state))
         .hoop(request_id::request_id)
+        .hoop(in_flight)
         .hoop(salvo::catch_panic::CatchPanic::new())
         .push(api)
 }

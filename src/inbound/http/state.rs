@@ -27,6 +27,8 @@ pub struct AppState {
     /// `METRICS_PUBLIC`: `/metrics` needs no credential.
     pub metrics_public: bool,
     pub max_body_bytes: usize,
+    /// `MAX_IN_FLIGHT` and `CLIENT_BODY_TIMEOUT`.
+    pub admission: super::Admission,
     /// `LOG_BODIES`: log request bodies and whole answers (never by default).
     pub log_bodies: bool,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).

@@ -97,6 +97,7 @@ async fn app(max_body_bytes: usize) -> Service {
         admin_token: None,
         metrics_public: false,
         max_body_bytes,
+        admission: crate::inbound::http::Admission::default(),
         log_bodies: false,
         metrics_handle: None,
     };

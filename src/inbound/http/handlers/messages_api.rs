@@ -42,6 +42,17 @@ struct Read {
     model: String,
 }
 
+/// Takes `max_tokens_to_sample` out of the body (Anthropic's Messages API refuses it) and makes it
+/// `max_tokens` when that is absent; the new body's bytes when there was one.
+fn rename_max_tokens_to_sample(request: &mut Value) -> Option<Vec<u8>> {
+    let map = request.as_object_mut()?;
+    let limit = map.remove("max_tokens_to_sample")?;
+    if !map.contains_key("max_tokens") {
+        map.insert("max_tokens".into(), limit);
+    }
+    serde_json::to_vec(request).ok()
+}
+
 /// Reads a Messages request given as raw JSON, or the 400 message naming the problem.
 fn read(
     bytes: &[u8],
@@ -49,11 +60,15 @@ fn read(
     session: SessionKey,
     needs_max_tokens: bool,
 ) -> Result<Read, String> {
-    let request: Value = match serde_json::from_slice(bytes) {
+    let mut request: Value = match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Value::Object(map),
         Ok(_) => return Err("request body must be a JSON object".into()),
         Err(e) => return Err(format!("request body is not valid JSON: {e}")),
     };
+    // A Claude-style body from the Text Completions era names the limit `max_tokens_to_sample`
+    // (SPEC 4.2); the Messages API knows only `max_tokens`, so the body is rewritten once here.
+    let renamed = rename_max_tokens_to_sample(&mut request);
+    let bytes = renamed.as_deref().unwrap_or(bytes);
     if needs_max_tokens && !request.get("max_tokens").is_some_and(Value::is_u64) {
         return Err("max_tokens: a positive integer is required".into());
     }
