@@ -182,7 +182,8 @@ async fn churn(url: String, token: String, model: String, streams: usize, second
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut workers = Vec::new();
     for _ in 0..streams {
-        let (client, url, token, model) = (client.clone(), url.clone(), token.clone(), model.clone());
+        let (client, url, token, model) =
+            (client.clone(), url.clone(), token.clone(), model.clone());
         workers.push(tokio::spawn(async move {
             let (mut completed, mut failed) = (0usize, 0usize);
             while Instant::now() < deadline {

@@ -421,7 +421,18 @@ mod tests {
 
     #[test]
     fn nothing_panics_on_arbitrary_bytes() {
-        for text in ["\"", "'", "${", "${}", "export", "export ", "=", "\\", "A=\"\\", "\u{feff}A=1"] {
+        for text in [
+            "\"",
+            "'",
+            "${",
+            "${}",
+            "export",
+            "export ",
+            "=",
+            "\\",
+            "A=\"\\",
+            "\u{feff}A=1",
+        ] {
             let _ = parse(text, |_| None);
         }
         assert_eq!(read("\u{feff}A=1"), pairs(&[("A", "1")]));

@@ -115,7 +115,10 @@ fn a_dotenv_file_in_python_dotenv_syntax_is_accepted() {
          LLM_PROVIDER_b_BASE_URL=${BASE_FROM_ENV}/v1\n\
          LLM_PROVIDER_b_API_KEY=sk-b\n\
          LLM_PROVIDER_b_WEIGHT=2 # inline comment\n",
-        &[("BASE_FROM_ENV", "http://127.0.0.1:7"), ("LLM_PROVIDER_b_WEIGHT", "3")],
+        &[
+            ("BASE_FROM_ENV", "http://127.0.0.1:7"),
+            ("LLM_PROVIDER_b_WEIGHT", "3"),
+        ],
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", output_text(&output));
@@ -144,5 +147,8 @@ fn an_invalid_dotenv_line_stops_start_up_naming_its_line_number() {
     let output = check_config_with_file("GOOD=1\nMY KEY=1\n", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("line 2") && stderr.contains("expected '='"), "{stderr}");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("expected '='"),
+        "{stderr}"
+    );
 }

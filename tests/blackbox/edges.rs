@@ -39,7 +39,9 @@ async fn a_client_that_stalls_mid_body_gets_408_and_frees_its_place() {
         .env("MAX_IN_FLIGHT", "1")
         .start()
         .await;
-    let mut stream = TcpStream::connect(addr_of(&gateway)).await.expect("connect");
+    let mut stream = TcpStream::connect(addr_of(&gateway))
+        .await
+        .expect("connect");
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"model\":"
     );
@@ -65,7 +67,11 @@ async fn a_client_that_stalls_mid_body_gets_408_and_frees_its_place() {
     // MAX_IN_FLIGHT=1: the stalled request gave its place back, so the next one is served.
     let response = gateway.chat(chat_body(LOGICAL, "after the stall")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(mock.chat_requests().await, 1, "the stalled body never went upstream");
+    assert_eq!(
+        mock.chat_requests().await,
+        1,
+        "the stalled body never went upstream"
+    );
 }
 
 #[tokio::test]
@@ -78,7 +84,9 @@ async fn a_body_that_arrives_slowly_but_in_time_is_served() {
         .start()
         .await;
     let body = serde_json::to_vec(&chat_body(LOGICAL, "slow but steady")).expect("body");
-    let mut stream = TcpStream::connect(addr_of(&gateway)).await.expect("connect");
+    let mut stream = TcpStream::connect(addr_of(&gateway))
+        .await
+        .expect("connect");
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -98,7 +106,9 @@ async fn a_body_that_arrives_slowly_but_in_time_is_served() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     let gateway = Gateway::builder().start().await;
-    let mut stream = TcpStream::connect(addr_of(&gateway)).await.expect("connect");
+    let mut stream = TcpStream::connect(addr_of(&gateway))
+        .await
+        .expect("connect");
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
@@ -146,9 +156,11 @@ async fn past_max_in_flight_new_requests_are_refused_at_once_and_health_still_an
             tokio::spawn(async move { request.send().await.expect("held chat").status() })
         })
         .collect();
-    eventually(Duration::from_secs(5), "both held requests upstream", || async {
-        (mock.chat_requests().await == 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "both held requests upstream",
+        || async { (mock.chat_requests().await == 2).then_some(()) },
+    )
     .await;
     let started = Instant::now();
     let refused = gateway.chat(chat_body(LOGICAL, "one too many")).await;
@@ -176,7 +188,11 @@ async fn past_max_in_flight_new_requests_are_refused_at_once_and_health_still_an
     for task in held {
         assert_eq!(task.await.expect("join"), 200, "the held requests finish");
     }
-    assert_eq!(mock.chat_requests().await, 2, "refused requests never went upstream");
+    assert_eq!(
+        mock.chat_requests().await,
+        2,
+        "refused requests never went upstream"
+    );
     mock.clear_fault().await;
     let after = gateway.chat(chat_body(LOGICAL, "room again")).await;
     assert_eq!(after.status(), 200);
@@ -201,7 +217,10 @@ async fn a_running_stream_holds_its_place_and_is_never_cut_to_make_room() {
     mock.fault(json!({"event_delay_ms": 150})).await;
     let mut stream = gateway
         .post("/v1/chat/completions")
-        .json_body(&streamed_chat_body(LOGICAL, "one two three four five six seven eight"))
+        .json_body(&streamed_chat_body(
+            LOGICAL,
+            "one two three four five six seven eight",
+        ))
         .send()
         .await
         .expect("stream");
@@ -214,7 +233,10 @@ async fn a_running_stream_holds_its_place_and_is_never_cut_to_make_room() {
     while let Some(chunk) = stream.chunk().await.expect("the stream is not cut") {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(text.contains("data: [DONE]"), "the stream ran to its end: {text}");
+    assert!(
+        text.contains("data: [DONE]"),
+        "the stream ran to its end: {text}"
+    );
     assert!(!has_error_event(&sse_data(&text)));
     mock.clear_fault().await;
     let after = gateway.chat(chat_body(LOGICAL, "after the stream")).await;

@@ -139,8 +139,7 @@ pub async fn read_body_in_time(
         return;
     };
     let limit = state.admission.client_body_timeout;
-    let error = match tokio::time::timeout(limit, input::payload(req, state.max_body_bytes)).await
-    {
+    let error = match tokio::time::timeout(limit, input::payload(req, state.max_body_bytes)).await {
         Ok(Ok(_)) => return,
         Ok(Err(error)) => error,
         Err(_) => ApiError::new(
