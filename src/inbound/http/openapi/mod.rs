@@ -196,8 +196,10 @@ fn complete_operation(operation: &mut Map<String, Value>) {
             "default".into(),
             json!({
                 "description": "Other gateway errors in the same shape: 404 `not_found` for an \
-                    unknown route, 405 `method_not_allowed`, 500 `internal_error` after a caught \
-                    panic.",
+                    unknown route, 405 `method_not_allowed`, 408 `request_timeout` when the body \
+                    is not in within `CLIENT_BODY_TIMEOUT`, 500 `internal_error` after a caught \
+                    panic, 503 `overloaded` (with `Retry-After`) past `MAX_IN_FLIGHT` requests in \
+                    progress.",
                 "content": {"application/json": {"schema": schema_ref("Error")}},
             }),
         );
