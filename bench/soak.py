@@ -118,7 +118,7 @@ def markdown(samples, summary):
              "| minute | RSS MiB | open fds | threads | tokio tasks | in flight | open streams |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in samples:
-        lines.append(f"| {s['minute']:.0f} | {s['rss_mib']:.1f} | {s['fds']} | {s['threads']} | {s['tasks']:.0f} | {s['in_flight']:.0f} | {s['open_streams']:.0f} |")
+        lines.append(f"| {s['minute']:.1f} | {s['rss_mib']:.1f} | {s['fds']} | {s['threads']} | {s['tasks']:.0f} | {s['in_flight']:.0f} | {s['open_streams']:.0f} |")
     lines += ["",
               f"After the {fmt(WARMUP, 0)}-minute warm-up, largest over smallest: RSS +{fmt(summary['flat']['rss_mib'], 1)}%, "
               f"fds +{fmt(summary['flat']['fds'], 1)}%, tasks +{fmt(summary['flat']['tasks'], 1)}% (flat means within 5%).",
@@ -160,8 +160,12 @@ def main():
         loader = threading.Thread(target=lambda: load.update(bench.oha(f"http://127.0.0.1:{port}/v1/chat/completions", "bench", 64, rate=RATE, seconds=seconds)), daemon=True)
         loader.start()
         samples = []
-        while time.time() - started < seconds:
-            time.sleep(min(SAMPLE, max(0.0, seconds - (time.time() - started))))
+        # Samples while the load runs at full strength: none in the last moments, when the load
+        # generators wind down and the counts fall.
+        k = 1
+        while k * SAMPLE < seconds - 1:
+            time.sleep(max(0.0, started + k * SAMPLE - time.time()))
+            k += 1
             if gw.poll() is not None:
                 raise RuntimeError(f"the gateway exited with status {gw.returncode} (log: {bench.log_path('soak-gateway')})")
             s = sample(gw.pid, port, started)

@@ -2,6 +2,8 @@
 //! stores, the upstream client and the settings. `main.rs` picks the adapters and calls
 //! [`assemble`]; the handler tests join their fakes the same way, so both wire one application.
 
+pub mod reload;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,5 +141,6 @@ pub fn assemble(
         admission: options.admission,
         log_bodies: options.log_bodies,
         metrics_handle: options.metrics_handle,
+        reload: std::sync::OnceLock::new(),
     })
 }

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use apiproxy::app::reload::{Reloader, Source as ReloadSource, read_environment};
 use apiproxy::app::{Options, Stores, assemble};
 use apiproxy::config::Settings;
 use apiproxy::domain::health::BreakerPolicy;
 use apiproxy::domain::model::{LogicalModel, PhysicalModel};
 use apiproxy::domain::ports::{Clock, LogicalModelStore};
 use apiproxy::domain::provider::ProviderRegistry;
+use apiproxy::domain::service::catalog::Reload;
 use apiproxy::domain::service::chat::{ChatSettings, Timeouts};
 use apiproxy::outbound::memory::MemoryStores;
 use apiproxy::outbound::redis::RedisStores;
@@ -179,7 +181,7 @@ fn run(cli: &Cli, demo: bool) -> ExitCode {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    match runtime.block_on(serve(settings, demo)) {
+    match runtime.block_on(serve(settings, demo, env_file_of(cli))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
@@ -226,11 +228,29 @@ async fn add_demo_providers(settings: &mut Settings) -> Result<Vec<LogicalModel>
     Ok(vec![demo])
 }
 
-async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
-    let mut logical_models = settings.load_logical_models().map_err(|e| e.to_string())?;
+/// The environment file start-up read, and whether it had to exist: what a reload reads again.
+fn env_file_of(cli: &Cli) -> (PathBuf, bool) {
+    let path = cli
+        .env_file
+        .clone()
+        .or_else(|| std::env::var_os("APIPROXY_ENV_FILE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".env"));
+    (path, cli.env_file.is_some())
+}
+
+async fn serve(
+    mut settings: Settings,
+    demo: bool,
+    (env_file, env_file_required): (PathBuf, bool),
+) -> Result<(), String> {
+    let file_models = settings.load_logical_models().map_err(|e| e.to_string())?;
+    let mut logical_models = file_models.clone();
+    let configured = settings.providers.len();
     if demo {
         logical_models.extend(add_demo_providers(&mut settings).await?);
     }
+    // Providers the process added itself (demo mode's mocks): a reload keeps them.
+    let pinned = settings.providers[configured..].to_vec();
     if settings.providers.is_empty() {
         tracing::warn!(
             "no providers are configured (LLM_PROVIDERS); chat requests will answer 404 until one is"
@@ -254,7 +274,7 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
             connect_timeout: settings.upstream_connect_timeout,
             mask,
         },
-        &providers,
+        &providers.snapshot(),
     )?);
     let stores = open_stores(&settings, clock.clone(), logical_models).await?;
     let options = Options {
@@ -286,13 +306,35 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), String> {
         log_bodies: settings.log_bodies,
         metrics_handle: Some(metrics_handle),
     };
-    let state = assemble(providers.clone(), stores, upstream, clock, options);
+    let state = assemble(providers.clone(), stores, upstream.clone(), clock, options);
+    let source = ReloadSource {
+        env_file,
+        required: env_file_required,
+        host: settings.host.clone(),
+        port: settings.port,
+    };
+    // The baseline a reload compares against, to name restart-only variables that changed.
+    let vars = read_environment(&source.env_file, source.required).unwrap_or_else(|e| {
+        tracing::warn!("{e}; the first reload may report unchanged variables as changed");
+        BTreeMap::new()
+    });
+    let reloader = Arc::new(Reloader::new(
+        source,
+        state.catalog.clone(),
+        upstream,
+        pinned,
+        vars,
+        &file_models,
+    ));
+    let _ = state.reload.set(reloader.clone());
+    // Before listening: a SIGHUP that arrives once /health answers must reload, not terminate.
+    reload_on_sighup(reloader);
 
     let addr = format!("{}:{}", settings.host, settings.port);
     let (acceptor, bound) = apiproxy::inbound::http::bind(&addr)?;
     let shown = bound.to_string();
     tracing::info!(
-        providers = providers.len(),
+        providers = providers.snapshot().len(),
         "apiproxy listening on http://{shown}"
     );
     if demo {
@@ -372,6 +414,26 @@ async fn open_stores(
     }
     tracing::info!("state store: in memory (set REDIS_URL to share state between instances)");
     Ok(memory.into())
+}
+
+/// Every `SIGHUP` reloads the configuration (SPEC 8); the reloader logs the outcome (a refusal at
+/// error level, with its reasons).
+fn reload_on_sighup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    let _ = reloader.reload("SIGHUP").await;
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP cannot be caught; POST /admin/reload still reloads")
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
@@ -135,7 +138,8 @@ fn parse_status(text: &str, part: &str) -> Result<u16, String> {
     }
 }
 
-/// One configured upstream provider. Built once at start-up from the environment; immutable after.
+/// One configured upstream provider, built from the environment at start-up or on a reload;
+/// immutable after (a reload builds new ones).
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub id: String,
@@ -346,25 +350,39 @@ pub fn join_url(base: &str, path: &str) -> String {
     format!("{base}{path}")
 }
 
-/// Every configured provider, in `LLM_PROVIDERS` order, looked up by id.
+/// One configuration's providers, in `LLM_PROVIDERS` order, looked up by id. Immutable: a reload
+/// builds a new set, and a request keeps the set it started with (through its `Arc`) to its end.
 #[derive(Debug, Clone, Default)]
-pub struct ProviderRegistry {
-    ordered: Vec<std::sync::Arc<ProviderConfig>>,
+pub struct ProviderSet {
+    ordered: Vec<Arc<ProviderConfig>>,
 }
 
-impl ProviderRegistry {
+impl ProviderSet {
     pub fn new(providers: Vec<ProviderConfig>) -> Self {
-        ProviderRegistry {
-            ordered: providers.into_iter().map(std::sync::Arc::new).collect(),
+        ProviderSet {
+            ordered: providers.into_iter().map(Arc::new).collect(),
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<&std::sync::Arc<ProviderConfig>> {
+    /// The set of `next`, where each provider configured exactly as in `current` keeps the
+    /// `current` instance: what was built for it (upstream headers) stays valid.
+    pub fn carried_over(current: &ProviderSet, next: Vec<ProviderConfig>) -> Self {
+        let ordered = next
+            .into_iter()
+            .map(|provider| match current.get(&provider.id) {
+                Some(same) if same.same_as(&provider) => same.clone(),
+                _ => Arc::new(provider),
+            })
+            .collect();
+        ProviderSet { ordered }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<ProviderConfig>> {
         // A handful of providers: a linear scan beats hashing here.
         self.ordered.iter().find(|p| p.id == id)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &std::sync::Arc<ProviderConfig>> {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ProviderConfig>> {
         self.ordered.iter()
     }
 
@@ -374,6 +392,93 @@ impl ProviderRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.ordered.is_empty()
+    }
+
+    /// What `next` adds, removes and changes relative to this set, each in id order.
+    pub fn changes_to(&self, next: &ProviderSet) -> ProviderChanges {
+        let mut changes = ProviderChanges::default();
+        for provider in next.iter() {
+            match self.get(&provider.id) {
+                None => changes.added.push(provider.id.clone()),
+                Some(old) if !old.same_as(provider) => changes.changed.push(provider.id.clone()),
+                Some(_) => {}
+            }
+        }
+        for provider in self.iter() {
+            if next.get(&provider.id).is_none() {
+                changes.removed.push(provider.id.clone());
+            }
+        }
+        changes.added.sort();
+        changes.removed.sort();
+        changes.changed.sort();
+        changes
+    }
+}
+
+/// The provider ids a new configuration adds, removes or changes (any field, the key included).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProviderChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+impl ProviderChanges {
+    /// Ids whose model list may differ now: added or changed providers.
+    pub fn touched(&self) -> impl Iterator<Item = &String> {
+        self.added.iter().chain(self.changed.iter())
+    }
+}
+
+impl ProviderConfig {
+    /// Whether `other` configures the provider exactly as this one does (secrets compared too, so
+    /// a rotated key counts as a change).
+    pub fn same_as(&self, other: &ProviderConfig) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.base_url == other.base_url
+            && self.api_key.expose_secret() == other.api_key.expose_secret()
+            && self.vendor == other.vendor
+            && self.models_path == other.models_path
+            && self.chat_path == other.chat_path
+            && self.responses_path == other.responses_path
+            && self.weight == other.weight
+            && self.region == other.region
+            && self.max_qps == other.max_qps
+            && self.retry == other.retry
+            && self.cost_input == other.cost_input
+            && self.cost_output == other.cost_output
+            && self.prices == other.prices
+            && self.static_models == other.static_models
+            && self.custom_headers == other.custom_headers
+    }
+}
+
+/// The providers in force: a [`ProviderSet`] replaced whole by a reload (SPEC 8). Readers take
+/// the current set with [`ProviderRegistry::snapshot`], one atomic load that never waits on a
+/// reload, and keep it for the rest of their request; a reload never changes a set in use.
+#[derive(Debug, Default)]
+pub struct ProviderRegistry {
+    current: ArcSwap<ProviderSet>,
+}
+
+impl ProviderRegistry {
+    pub fn new(providers: Vec<ProviderConfig>) -> Self {
+        ProviderRegistry {
+            current: ArcSwap::from_pointee(ProviderSet::new(providers)),
+        }
+    }
+
+    /// The set in force now, to use for a whole request.
+    pub fn snapshot(&self) -> Arc<ProviderSet> {
+        self.current.load_full()
+    }
+
+    /// Puts `next` in force; returns the set it replaced. Requests that hold the old set finish
+    /// on it.
+    pub fn replace(&self, next: ProviderSet) -> Arc<ProviderSet> {
+        self.current.swap(Arc::new(next))
     }
 }
 

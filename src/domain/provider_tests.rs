@@ -1,4 +1,4 @@
-//! Unit tests of providers: retry policies, URLs, masking and redaction.
+//! Unit tests of providers: retry policies, URLs, masking and redaction, the swappable registry.
 
 use super::*;
 
@@ -171,4 +171,91 @@ fn urls_never_double_the_version_segment() {
 fn keys_are_masked_to_their_last_four_characters() {
     assert_eq!(mask_secret("sk-1234567890abcd"), "****abcd");
     assert_eq!(mask_secret("short"), "****");
+}
+
+#[test]
+fn a_snapshot_taken_before_a_swap_keeps_its_providers() {
+    let registry = ProviderRegistry::new(vec![provider_for_tests("a")]);
+    let before = registry.snapshot();
+    let replaced = registry.replace(ProviderSet::new(vec![provider_for_tests("b")]));
+    assert!(Arc::ptr_eq(&before, &replaced));
+    assert!(before.get("a").is_some() && before.get("b").is_none());
+    let after = registry.snapshot();
+    assert!(after.get("a").is_none() && after.get("b").is_some());
+    assert_eq!(after.len(), 1);
+}
+
+#[test]
+fn a_swap_while_readers_load_never_shows_a_mixed_set() {
+    // Every set the writer installs is all `x` or all `y`: a reader sees one or the other.
+    let registry = Arc::new(ProviderRegistry::new(vec![
+        provider_for_tests("x1"),
+        provider_for_tests("x2"),
+    ]));
+    let writer = {
+        let registry = registry.clone();
+        std::thread::spawn(move || {
+            for round in 0..2_000 {
+                let prefix = if round % 2 == 0 { "y" } else { "x" };
+                registry.replace(ProviderSet::new(vec![
+                    provider_for_tests(&format!("{prefix}1")),
+                    provider_for_tests(&format!("{prefix}2")),
+                ]));
+            }
+        })
+    };
+    for _ in 0..20_000 {
+        let set = registry.snapshot();
+        let first: Vec<char> = set.iter().filter_map(|p| p.id.chars().next()).collect();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0], first[1], "a mixed set: {first:?}");
+    }
+    writer.join().expect("writer thread");
+}
+
+#[test]
+fn changes_name_added_removed_and_changed_providers() {
+    let old = ProviderSet::new(vec![
+        provider_for_tests("kept"),
+        provider_for_tests("gone"),
+        provider_for_tests("rotated"),
+    ]);
+    let rotated = ProviderConfig {
+        api_key: SecretString::from("a-new-key".to_string()),
+        ..provider_for_tests("rotated")
+    };
+    let new = ProviderSet::new(vec![
+        provider_for_tests("kept"),
+        rotated,
+        provider_for_tests("new"),
+    ]);
+    let changes = old.changes_to(&new);
+    assert_eq!(changes.added, vec!["new"]);
+    assert_eq!(changes.removed, vec!["gone"]);
+    assert_eq!(changes.changed, vec!["rotated"]);
+    let touched: Vec<&String> = changes.touched().collect();
+    assert_eq!(touched, vec!["new", "rotated"]);
+    assert_eq!(old.changes_to(&old), ProviderChanges::default());
+}
+
+#[test]
+fn unchanged_providers_keep_their_instance_across_a_reload() {
+    let old = ProviderSet::new(vec![
+        provider_for_tests("same"),
+        provider_for_tests("moved"),
+    ]);
+    let moved = ProviderConfig {
+        base_url: "http://elsewhere.test".into(),
+        ..provider_for_tests("moved")
+    };
+    let new = ProviderSet::carried_over(&old, vec![provider_for_tests("same"), moved]);
+    let (Some(old_same), Some(new_same)) = (old.get("same"), new.get("same")) else {
+        panic!("`same` is in both sets");
+    };
+    assert!(Arc::ptr_eq(old_same, new_same));
+    let (Some(old_moved), Some(new_moved)) = (old.get("moved"), new.get("moved")) else {
+        panic!("`moved` is in both sets");
+    };
+    assert!(!Arc::ptr_eq(old_moved, new_moved));
+    assert_eq!(new_moved.base_url, "http://elsewhere.test");
 }

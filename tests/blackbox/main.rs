@@ -26,6 +26,7 @@ mod openapi_conformance;
 #[path = "../common/redis_server.rs"]
 mod redis_server;
 mod redis_store;
+mod reload;
 mod routing;
 mod secrets;
 mod security;

@@ -146,6 +146,8 @@ fn cases() -> Vec<Case> {
         case(M::GET, "/usage?group_by=week", "/usage", 400),
         // The gateway token is no virtual key: it has no usage of its own.
         case(M::GET, "/v1/usage", "/v1/usage", 400),
+        // Last: it puts the start-up logical models back (the same files, read again).
+        case(M::POST, "/admin/reload", "/admin/reload", 200),
     ]
 }
 

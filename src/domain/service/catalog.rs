@@ -1,7 +1,9 @@
 //! The model catalog: every provider's model list (cached, failures remembered for the TTL), the
 //! aggregated `/models` answer, and resolving a requested model name to a logical model (SPEC 4.1, 4.2).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -10,7 +12,12 @@ use crate::domain::model::{LogicalModel, Model, PhysicalModel, model_matches};
 use crate::domain::ports::{
     CachedModelList, Clock, LogicalModelStore, ModelCacheStore, ModelListEntry, UpstreamClient,
 };
-use crate::domain::provider::{ProviderConfig, ProviderRegistry};
+use crate::domain::provider::{ProviderConfig, ProviderRegistry, ProviderSet};
+
+mod reload;
+pub use reload::{
+    LogicalModelChanges, Reconfiguration, RefusalCause, Reload, ReloadRefused, ReloadReport,
+};
 
 /// Why a logical model cannot be stored, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -56,6 +63,14 @@ pub struct Catalog {
     upstream: Arc<dyn UpstreamClient>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
+    /// Providers a reload added or changed whose cached model list (from the old configuration)
+    /// must not be served: their next model-list read goes to the upstream and rewrites the
+    /// cache. The flag spares the common path the lock while the set is empty.
+    stale: parking_lot::Mutex<HashSet<String>>,
+    any_stale: AtomicBool,
+    /// The logical models as `LOGICAL_MODELS_FILE` last gave them, by id: a reload deletes a
+    /// model the file no longer lists only while the store still holds this definition.
+    file_models: parking_lot::Mutex<HashMap<String, LogicalModel>>,
 }
 
 impl Catalog {
@@ -74,11 +89,16 @@ impl Catalog {
             upstream,
             clock,
             ttl,
+            stale: parking_lot::Mutex::new(HashSet::new()),
+            any_stale: AtomicBool::new(false),
+            file_models: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn providers(&self) -> &ProviderRegistry {
-        &self.providers
+    /// The providers in force now. A caller keeps this one set for its whole request, so a reload
+    /// in the middle of it changes nothing it sees.
+    pub fn providers(&self) -> Arc<ProviderSet> {
+        self.providers.snapshot()
     }
 
     /// One provider's models: static ones, else the cached list, else a fetch whose result (models
@@ -87,17 +107,28 @@ impl Catalog {
         &self,
         provider_id: &str,
     ) -> Result<Arc<Vec<Model>>, CatalogError> {
-        let provider = self
-            .providers
+        let providers = self.providers();
+        let provider = providers
             .get(provider_id)
             .ok_or_else(|| CatalogError::UnknownProvider(provider_id.to_string()))?;
+        self.models_of(provider).await
+    }
+
+    /// [`Catalog::provider_models`] for a provider of a set the caller already holds.
+    async fn models_of(&self, provider: &ProviderConfig) -> Result<Arc<Vec<Model>>, CatalogError> {
+        let provider_id = provider.id.as_str();
         if let Some(models) = &provider.static_models {
             return Ok(Arc::new(models.clone()));
         }
-        match self.cache.provider_models(provider_id).await {
-            Ok(Some(cached)) => return into_result(provider_id, cached),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(provider = provider_id, error = %e, "model cache unreadable"),
+        let stale = self.is_stale(provider_id);
+        if !stale {
+            match self.cache.provider_models(provider_id).await {
+                Ok(Some(cached)) => return into_result(provider_id, cached),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(provider = provider_id, error = %e, "model cache unreadable")
+                }
+            }
         }
         let fetched = match self.upstream.list_models(provider).await {
             Ok(models) => CachedModelList::Models { models },
@@ -108,14 +139,34 @@ impl Catalog {
                 }
             }
         };
-        if let Err(e) = self
+        match self
             .cache
             .put_provider_models(provider_id, fetched.clone(), self.ttl)
             .await
         {
-            tracing::warn!(provider = provider_id, error = %e, "model cache not written");
+            // The cache now holds the list of the configuration in force.
+            Ok(()) if stale => self.forget_stale(provider_id),
+            Ok(()) => {}
+            Err(e) => tracing::warn!(provider = provider_id, error = %e, "model cache not written"),
         }
         into_result(provider_id, fetched)
+    }
+
+    fn is_stale(&self, provider_id: &str) -> bool {
+        self.any_stale.load(Ordering::Acquire) && self.stale.lock().contains(provider_id)
+    }
+
+    fn forget_stale(&self, provider_id: &str) {
+        let mut stale = self.stale.lock();
+        stale.remove(provider_id);
+        self.any_stale.store(!stale.is_empty(), Ordering::Release);
+    }
+
+    /// Marks `ids` as having a cached model list from an older configuration.
+    fn mark_stale<'a>(&self, ids: impl Iterator<Item = &'a String>) {
+        let mut stale = self.stale.lock();
+        stale.extend(ids.cloned());
+        self.any_stale.store(!stale.is_empty(), Ordering::Release);
     }
 
     /// The `/models` answer: enabled logical models, then every provider's models, de-duplicated.
@@ -145,12 +196,12 @@ impl Catalog {
             }
             Err(e) => tracing::warn!(error = %e, "logical models unreadable for /models"),
         }
-        let ids: Vec<&str> = self.providers.iter().map(|p| p.id.as_str()).collect();
-        let lists = join_all(ids.iter().map(|id| self.provider_models(id))).await;
-        for (id, list) in ids.iter().zip(lists) {
+        let providers = self.providers();
+        let lists = join_all(providers.iter().map(|p| self.models_of(p))).await;
+        for (provider, list) in providers.iter().zip(lists) {
             if let Ok(models) = list {
                 for model in models.iter() {
-                    push(&model.model_id, id, &mut entries);
+                    push(&model.model_id, &provider.id, &mut entries);
                 }
             }
         }
@@ -174,16 +225,16 @@ impl Catalog {
             }
         }
         let now = self.clock.now();
+        let providers = self.providers();
         if let Some((prefix, model_id)) = requested.split_once('/')
-            && let Some(provider) = self.providers.get(prefix)
+            && let Some(provider) = providers.get(prefix)
             && !model_id.is_empty()
         {
             let upstream = physical(provider, model_id, now);
             return Resolution::Found(LogicalModel::dynamic(requested, vec![upstream], now));
         }
-        let lists = join_all(self.providers.iter().map(|p| self.provider_models(&p.id))).await;
-        let upstreams: Vec<PhysicalModel> = self
-            .providers
+        let lists = join_all(providers.iter().map(|p| self.models_of(p))).await;
+        let upstreams: Vec<PhysicalModel> = providers
             .iter()
             .zip(lists)
             .filter_map(|(provider, list)| {
@@ -275,8 +326,9 @@ impl Catalog {
             let (field, message) = first_validation_error(&errors);
             return Err(InvalidLogicalModel { field, message });
         }
+        let providers = self.providers();
         for (index, upstream) in model.upstreams.iter().enumerate() {
-            if self.providers.get(&upstream.provider_id).is_none() {
+            if providers.get(&upstream.provider_id).is_none() {
                 return Err(InvalidLogicalModel {
                     field: format!("upstreams[{index}].provider_id"),
                     message: format!("'{}' is not a configured provider", upstream.provider_id),
@@ -291,8 +343,8 @@ impl Catalog {
     pub async fn check_health(&self, provider_id: &str) -> Result<HealthStatus, CatalogError> {
         use crate::domain::health::ProviderStatus;
         use crate::domain::ports::ListModelsError;
-        let provider = self
-            .providers
+        let providers = self.providers();
+        let provider = providers
             .get(provider_id)
             .ok_or_else(|| CatalogError::UnknownProvider(provider_id.to_string()))?;
         let started = std::time::Instant::now();
@@ -329,8 +381,9 @@ impl Catalog {
 
     /// Fills in each upstream's informational endpoint from its provider.
     pub fn with_endpoints(&self, mut model: LogicalModel) -> LogicalModel {
+        let providers = self.providers();
         for upstream in &mut model.upstreams {
-            if let Some(provider) = self.providers.get(&upstream.provider_id) {
+            if let Some(provider) = providers.get(&upstream.provider_id) {
                 upstream.endpoint = provider.shown_chat_url(&upstream.model_id);
             }
         }

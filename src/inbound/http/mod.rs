@@ -129,7 +129,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )
                 .push(Router::with_path("{id}/rotate").post(handlers::keys::rotate)),
         )
-        .push(Router::with_path("usage").get(handlers::usage::report));
+        .push(Router::with_path("usage").get(handlers::usage::report))
+        .push(Router::with_path("admin/reload").post(handlers::admin::reload));
     let mut open = open;
     let metrics = Router::with_path("metrics").get(handlers::metrics::render);
     if state.metrics_public {

@@ -88,7 +88,7 @@ pub async fn request_id(
 
 /// A low-cardinality name for the endpoint (ids in paths would explode the label set).
 fn endpoint(path: &str) -> &'static str {
-    const KNOWN: [&str; 16] = [
+    const KNOWN: [&str; 17] = [
         "/v1beta/models",
         "/v1/chat/completions",
         "/v1/responses",
@@ -105,6 +105,7 @@ fn endpoint(path: &str) -> &'static str {
         "/routing/decide",
         "/routing/sessions",
         "/context",
+        "/admin/reload",
     ];
     KNOWN
         .into_iter()
@@ -146,6 +147,7 @@ mod tests {
         assert_eq!(endpoint("/providers/openai/health"), "/providers");
         assert_eq!(endpoint("/routing/sessions/abc"), "/routing/sessions");
         assert_eq!(endpoint("/keys/key_1/rotate"), "/keys");
+        assert_eq!(endpoint("/admin/reload"), "/admin/reload");
         assert_eq!(endpoint("/v1/chat/completionsX"), "other");
         assert_eq!(endpoint("/nothing"), "other");
     }

@@ -33,6 +33,9 @@ pub struct AppState {
     pub log_bodies: bool,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics_handle: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// `POST /admin/reload`: set by the composition root once the application is joined (the
+    /// reloader needs the catalog); unset, the endpoint answers 503.
+    pub reload: std::sync::OnceLock<Arc<dyn crate::domain::service::catalog::Reload>>,
 }
 
 impl AppState {

@@ -1,8 +1,12 @@
 //! Sending to upstreams over one shared, pooled reqwest client. Each provider's headers (auth the
-//! vendor's way, browser mask, custom headers) are built once at start-up, not per request.
+//! vendor's way, browser mask, custom headers) are built once at start-up and again on a reload,
+//! not per request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -11,7 +15,7 @@ use secrecy::ExposeSecret;
 use super::bodies::ByteStream;
 use crate::domain::exchange::{Dialect, TransportError};
 use crate::domain::ports::ListModelsError;
-use crate::domain::provider::{ProviderConfig, ProviderRegistry, Vendor};
+use crate::domain::provider::{ProviderConfig, ProviderSet, Vendor};
 
 /// Browser-like headers added to chat requests when `MASK_AS_BROWSER` is on.
 #[derive(Debug, Clone, Default)]
@@ -42,16 +46,46 @@ struct ProviderHeaders {
     responses_url: Option<reqwest::Url>,
 }
 
+/// One provider's headers with the configuration they were built from.
+struct Prepared {
+    config: Arc<ProviderConfig>,
+    headers: Arc<ProviderHeaders>,
+}
+
+/// Every provider's headers for one configuration, built and checked before it is put in force.
+pub struct PreparedHeaders {
+    by_id: HashMap<String, Prepared>,
+    mask: Option<MaskHeaders>,
+}
+
+impl PreparedHeaders {
+    /// Builds the headers of every provider in `providers`; an invalid value (a key or custom
+    /// header that is no HTTP header value) is an error naming the provider, so a reload can be
+    /// refused before anything changes.
+    pub fn build(providers: &ProviderSet, mask: Option<MaskHeaders>) -> Result<Self, String> {
+        let mut by_id = HashMap::new();
+        for provider in providers.iter() {
+            let headers = provider_headers(provider, mask.as_ref())?;
+            by_id.insert(
+                provider.id.clone(),
+                Prepared {
+                    config: provider.clone(),
+                    headers: Arc::new(headers),
+                },
+            );
+        }
+        Ok(PreparedHeaders { by_id, mask })
+    }
+}
+
 pub struct HttpUpstream {
     client: reqwest::Client,
-    headers: HashMap<String, ProviderHeaders>,
+    /// Swapped whole by a reload; each call takes it with one atomic load.
+    headers: ArcSwap<PreparedHeaders>,
 }
 
 impl HttpUpstream {
-    pub fn new(
-        settings: &HttpUpstreamSettings,
-        providers: &ProviderRegistry,
-    ) -> Result<Self, String> {
+    pub fn new(settings: &HttpUpstreamSettings, providers: &ProviderSet) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -62,24 +96,34 @@ impl HttpUpstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let mut headers = HashMap::new();
-        for provider in providers.iter() {
-            headers.insert(
-                provider.id.clone(),
-                provider_headers(provider, settings.mask.as_ref())?,
-            );
-        }
-        Ok(HttpUpstream { client, headers })
+        let headers = PreparedHeaders::build(providers, settings.mask.clone())?;
+        Ok(HttpUpstream {
+            client,
+            headers: ArcSwap::from_pointee(headers),
+        })
     }
 
+    /// Puts a reloaded configuration's headers in force. The pooled client (and its open
+    /// connections) stays: only what is sent changes.
+    pub fn install(&self, headers: PreparedHeaders) {
+        self.headers.store(Arc::new(headers));
+    }
+
+    /// The headers built for this very configuration. A request that started before a reload
+    /// changed its provider holds the old configuration: its headers are built for it on the
+    /// spot (rare), never taken from the new one (another key, another base URL).
     fn headers_for(
         &self,
         provider: &ProviderConfig,
-    ) -> Result<std::borrow::Cow<'_, ProviderHeaders>, TransportError> {
-        match self.headers.get(&provider.id) {
-            Some(headers) => Ok(std::borrow::Cow::Borrowed(headers)),
-            None => provider_headers(provider, None)
-                .map(std::borrow::Cow::Owned)
+    ) -> Result<Arc<ProviderHeaders>, TransportError> {
+        let table = self.headers.load();
+        match table.by_id.get(&provider.id) {
+            // The entry holds its configuration alive, so no other one can have its address.
+            Some(prepared) if std::ptr::eq(Arc::as_ptr(&prepared.config), provider) => {
+                Ok(prepared.headers.clone())
+            }
+            _ => provider_headers(provider, table.mask.as_ref())
+                .map(Arc::new)
                 .map_err(TransportError),
         }
     }

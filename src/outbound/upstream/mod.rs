@@ -6,5 +6,5 @@ mod http_client;
 mod model_list;
 mod port;
 
-pub use http_client::{HttpUpstream, HttpUpstreamSettings, MaskHeaders};
+pub use http_client::{HttpUpstream, HttpUpstreamSettings, MaskHeaders, PreparedHeaders};
 pub use model_list::parse_model_list;

@@ -1,6 +1,7 @@
 //! One module per endpoint family; `input` and `output` hold what they share (no handler
 //! imports another), `messages_api` the Anthropic exchange two endpoints serve.
 
+pub mod admin;
 pub mod chat;
 pub mod context;
 pub mod docs;

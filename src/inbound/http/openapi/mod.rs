@@ -7,6 +7,7 @@
 
 pub mod alternatives;
 pub mod key_schemas;
+pub mod reload_schemas;
 pub mod schemas;
 
 use salvo::Router;
@@ -39,7 +40,7 @@ const TAGS: [(&str, &str); 7] = [
     ("models", "The aggregated model list."),
     (
         "management",
-        "Providers (read-only, keys masked) and logical models.",
+        "Providers (read-only, keys masked), logical models and configuration reload.",
     ),
     ("routing", "Routing decisions, explained."),
     (
@@ -76,6 +77,7 @@ pub fn document(api: &Router) -> Value {
     let mut components = Components::new();
     schemas::all(&mut components);
     key_schemas::all(&mut components);
+    reload_schemas::all(&mut components);
     let mut doc = OpenApi::new(TITLE, env!("CARGO_PKG_VERSION"))
         .add_server(Server::new("/"))
         .tags(TAGS.map(|(name, description)| Tag::new(name).description(description)))
