@@ -1,6 +1,8 @@
 //! Golden and property tests of the OpenAI chat <-> Anthropic Messages translation
 //! (src/protocol/anthropic.rs). Fixtures live in tests/fixtures/anthropic/: `<case>.chat.*` is the
-//! OpenAI side, `<case>.anthropic.*` / `<case>.messages.*` the Anthropic side.
+//! OpenAI side, `<case>.anthropic.*` / `<case>.messages.*` the Anthropic side. Where each file's
+//! shape comes from (a vendor's published example, verbatim or adapted, or written by hand to a
+//! reference page) is recorded in tests/fixtures/SOURCES.md (checked by tests/fixture_sources.rs).
 
 use std::path::PathBuf;
 
@@ -193,6 +195,12 @@ fn golden_error_529_becomes_retryable_503() {
 }
 
 #[test]
+fn golden_error_not_found_published_example() {
+    // Verbatim the example of Anthropic's "Errors" page (error shapes).
+    golden_error("error_not_found", 404, "json");
+}
+
+#[test]
 fn golden_error_not_json() {
     golden_error("error_not_json", 502, "txt");
 }
@@ -217,6 +225,19 @@ fn golden_stream_text() {
 #[test]
 fn golden_stream_tool_calls_with_input_json_delta() {
     golden_stream("stream_tool_use");
+}
+
+#[test]
+fn golden_stream_published_tool_use_example() {
+    // Verbatim the "Streaming request with tool use" response of Anthropic's streaming page.
+    golden_stream("stream_tool_use_example");
+}
+
+#[test]
+fn golden_stream_published_thinking_example_without_usage() {
+    // Verbatim the "Streaming request with extended thinking" response of Anthropic's streaming
+    // page: its message_start and message_delta carry no usage at all.
+    golden_stream("stream_thinking_example");
 }
 
 #[test]

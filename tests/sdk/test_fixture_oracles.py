@@ -41,6 +41,20 @@ def test_anthropic_messages_parse_as_the_sdks_message(path):
     assert message.type == "message" and message.role == "assistant"
 
 
+# Published vendor examples the SDK's types do not accept: (file, event type, content block type)
+# -> (the SDK's event class, the missing field). See tests/fixtures/SOURCES.md. The test asserts
+# the SDK rejects the event for that missing field, so a corrected example or a laxer SDK shows.
+SDK_REJECTS = {
+    # Anthropic's "Streaming request with extended thinking" example is abbreviated: no usage in
+    # message_start or message_delta, no signature in the thinking block's start (the SDK requires
+    # all three; the translator must cope with their absence, see the golden test).
+    ("stream_thinking_example.anthropic.sse", "message_start", None): ("RawMessageStartEvent", ("message", "usage")),
+    ("stream_thinking_example.anthropic.sse", "content_block_start", "thinking"):
+        ("RawContentBlockStartEvent", ("content_block", "ThinkingBlock", "signature")),
+    ("stream_thinking_example.anthropic.sse", "message_delta", None): ("RawMessageDeltaEvent", ("usage",)),
+}
+
+
 @pytest.mark.parametrize("path", files("anthropic/*stream*.anthropic.sse") + files("anthropic/ingress_stream_*.messages.sse"),
                          ids=lambda p: p.name)
 def test_anthropic_stream_events_parse_as_the_sdks_events(path):
@@ -53,7 +67,17 @@ def test_anthropic_stream_events_parse_as_the_sdks_events(path):
             # The SDK's stream reader skips pings before validating events.
             assert payload == {"type": "ping"}
             continue
-        adapter.validate_python(payload)
+        block_type = (payload.get("content_block") or {}).get("type")
+        rejected = SDK_REJECTS.get((path.name, payload.get("type"), block_type))
+        if rejected is None:
+            adapter.validate_python(payload)
+            continue
+        event_class, field = rejected
+        with pytest.raises(pydantic.ValidationError) as failure:
+            adapter.validate_python(payload)
+        missing = [e["loc"][1:] for e in failure.value.errors()
+                   if e["loc"][0] == event_class and e["type"] == "missing"]
+        assert field in missing, failure.value.errors()
 
 
 # Answers in OpenAI's shape: what the gateway writes for chat clients, and what it reads.
