@@ -29,6 +29,30 @@ pub trait ChatPayload: Send + Sync + std::fmt::Debug {
     fn byte_len(&self) -> usize {
         0
     }
+    /// A follower of this body's answer stream, written in `dialect`, that can continue it on
+    /// another upstream after a break (SPEC 5.5 stream resume); `None` when that dialect's streams
+    /// cannot be resumed. Only asked for when the request opted in.
+    fn resumable(&self, _dialect: Dialect) -> Option<Box<dyn ResumableStream>> {
+        None
+    }
+}
+
+/// Follows a committed stream so that another upstream can carry it on after a break (SPEC 5.5):
+/// it reads the answer so far from the events the client got, writes the request that continues
+/// it, and rewrites the continuation's events so the client sees one stream (same ids, no second
+/// preamble). The wire formats are the protocol layer's; the domain only drives it.
+pub trait ResumableStream: Send {
+    /// An event the client got.
+    fn observe(&mut self, event: &UpstreamEvent);
+    /// The request, for `model_id`, that continues the answer so far (the conversation plus the
+    /// partial answer: as an assistant prefill when `prefill`, the provider taking a trailing
+    /// assistant message as the start of its answer, else with an instruction to continue), or
+    /// `None` when the answer cannot be continued (it holds more than text, or nothing).
+    /// Prepares the rewriting of that continuation's events.
+    fn continuation(&mut self, model_id: &str, prefill: bool) -> Option<Bytes>;
+    /// One event of the continuation as the client gets it (and as it is observed), or `None`
+    /// when the client must not see it (a second preamble).
+    fn splice(&mut self, event: UpstreamEvent) -> Option<UpstreamEvent>;
 }
 
 /// The wire format of a request and of its answer. Every vendor adapter speaks the hub (the OpenAI

@@ -133,6 +133,10 @@ pub struct LogicalModel {
     pub enabled: bool,
     #[serde(default)]
     pub updated_at: f64,
+    /// Streams that break after content reached the client continue on the next candidate
+    /// instead of ending with the error event (SPEC 5.5; opt-in, off by default).
+    #[serde(default)]
+    pub stream_resume: bool,
 }
 
 fn default_capabilities() -> Vec<ModelCapability> {
@@ -150,6 +154,7 @@ impl LogicalModel {
             upstreams,
             enabled: true,
             updated_at: now,
+            stream_resume: false,
         }
     }
 }
@@ -190,6 +195,8 @@ mod tests {
         assert!(errors.contains("base_weight"), "{errors}");
         model.upstreams[0].base_weight = 0.1;
         assert!(model.validate().is_ok());
+        // Stream resume is opt-in: off unless the model says so.
+        assert!(!model.stream_resume);
         model.logical_id = "  ".into();
         assert!(
             model

@@ -10,6 +10,7 @@ pub mod gemini;
 pub mod models;
 pub mod openai;
 pub mod responses;
+pub mod resume;
 pub mod sse;
 mod tokens;
 

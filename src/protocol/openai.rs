@@ -6,10 +6,12 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
-use crate::domain::exchange::{ChatPayload, Transcript, UpstreamEvent, Usage};
+use crate::domain::exchange::{
+    ChatPayload, Dialect, ResumableStream, Transcript, UpstreamEvent, Usage,
+};
 use crate::domain::failover::StreamEventKind;
-use crate::protocol::sse;
 use crate::protocol::tokens::{Count, Details, read_event_object, read_object};
+use crate::protocol::{resume, sse};
 
 /// A request body whose fields stay raw JSON: rewriting `model` does not re-model the messages.
 ///
@@ -214,6 +216,25 @@ impl ChatBody {
     /// chat path).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_slice(&self.write(&self.model, None)).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A field as the client wrote it (raw JSON), if the body has it.
+    pub fn raw_field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(|raw| raw.get())
+    }
+
+    /// The same body with its `messages` replaced by `edit`'s result on them (a stream resume's
+    /// continuation); `None` when `messages` is not a list or the edit gives none.
+    pub fn with_messages(
+        &self,
+        edit: impl FnOnce(Vec<serde_json::Value>) -> Option<Vec<serde_json::Value>>,
+    ) -> Option<ChatBody> {
+        let messages: Vec<serde_json::Value> =
+            serde_json::from_str(self.fields.get("messages")?.get()).ok()?;
+        let raw = serde_json::value::to_raw_value(&edit(messages)?).ok()?;
+        let mut body = self.clone();
+        body.fields.insert("messages".into(), raw);
+        Some(body)
     }
 
     fn encoded_len_hint(&self) -> usize {
@@ -653,6 +674,25 @@ impl ChatPayload for ChatBody {
             .iter()
             .map(|(name, value)| name.len() + value.get().len() + 4)
             .sum()
+    }
+    fn resumable(&self, dialect: Dialect) -> Option<Box<dyn ResumableStream>> {
+        // Several choices cannot be continued as one.
+        let several = (self.raw_field("n")).is_some_and(|n| !matches!(n.trim(), "1" | "null"));
+        if several {
+            return None;
+        }
+        resume::follower(Box::new(self.clone()), dialect)
+    }
+}
+
+impl resume::ContinuableBody for ChatBody {
+    fn continued(
+        &self,
+        model_id: &str,
+        edit: &mut dyn FnMut(Vec<serde_json::Value>) -> Vec<serde_json::Value>,
+    ) -> Option<Bytes> {
+        let body = self.with_messages(|messages| Some(edit(messages)))?;
+        Some(body.to_upstream(model_id))
     }
 }
 

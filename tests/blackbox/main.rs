@@ -27,6 +27,7 @@ mod openapi_conformance;
 mod redis_server;
 mod redis_store;
 mod reload;
+mod resume;
 mod routing;
 mod secrets;
 mod security;

@@ -68,6 +68,9 @@ pub struct ChatRequest {
     /// The virtual key that sent it (`None`: the gateway or admin token), whose models, limits
     /// and budget apply (SPEC 3.1).
     pub caller: Option<Arc<VirtualKey>>,
+    /// The client asked for stream resume (`X-APIProxy-Stream-Resume: true`, SPEC 5.5); a logical
+    /// model with `stream_resume` turns it on for every request.
+    pub stream_resume: bool,
 }
 
 impl ChatRequest {
@@ -97,6 +100,14 @@ pub enum Relayed {
     Event(Bytes),
     /// The upstream failed after the first byte: the stream ends here, with this reason.
     Failed(String),
+    /// The stream broke and was carried on by another upstream (SPEC 5.5 stream resume): sent
+    /// once, just before the end, for the client to be told (`: apiproxy-resumed ...`).
+    Resumed {
+        /// The provider that carried the stream to its end.
+        provider_id: String,
+        /// Every attempt of the request, the resumes included.
+        attempts: u32,
+    },
 }
 
 /// An answer in `dialect`: the hub's, or the client's own when its request was passed through.

@@ -3,9 +3,12 @@
 //! a whole answer or a stream committed to one upstream.
 //!
 //! The concerns live in sibling files: `attempt` (one attempt under its timeouts, the commit
-//! point), `relay` (the committed stream), `recorder` (what is written afterwards), `api` (the
-//! request, answer and error types), `count` (token counting by the vendors that offer it).
+//! point), `admission` (MAX_QPS and probes, per candidate), `relay` (the committed stream),
+//! `resume` (carrying a broken stream on, opt-in),
+//! `recorder` (what is written afterwards), `api` (the request, answer and error types), `count`
+//! (token counting by the vendors that offer it).
 
+mod admission;
 mod api;
 mod attempt;
 mod background;
@@ -13,6 +16,7 @@ mod count;
 mod meter;
 mod recorder;
 mod relay;
+mod resume;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use admission::{Admission, admit_candidate};
 pub use api::{ChatError, ChatReply, ChatRequest, ChatSettings, Relayed, ServedBy, Timeouts};
 use attempt::{Attempt, ms_since};
 pub use meter::{KeyRefusal, Meter, Ticket};
@@ -70,6 +75,8 @@ struct Exchange<'a> {
     previous_session: Option<Session>,
     /// The session and the request as JSON, when the exchange goes into a context history.
     context: Option<(String, Value)>,
+    /// A stream that breaks after the commit is carried on by the next candidate (SPEC 5.5).
+    resume: bool,
 }
 
 impl ChatService {
@@ -118,6 +125,7 @@ impl ChatService {
             return Err(ChatError::KeyRefused(refusal));
         }
         let plan = self.planner.plan(request.body.model(), &route).await?;
+        let resume = request.stream && (request.stream_resume || plan.logical.stream_resume);
         let estimate = Estimate::of(request.body.byte_len(), request.body.max_output_tokens());
         // Only a budget needs the reservation's price: the common request skips the candidates.
         let worst = (request.caller.as_ref())
@@ -141,6 +149,7 @@ impl ChatService {
             context: (request.session_id.clone())
                 .filter(|_| request.history)
                 .map(|id| (id, request.body.to_json())),
+            resume,
         };
         tracing::Span::current().record("logical_model", exchange.logical_id.as_str());
 
@@ -200,7 +209,15 @@ impl ChatService {
                         model_label,
                         provider.price_of(&candidate.upstream),
                     );
-                    return Ok(self.answered(&exchange, attempt, served, dialect, started, ticket));
+                    let resume = match &attempt {
+                        Attempt::Stream { .. } if exchange.resume => {
+                            self.resume_for(&exchange, dialect, &served, &mut candidates)
+                        }
+                        _ => None,
+                    };
+                    let reply =
+                        self.answered(&exchange, attempt, served, dialect, started, ticket, resume);
+                    return Ok(reply);
                 }
                 Err(failure) => failure,
             };
@@ -235,6 +252,7 @@ impl ChatService {
     }
 
     /// Records a successful attempt and turns it into the reply.
+    #[allow(clippy::too_many_arguments)]
     fn answered(
         &self,
         exchange: &Exchange<'_>,
@@ -243,6 +261,7 @@ impl ChatService {
         dialect: Dialect,
         started: Instant,
         mut ticket: Ticket,
+        resume: Option<resume::Resume>,
     ) -> ChatReply {
         let provider_id = served.provider_id.clone();
         let logical_id = &exchange.logical_id;
@@ -303,13 +322,60 @@ impl ChatService {
                         .map(|((id, request), transcript)| (id, request, transcript)),
                 };
                 let label = (provider_id, model_label.to_string());
+                let rest = rest.recorded(on_end, label);
+                let rest = match resume {
+                    Some(resume) => rest.resumable(Box::new(resume)),
+                    None => rest,
+                };
                 ChatReply::Stream {
                     served,
-                    events: rest.recorded(on_end, label).into_stream(),
+                    events: rest.into_stream(),
                     dialect,
                 }
             }
         }
+    }
+
+    /// What a stream that opted in needs to be carried on after a break: the follower of its
+    /// dialect (`None` when that dialect's streams cannot be resumed) and the candidates not
+    /// tried yet.
+    fn resume_for(
+        &self,
+        exchange: &Exchange<'_>,
+        dialect: Dialect,
+        served: &ServedBy,
+        candidates: &mut Candidates,
+    ) -> Option<resume::Resume> {
+        let request = exchange.request;
+        let (payload, headers) = match dialect {
+            Dialect::Hub => (&request.body, Vec::new()),
+            _ => {
+                let native = request.native.as_ref()?;
+                (&native.body, native.headers.clone())
+            }
+        };
+        let follower = payload.resumable(dialect)?;
+        Some(resume::Resume {
+            follower,
+            dialect,
+            headers,
+            candidates: std::mem::take(&mut candidates.queue),
+            services: resume::Services {
+                upstream: self.upstream.clone(),
+                qps: self.qps.clone(),
+                circuits: self.circuits.clone(),
+                clock: self.clock.clone(),
+                breaker: self.planner.breaker(),
+                recorder: self.recorder.clone(),
+                settings: self.settings.clone(),
+            },
+            logical_id: exchange.logical_id.clone(),
+            session: (request.session_id.clone()).map(|id| (id, exchange.previous_session.clone())),
+            attempts: served.attempts,
+            streaming_from: served.provider_id.clone(),
+            splicing: false,
+            carried_by: None,
+        })
     }
 
     /// The upstream's own answer to a request it refused, relayed as it is.
@@ -369,39 +435,11 @@ impl ChatService {
         }
     }
 
-    /// Whether this candidate may be tried now: it takes a slot under its provider's MAX_QPS, then
-    /// claims the half-open probe when one is due.
+    /// Whether this candidate may be tried now (see `admit_candidate`).
     async fn admit(&self, candidate: &Candidate) -> Admission {
         let now = self.clock.now();
-        if let Some(max_qps) = candidate.provider.max_qps {
-            let admitted = self
-                .qps
-                .try_acquire(&candidate.provider.id, max_qps, now)
-                .await
-                // A limit never fails open: an unknown count is treated as a full one.
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "QPS limiter failed; treating the provider as at its limit");
-                    false
-                });
-            if !admitted {
-                return Admission::RateLimited;
-            }
-        }
-        if candidate.needs_probe {
-            // An unreachable circuit store lets the probe through: better than failing traffic.
-            let claimed = self
-                .circuits
-                .claim_probe(&candidate.provider.id, now, self.planner.breaker())
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "circuit store unreachable; probing anyway");
-                    true
-                });
-            if !claimed {
-                return Admission::ProbeTaken;
-            }
-        }
-        Admission::Go
+        let breaker = self.planner.breaker();
+        admit_candidate(&*self.qps, &*self.circuits, now, breaker, candidate).await
     }
 
     /// The provider answered the probe (with a client error): it is up, so its circuit closes.
@@ -448,12 +486,6 @@ fn upstream_request(request: &ChatRequest, candidate: &Candidate) -> UpstreamCha
         headers,
         transcript: request.history && request.session_id.is_some(),
     }
-}
-
-enum Admission {
-    Go,
-    RateLimited,
-    ProbeTaken,
 }
 
 /// The failover order, each candidate at most once, and the fallback for probes held elsewhere.

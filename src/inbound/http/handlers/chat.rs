@@ -7,7 +7,9 @@ use futures_util::StreamExt;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
-use super::input::{SessionKey, anthropic_headers, log_body, payload, session_key, state_or_500};
+use super::input::{
+    SessionKey, anthropic_headers, log_body, payload, session_key, state_or_500, stream_resume,
+};
 use super::output::{json_answer, stream_events, verbatim, write_chat_error};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
 use crate::inbound::http::ApiError;
@@ -39,6 +41,7 @@ use crate::protocol::openai::{ChatBody, is_usage_only_chunk};
     parameters(
         ("X-Session-Id" = Option<String>, Header, description = "Conversation id: binds the conversation to the upstream that served it (sticky routing for `SESSION_TTL` seconds) and records each exchange in the session's context history (`GET /context/{id}`). 1 to 256 bytes of `A-Z a-z 0-9 . _ : @ / + = -` after trimming, else 400.", min_length = 1, max_length = 256),
         ("X-Request-Id" = Option<String>, Header, description = "Request id echoed in the `X-Request-Id` response header and the logs. Kept when it is 1 to 128 visible ASCII characters; otherwise the gateway makes one (`req_<32 hex>`).", min_length = 1, max_length = 128),
+        ("X-APIProxy-Stream-Resume" = Option<String>, Header, description = "Stream resume (SPEC 5.5): `true` (or `1`) opts this request in; a logical model with `stream_resume: true` opts in every request. A stream that breaks after content reached the client then goes on on the next candidate with the answer so far (text answers only; OpenAI chat and Anthropic streams, and every client format built from them), as one stream ending with the SSE comment `: apiproxy-resumed provider=<id> attempts=<n>` just before its last event. Without it, the stream ends with the error event.", example = json!("true")),
         ("anthropic-version" = Option<String>, Header, description = "Forwarded (Claude-style bodies only) to anthropic-vendor providers (replacing the default `2023-06-01`); ignored by other vendors.", example = json!("2023-06-01")),
         ("anthropic-beta" = Option<String>, Header, description = "Forwarded (Claude-style bodies only) to anthropic-vendor providers; ignored by other vendors."),
     ),
@@ -67,7 +70,9 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
             session,
             headers,
         }) => {
-            return super::messages_api::serve(&state, &bytes, headers, session, caller, res).await;
+            let resume = stream_resume(req);
+            let exchange = super::messages_api::Exchange::new(headers, session, caller, resume);
+            return super::messages_api::serve(&state, &bytes, exchange, res).await;
         }
         Err(error) => return error.write(res),
     };
@@ -207,6 +212,7 @@ async fn read_request(
             history: session.history,
             native: None,
             caller: None,
+            stream_resume: stream_resume(req),
         },
         stream,
         client_wants_usage,

@@ -65,6 +65,7 @@ fn model_and_action(rest: &str) -> Option<(String, Action)> {
         ("alt" = Option<String>, Query, description = "`sse` streams server-sent events; without it `streamGenerateContent` answers one JSON array."),
         ("key" = Option<String>, Query, description = "The gateway token (as Google's API key)."),
         ("x-goog-api-key" = Option<String>, Header, description = "The gateway token (as Google's API key)."),
+        ("X-APIProxy-Stream-Resume" = Option<String>, Header, description = "Stream resume (SPEC 5.5): `true` (or `1`) opts this request in; a logical model with `stream_resume: true` opts in every request. A stream that breaks after content reached the client then goes on on the next candidate with the answer so far (text answers only; OpenAI chat and Anthropic streams, and every client format built from them), as one stream ending with the SSE comment `: apiproxy-resumed provider=<id> attempts=<n>` just before its last event. Without it, the stream ends with the error event.", example = json!("true")),
     ),
     request_body(content = serde_json::Value, description = "A Gemini `GenerateContentRequest` (`contents`, `systemInstruction`, `tools`, `toolConfig`, `generationConfig`, ...); for `countTokens` also `{\"generateContentRequest\": {...}}`."),
     responses(
@@ -139,6 +140,7 @@ async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         session_id: session.id,
         history: session.history,
         caller: crate::inbound::http::Caller::key(depot),
+        stream_resume: super::input::stream_resume(req),
         ..chat
     };
     if action == Action::CountTokens {
@@ -245,6 +247,7 @@ fn chat_request(
         history: false,
         native: Some(Arc::new(native)),
         caller: None,
+        stream_resume: false,
     };
     Ok((chat, hub, dropped))
 }

@@ -81,6 +81,16 @@ pub fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
     checked_id("X-Session-Id", id).map(|id| Some(id.to_string()))
 }
 
+/// Whether the client opted in to stream resume (`X-APIProxy-Stream-Resume: true` or `1`, SPEC
+/// 5.5); without it the logical model's `stream_resume` decides.
+pub fn stream_resume(req: &Request) -> bool {
+    req.headers()
+        .get("x-apiproxy-stream-resume")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+}
+
 /// The session a request belongs to: `id` binds it to one upstream; `history` says whether the
 /// exchange also goes into the session's context history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

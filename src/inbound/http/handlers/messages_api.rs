@@ -117,6 +117,7 @@ fn read(
         history: session.history,
         native,
         caller: None,
+        stream_resume: false,
     };
     Ok(Read {
         chat,
@@ -151,25 +152,44 @@ pub async fn count(
     res.render(Json(json!({"input_tokens": tokens})));
 }
 
-/// Serves one Messages request given as raw JSON.
-pub async fn serve(
-    state: &Arc<AppState>,
-    bytes: &[u8],
+/// What a Messages request brings besides its body: the client's Anthropic headers, its session,
+/// its key and whether it opted in to stream resume.
+pub struct Exchange {
     headers: Vec<(String, String)>,
     session: SessionKey,
     caller: Option<Arc<VirtualKey>>,
-    res: &mut Response,
-) {
+    stream_resume: bool,
+}
+
+impl Exchange {
+    pub fn new(
+        headers: Vec<(String, String)>,
+        session: SessionKey,
+        caller: Option<Arc<VirtualKey>>,
+        stream_resume: bool,
+    ) -> Self {
+        Exchange {
+            headers,
+            session,
+            caller,
+            stream_resume,
+        }
+    }
+}
+
+/// Serves one Messages request given as raw JSON.
+pub async fn serve(state: &Arc<AppState>, bytes: &[u8], exchange: Exchange, res: &mut Response) {
     let Read {
         mut chat,
         dropped,
         model,
         ..
-    } = match read(bytes, headers, session, true) {
+    } = match read(bytes, exchange.headers, exchange.session, true) {
         Ok(read) => read,
         Err(message) => return invalid(res, &message),
     };
-    chat.caller = caller;
+    chat.caller = exchange.caller;
+    chat.stream_resume = exchange.stream_resume;
     match state.chat.chat(chat).await {
         Ok(ChatReply::Complete {
             served,

@@ -112,8 +112,22 @@ pub fn verbatim(
         .map(move |piece| match piece {
             Relayed::Event(bytes) => bytes,
             Relayed::Failed(reason) => wire::error_event(dialect, &reason),
+            Relayed::Resumed {
+                provider_id,
+                attempts,
+            } => resumed_marker(&provider_id, attempts),
         })
         .boxed()
+}
+
+/// What tells the client that its stream was resumed on another upstream (SPEC 5.5): an SSE
+/// comment, which every SSE client skips, sent once just before the stream's end.
+pub fn resumed_marker(provider_id: &str, attempts: u32) -> Bytes {
+    // Provider ids come from configuration; a control character would still end the comment.
+    let provider: String = provider_id.chars().filter(|c| !c.is_control()).collect();
+    Bytes::from(format!(
+        ": apiproxy-resumed provider={provider} attempts={attempts}\n\n"
+    ))
 }
 
 /// Turns hub chunk events into another client format's events.
@@ -154,6 +168,11 @@ pub fn rewritten(
             let out = match piece {
                 Some(Relayed::Event(event)) => writer.push(&event),
                 Some(Relayed::Failed(reason)) => writer.push(&openai::error_event(None, &reason)),
+                // Not the writer's: a comment in any SSE format.
+                Some(Relayed::Resumed {
+                    provider_id,
+                    attempts,
+                }) => vec![resumed_marker(&provider_id, attempts)],
                 None => writer.finish(),
             };
             std::future::ready(Some(stream::iter(out)))

@@ -1424,7 +1424,8 @@ pub struct PhysicalModel {
             "updated_at": 1764180000.0
         }],
         "enabled": true,
-        "updated_at": 1764180000.0
+        "updated_at": 1764180000.0,
+        "stream_resume": false
     })
 ))]
 pub struct LogicalModel {
@@ -1452,6 +1453,10 @@ pub struct LogicalModel {
     #[serde(default)]
     #[salvo(schema(default = 0))]
     pub updated_at: f64,
+    /// Opt-in stream resume: a stream that breaks after content reached the client continues on the next candidate (the conversation plus the partial answer), and the client sees one stream ending with the comment `: apiproxy-resumed provider=<id> attempts=<n>`. Per request: `X-APIProxy-Stream-Resume: true`.
+    #[serde(default)]
+    #[salvo(schema(default = false))]
+    pub stream_resume: bool,
 }
 
 /// The body of `PUT /logical-models/{id}`: a LogicalModel whose `logical_id` may be left out.
@@ -1492,6 +1497,10 @@ pub struct LogicalModelInput {
     #[serde(default)]
     #[salvo(schema(default = 0))]
     pub updated_at: f64,
+    /// Opt-in stream resume (see `LogicalModel.stream_resume`).
+    #[serde(default)]
+    #[salvo(schema(default = false))]
+    pub stream_resume: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

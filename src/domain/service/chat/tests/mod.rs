@@ -4,6 +4,7 @@
 
 mod failover;
 mod metering;
+mod resume;
 mod streams;
 
 use std::collections::HashMap;
@@ -17,7 +18,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::domain::exchange::{
-    Answer, ChatPayload, Transcript, TransportError, UpstreamBody, UpstreamEvent, UpstreamReply,
+    Answer, ChatPayload, ResumableStream, Transcript, TransportError, UpstreamBody, UpstreamEvent,
+    UpstreamReply,
 };
 use crate::domain::failover::StreamEventKind;
 use crate::domain::health::{BreakerPolicy, Circuit};
@@ -70,6 +72,10 @@ impl ChatPayload for TestBody {
     fn to_json(&self) -> Value {
         self.0.clone()
     }
+    /// Every dialect resumes with the fake follower (tests/resume.rs).
+    fn resumable(&self, dialect: Dialect) -> Option<Box<dyn ResumableStream>> {
+        Some(Box::new(resume::Follower::new(self.0.clone(), dialect)))
+    }
 }
 
 fn request_for(model: &str, stream: bool, session_id: Option<&str>) -> ChatRequest {
@@ -82,6 +88,7 @@ fn request_for(model: &str, stream: bool, session_id: Option<&str>) -> ChatReque
         history: true,
         native: None,
         caller: None,
+        stream_resume: false,
     }
 }
 
@@ -326,6 +333,10 @@ async fn collect(pieces: BoxStream<'static, Relayed>) -> Vec<String> {
         .map(|piece| match piece {
             Relayed::Event(bytes) => String::from_utf8_lossy(&bytes).to_string(),
             Relayed::Failed(reason) => format!("FAILED({reason})"),
+            Relayed::Resumed {
+                provider_id,
+                attempts,
+            } => format!("RESUMED({provider_id}, {attempts})"),
         })
         .collect()
         .await
