@@ -12,14 +12,16 @@ Load, all at once:
   event every 500 ms, so each stream lives about 5 s and is replaced at once: about 100 streams
   are set up and torn down a second).
 
-Verdict (printed and written): after the warm-up (the first SOAK_WARMUP_MINUTES, 5), each series'
-largest value is within 5% of its smallest ("flat"), every oha request got a 2xx (failover hides the
-injected failures) and the stream workers saw no failed stream. It reports; it does not fail on
+Verdict (printed and written): after the warm-up (the first SOAK_WARMUP_MINUTES, 5), RSS, open
+descriptors and live tasks do not grow by more than 5% (the median of the last five samples against
+the first five: "flat"; the spread of all samples is reported beside it), every oha request got a
+2xx (failover hides the injected failures) and the stream workers saw no failed stream. It reports; it does not fail on
 the figures unless SOAK_STRICT=1.
 """
 
 import json
 import os
+import statistics
 import re
 import subprocess
 import sys
@@ -83,12 +85,28 @@ def sample(pid, port, started):
     }
 
 
+def after_warmup(samples, key):
+    return [s[key] for s in samples if s["minute"] >= WARMUP and s[key] == s[key]]
+
+
 def flatness(samples, key):
-    """Largest over smallest after the warm-up, as a percentage above 100."""
-    values = [s[key] for s in samples if s["minute"] >= WARMUP and s[key] == s[key]]
+    """Largest over smallest after the warm-up, as a percentage above 100 (the spread)."""
+    values = after_warmup(samples, key)
     if len(values) < 2 or min(values) <= 0:
         return float("nan")
     return (max(values) / min(values) - 1) * 100
+
+
+def drift(samples, key):
+    """Growth from the start to the end of the run after the warm-up: the median of the last five
+    samples against the median of the first five, in per cent (a leak shows here; one busy
+    moment does not)."""
+    values = after_warmup(samples, key)
+    if len(values) < 2:
+        return float("nan")
+    n = min(5, len(values) // 2)
+    first, last = statistics.median(values[:n]), statistics.median(values[-n:])
+    return (last / first - 1) * 100 if first > 0 else float("nan")
 
 
 def gateway(procs, fast, flaky, slow):
@@ -120,8 +138,10 @@ def markdown(samples, summary):
     for s in samples:
         lines.append(f"| {s['minute']:.1f} | {s['rss_mib']:.1f} | {s['fds']} | {s['threads']} | {s['tasks']:.0f} | {s['in_flight']:.0f} | {s['open_streams']:.0f} |")
     lines += ["",
-              f"After the {fmt(WARMUP, 0)}-minute warm-up, largest over smallest: RSS +{fmt(summary['flat']['rss_mib'], 1)}%, "
-              f"fds +{fmt(summary['flat']['fds'], 1)}%, tasks +{fmt(summary['flat']['tasks'], 1)}% (flat means within 5%).",
+              f"After the {fmt(WARMUP, 0)}-minute warm-up, growth (median of the last five samples against the first five): "
+              f"RSS {summary['growth']['rss_mib']:+.1f}%, fds {summary['growth']['fds']:+.1f}%, tasks {summary['growth']['tasks']:+.1f}% "
+              f"(flat means within 5%); spread (largest over smallest sample): RSS +{fmt(summary['flat']['rss_mib'], 1)}%, "
+              f"fds +{fmt(summary['flat']['fds'], 1)}%, tasks +{fmt(summary['flat']['tasks'], 1)}%.",
               f"Requests: {summary['oha']['ok']} answered 2xx of {summary['oha']['total']} "
               f"({fmt(summary['oha']['rps'], 0)} req/s, p50 {fmt(summary['oha']['p50'], 2)} ms, p99 {fmt(summary['oha']['p99'], 2)} ms); "
               f"streams: {summary['streams']['completed']} completed, {summary['streams']['failed']} failed; "
@@ -178,13 +198,15 @@ def main():
         stream_counts = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"completed": 0, "failed": -1}
         flaky_requests = bench.mock_stats(flaky)["chat_requests"]
         flat = {key: flatness(samples, key) for key in ("rss_mib", "fds", "tasks")}
-        is_flat = all(v == v and v <= 5.0 for v in flat.values())
+        growth = {key: drift(samples, key) for key in ("rss_mib", "fds", "tasks")}
+        is_flat = all(v == v and abs(v) <= 5.0 for v in growth.values())
         clean = load.get("ok", 0) > 0 and not load.get("non2xx") and not load.get("failures") and stream_counts["failed"] == 0
         verdict = ("flat within 5% after the warm-up" if is_flat else "NOT flat within 5% after the warm-up") + \
                   (", every request and stream answered" if clean else ", with failed requests or streams")
         summary = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "machine": bench.machine(),
                    "oha": {k: load.get(k) for k in ("ok", "total", "rps", "p50", "p99", "non2xx", "failures")},
-                   "streams": stream_counts, "flaky_requests": flaky_requests, "flat": flat, "verdict": verdict}
+                   "streams": stream_counts, "flaky_requests": flaky_requests, "flat": flat, "growth": growth,
+                   "verdict": verdict}
         RAW.write_text(json.dumps({"samples": samples, "summary": summary}, indent=2))
         text = markdown(samples, summary)
         write_section(text)

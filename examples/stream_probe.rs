@@ -181,10 +181,13 @@ async fn churn(url: String, token: String, model: String, streams: usize, second
         .expect("client");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut workers = Vec::new();
-    for _ in 0..streams {
+    for worker in 0..streams {
         let (client, url, token, model) =
             (client.clone(), url.clone(), token.clone(), model.clone());
         workers.push(tokio::spawn(async move {
+            // Staggered starts (10 ms apart): streams of equal length started together would stay
+            // in step, and every sample would catch all of them at the same phase.
+            tokio::time::sleep(Duration::from_millis(10 * worker as u64)).await;
             let (mut completed, mut failed) = (0usize, 0usize);
             while Instant::now() < deadline {
                 let outcome = async {
