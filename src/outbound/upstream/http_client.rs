@@ -445,3 +445,95 @@ pub(super) struct RawReply {
     pub retry_after: Option<u64>,
     pub body: ByteStream,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::provider::{ProviderRegistry, provider_for_tests};
+
+    fn bearer(headers: &ProviderHeaders) -> String {
+        headers
+            .plain
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn with_key(id: &str, key: &str) -> ProviderConfig {
+        ProviderConfig {
+            api_key: secrecy::SecretString::from(key.to_string()),
+            ..provider_for_tests(id)
+        }
+    }
+
+    fn settings() -> HttpUpstreamSettings {
+        HttpUpstreamSettings {
+            connect_timeout: Duration::from_secs(1),
+            mask: None,
+        }
+    }
+
+    #[test]
+    fn a_request_on_the_old_configuration_never_gets_the_new_key() {
+        let registry = ProviderRegistry::new(vec![with_key("a", "old-key")]);
+        let old = registry.snapshot();
+        let upstream = HttpUpstream::new(&settings(), &old).expect("client");
+        let Some(old_a) = old.get("a") else {
+            panic!("a is configured");
+        };
+        assert_eq!(
+            bearer(&upstream.headers_for(old_a).expect("headers")),
+            "Bearer old-key"
+        );
+
+        registry.replace(ProviderSet::carried_over(
+            &old,
+            vec![with_key("a", "new-key")],
+        ));
+        let new = registry.snapshot();
+        upstream.install(PreparedHeaders::build(&new, None).expect("headers"));
+        let Some(new_a) = new.get("a") else {
+            panic!("a is configured");
+        };
+        assert_eq!(
+            bearer(&upstream.headers_for(new_a).expect("headers")),
+            "Bearer new-key"
+        );
+        // A stream or failover still holding the old configuration sends the old key.
+        assert_eq!(
+            bearer(&upstream.headers_for(old_a).expect("headers")),
+            "Bearer old-key"
+        );
+    }
+
+    #[test]
+    fn an_invalid_header_value_is_refused_before_anything_is_installed() {
+        let set = ProviderSet::new(vec![with_key("a", "bad\nkey")]);
+        let error = PreparedHeaders::build(&set, None).err().expect("refused");
+        assert!(error.contains("provider 'a'"), "{error}");
+    }
+
+    #[test]
+    fn the_mask_of_the_configuration_in_force_applies_to_chat_headers() {
+        let set = ProviderSet::new(vec![provider_for_tests("a")]);
+        let upstream = HttpUpstream::new(&settings(), &set).expect("client");
+        let mask = MaskHeaders {
+            user_agent: "Reloaded/1.0".into(),
+            origin: None,
+            referer: None,
+        };
+        upstream.install(PreparedHeaders::build(&set, Some(mask)).expect("headers"));
+        let Some(a) = set.get("a") else {
+            panic!("a is configured");
+        };
+        let headers = upstream.headers_for(a).expect("headers");
+        assert_eq!(
+            headers
+                .chat
+                .get(reqwest::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            Some("Reloaded/1.0")
+        );
+    }
+}
