@@ -31,6 +31,8 @@ pub(super) struct RestOfStream {
     _open: telemetry::OpenStream,
     /// Set only when the request opted in to stream resume: the common stream reads nothing.
     resume: Option<Box<dyn CarryOn>>,
+    /// The error event that follows a resumed stream's marker.
+    after_marker: Option<Relayed>,
 }
 
 /// What a stream that opted in to resume does with its events and its breaks (`resume::Resume`;
@@ -78,6 +80,7 @@ impl RestOfStream {
             usage_label: None,
             _open: telemetry::OpenStream::new(),
             resume: None,
+            after_marker: None,
         }
     }
 
@@ -121,7 +124,15 @@ impl RestOfStream {
 
     fn fail(&mut self, reason: &str) -> Option<Relayed> {
         self.end(false);
-        Some(Relayed::Failed(reason.to_string()))
+        let failed = Relayed::Failed(reason.to_string());
+        // A stream resumed before says so before its error event, which is its end.
+        match self.resume.as_mut().and_then(|resume| resume.marker()) {
+            Some(marker) => {
+                self.after_marker = Some(failed);
+                Some(marker)
+            }
+            None => Some(failed),
+        }
     }
 
     async fn next_piece(&mut self) -> Option<Relayed> {
@@ -152,6 +163,9 @@ impl RestOfStream {
                 return Some(Relayed::Event(event.bytes));
             }
             if self.done {
+                if let Some(piece) = self.after_marker.take() {
+                    return Some(piece);
+                }
                 // A resumed stream that ended without an end event still says it was resumed.
                 return self.resume.as_mut().and_then(|resume| resume.marker());
             }

@@ -289,6 +289,27 @@ async fn a_continuation_that_breaks_too_is_carried_on_by_the_next_one() {
     assert_eq!(seen[1]["partial"], "from aspliced:from b");
 }
 
+#[tokio::test]
+async fn a_continuation_that_breaks_with_nobody_left_ends_with_the_marker_then_failed() {
+    let mut upstream = MockUpstreamClient::new();
+    expect_chat(&mut upstream, "a", 1, || {
+        events(vec![Ok(TEXT_A), Err("reset by peer")])
+    });
+    expect_chat(&mut upstream, "b", 1, || {
+        events(vec![Ok(TEXT_B), Err("reset again")])
+    });
+    let (_, pieces) = stream_of(&service(upstream), resumed_request()).await;
+    assert_eq!(
+        pieces,
+        [
+            "from a\n\n",
+            "spliced:from b\n\n",
+            "RESUMED(b, 2)",
+            "FAILED(reset again)"
+        ]
+    );
+}
+
 /// A stream in a vendor's own dialect goes on only with providers speaking that dialect, and
 /// with the client's vendor headers.
 #[tokio::test]
