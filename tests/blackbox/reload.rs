@@ -340,8 +340,8 @@ async fn a_stream_finishes_on_its_provider_when_a_reload_removes_it() {
     let b = Mock::start("b", &["up-b"]);
     let env = format!("LLM_PROVIDERS=a\n{}", provider_lines("a", &a.url));
     let gateway = Reloadable::start(&env, &json!([logical(LOGICAL, "a", "up-a")]), &[]).await;
-    // Eight words a quarter of a second apart: the stream runs for about two seconds.
-    a.fault(json!({"event_delay_ms": 250})).await;
+    // Eight words 400 ms apart: the stream runs for over three seconds.
+    a.fault(json!({"event_delay_ms": 400})).await;
 
     let mut stream = gateway
         .chat_request(&streamed_chat_body(LOGICAL, "Hi"))
@@ -369,9 +369,16 @@ async fn a_stream_finishes_on_its_provider_when_a_reload_removes_it() {
         "{report}"
     );
 
+    let mut after_reload = String::new();
     while let Some(chunk) = stream.chunk().await.expect("the rest of the stream") {
-        text.push_str(&String::from_utf8_lossy(&chunk));
+        after_reload.push_str(&String::from_utf8_lossy(&chunk));
     }
+    // The stream was still running when the reload had answered: content came after it.
+    assert!(
+        !streamed_text(&sse_data(&after_reload)).is_empty(),
+        "no content after the reload: {after_reload}"
+    );
+    text.push_str(&after_reload);
     let events = sse_data(&text);
     assert!(!has_error_event(&events), "{text}");
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
@@ -460,4 +467,65 @@ fn check_config_and_start_up_read_the_same_files_as_before() {
     let text = output_text(&output);
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("LLM_PROVIDER_a_WEIGHT"), "{text}");
+}
+
+#[tokio::test]
+async fn with_redis_one_instance_applies_the_file_s_changes_and_the_next_finds_them_done() {
+    let redis = crate::redis_server::RedisServer::start();
+    let a = Mock::start("a", &["up-a"]);
+    let env = format!(
+        "REDIS_URL={}\nLLM_PROVIDERS=a\n{}",
+        redis.url(),
+        provider_lines("a", &a.url)
+    );
+    let first = json!([
+        logical(LOGICAL, "a", "up-a"),
+        logical("retired", "a", "up-a")
+    ]);
+    let one = Reloadable::start(&env, &first, &[]).await;
+    let two = Reloadable::start(&env, &first, &[]).await;
+    let get = |gateway: &Reloadable, id: &str| {
+        gateway
+            .client
+            .get(format!("{}/logical-models/{id}", gateway.url))
+            .header("authorization", AUTH)
+            .send()
+    };
+    // Start-up writes the file's models to Redis in the background.
+    eventually(
+        Duration::from_secs(10),
+        "the seeded model in Redis",
+        || async {
+            let response = get(&two, "retired").await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+
+    let second = json!([logical(LOGICAL, "a", "up-a"), logical("fresh", "a", "up-a")]);
+    one.rewrite(&env, &second);
+    two.rewrite(&env, &second);
+    let (status, report) = one.reload().await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["logical_models"]["upserted"],
+        json!(["fresh"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["logical_models"]["removed"],
+        json!(["retired"]),
+        "{report}"
+    );
+
+    // The other instance sees the models at once (they live in Redis) ...
+    let response = get(&two, "retired").await.expect("GET retired");
+    assert_eq!(response.status(), 404);
+    assert_eq!(two.chat("fresh").await.status(), 200);
+    // ... and its own reload finds nothing left to do.
+    let (status, report) = two.reload().await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["logical_models"]["upserted"], json!([]), "{report}");
+    assert_eq!(report["logical_models"]["removed"], json!([]), "{report}");
+    assert_eq!(report["logical_models"]["kept"], json!([]), "{report}");
 }
