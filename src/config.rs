@@ -12,6 +12,7 @@ use validator::Validate;
 use crate::domain::model::{LogicalModel, Model};
 use crate::domain::provider::{ProviderConfig, RetryPolicy, Vendor};
 use crate::domain::usage::Price;
+use crate::outbound::redis::RedisTarget;
 
 pub const DEFAULT_AUTH_TOKEN: &str = "timeline";
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -54,7 +55,9 @@ pub enum LogFormat {
 pub struct Settings {
     pub host: String,
     pub port: u16,
-    pub redis_url: Option<SecretString>,
+    /// `REDIS_URL` or `REDIS_CLUSTER_NODES`: one Redis server, a Redis Cluster or a Sentinel set;
+    /// unset, the stores are in memory.
+    pub redis: Option<RedisTarget>,
     pub redis_pool_size: usize,
     pub auth_token: SecretString,
     pub auth_token_is_default: bool,
@@ -288,24 +291,30 @@ impl Settings {
                 ));
             }
         };
-        let redis_url = match v.get("REDIS_URL") {
-            None => None,
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                Some(SecretString::from(url.to_string()))
-            }
-            Some(_) => {
+        let redis = match (v.get("REDIS_URL"), v.get("REDIS_CLUSTER_NODES")) {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
                 return Err(invalid(
-                    "REDIS_URL",
-                    "not a Redis URL",
-                    "redis://[:password@]host:port/db or rediss://...",
+                    "REDIS_CLUSTER_NODES",
+                    "REDIS_URL is set too",
+                    "one of them: REDIS_CLUSTER_NODES=host:port,... or \
+                     REDIS_URL=redis+cluster://[:password@]host:port,... (the form with a password)",
                 ));
             }
+            (Some(url), None) => Some(
+                RedisTarget::from_url(url)
+                    .map_err(|e| invalid("REDIS_URL", e.problem, e.expected))?,
+            ),
+            (None, Some(nodes)) => Some(
+                RedisTarget::from_cluster_nodes(nodes)
+                    .map_err(|e| invalid("REDIS_CLUSTER_NODES", e.problem, e.expected))?,
+            ),
         };
         let providers = parse_providers(vars, &mut warnings)?;
         let settings = Settings {
             host: v.get("HOST").unwrap_or("127.0.0.1").to_string(),
             port: v.parse("PORT", 8000u16, "a TCP port number 0-65535")?,
-            redis_url,
+            redis,
             redis_pool_size: v.positive("REDIS_POOL_SIZE", 64usize)?,
             auth_token_is_default: token == DEFAULT_AUTH_TOKEN,
             auth_token: SecretString::from(token.to_string()),
@@ -895,6 +904,56 @@ mod tests {
         ];
         for (name, value) in cases {
             let err = Settings::from_vars(&provider_vars(&[(name, value)])).unwrap_err();
+            assert_eq!(err.variable, name, "{err}");
+            assert!(!err.to_string().contains("sk-secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn redis_targets_come_from_either_variable_and_wrong_forms_name_it() {
+        let target = |vars: &[(&str, &str)]| {
+            Settings::from_vars(&provider_vars(vars)).map(|(s, _)| s.redis.map(|t| t.describe()))
+        };
+        assert_eq!(target(&[]).unwrap(), None);
+        assert_eq!(
+            target(&[("REDIS_URL", "redis://127.0.0.1:6379/0")]).unwrap(),
+            Some("redis (one server)".to_string())
+        );
+        assert_eq!(
+            target(&[("REDIS_URL", "redis+cluster://:pw@h1:7000,h2:7001")]).unwrap(),
+            Some("redis cluster (2 seed nodes)".to_string())
+        );
+        assert_eq!(
+            target(&[("REDIS_CLUSTER_NODES", "h1:7000,h2:7001,h3:7002")]).unwrap(),
+            Some("redis cluster (3 seed nodes)".to_string())
+        );
+        assert_eq!(
+            target(&[("REDIS_URL", "redis+sentinel://s1:26379,s2:26380/mymaster/1")]).unwrap(),
+            Some("redis sentinel (master 'mymaster', 2 sentinels)".to_string())
+        );
+        for (name, vars) in [
+            (
+                "REDIS_URL",
+                vec![("REDIS_URL", "redis+sentinel://:sk-secret@s1:26379")],
+            ),
+            (
+                "REDIS_URL",
+                vec![("REDIS_URL", "redis+cluster://:sk-secret@h1:x")],
+            ),
+            ("REDIS_CLUSTER_NODES", vec![("REDIS_CLUSTER_NODES", " , ")]),
+            (
+                "REDIS_CLUSTER_NODES",
+                vec![
+                    ("REDIS_CLUSTER_NODES", "h1:7000"),
+                    ("REDIS_URL", "redis://h1"),
+                ],
+            ),
+            (
+                "REDIS_CLUSTER_NODES",
+                vec![("REDIS_CLUSTER_NODES", "h1:99999")],
+            ),
+        ] {
+            let err = target(&vars).unwrap_err();
             assert_eq!(err.variable, name, "{err}");
             assert!(!err.to_string().contains("sk-secret"), "{err}");
         }

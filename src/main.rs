@@ -132,11 +132,10 @@ fn check_config(settings: &Settings, warnings: &[String]) -> ExitCode {
     println!("listen: {}:{}", settings.host, settings.port);
     println!(
         "store: {}",
-        if settings.redis_url.is_some() {
-            "redis (REDIS_URL)"
-        } else {
-            "in-memory"
-        }
+        settings
+            .redis
+            .as_ref()
+            .map_or_else(|| "in-memory".to_string(), |t| t.describe())
     );
     println!("providers ({}):", settings.providers.len());
     for p in &settings.providers {
@@ -374,15 +373,15 @@ async fn open_stores(
     for model in &mut seed {
         model.updated_at = clock.now();
     }
-    if let Some(url) = &settings.redis_url {
+    if let Some(target) = &settings.redis {
         let redis = RedisStores::with_context_bound(
-            url.expose_secret(),
+            target,
             settings.redis_pool_size,
             clock,
             settings.context_max_sessions,
         )?;
         if redis.backend.ping().await {
-            tracing::info!("state store: Redis");
+            tracing::info!("state store: {}", target.describe());
             if let Err(e) = redis.logical_models.migrate().await {
                 tracing::warn!(error = %e, "could not move the logical-model index sets to their new keys");
             }

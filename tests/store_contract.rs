@@ -1,7 +1,12 @@
 //! One contract for every store port, run against the in-memory and the Redis adapters, so the two
-//! backends cannot drift apart. The Redis runs use a throwaway `redis-server` per test.
+//! backends cannot drift apart. The Redis runs use a throwaway `redis-server` per test, and again a
+//! throwaway three-master Redis Cluster per test (where every pipeline, transaction and script
+//! must keep to one hash slot).
 
 // Shared with tests/blackbox, which uses parts this suite does not.
+#[allow(dead_code)]
+#[path = "common/redis_cluster.rs"]
+mod redis_cluster;
 #[allow(dead_code)]
 #[path = "common/redis_server.rs"]
 mod redis_server;
@@ -22,8 +27,9 @@ use apiproxy::domain::ports::{
 use apiproxy::domain::session::Session;
 use apiproxy::domain::usage::Usage;
 use apiproxy::outbound::memory::MemoryStores;
-use apiproxy::outbound::redis::RedisStores;
+use apiproxy::outbound::redis::{RedisStores, RedisTarget};
 use apiproxy::outbound::system::SystemClock;
+use redis_cluster::RedisCluster;
 use redis_server::RedisServer;
 
 struct Stores {
@@ -37,8 +43,9 @@ struct Stores {
     keys: Arc<dyn KeyStore>,
     ledger: Arc<dyn KeyLedger>,
     usage: Arc<dyn UsageStore>,
-    // Keeps the Redis server alive for the test.
+    // Keep the Redis server or cluster alive for the test.
     _server: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
 }
 
 fn clock() -> Arc<dyn Clock> {
@@ -59,12 +66,18 @@ fn memory() -> Stores {
         ledger: m.ledger,
         usage: m.usage,
         _server: None,
+        _cluster: None,
     }
 }
 
 fn redis() -> Stores {
     let server = RedisServer::start();
-    let r = RedisStores::new(&server.url(), 8, clock()).expect("redis pool");
+    let r = RedisStores::new(
+        &RedisTarget::from_url(&server.url()).expect("a Redis URL"),
+        8,
+        clock(),
+    )
+    .expect("redis pool");
     Stores {
         logical: r.logical_models,
         cache: r.model_cache,
@@ -77,10 +90,31 @@ fn redis() -> Stores {
         ledger: r.ledger,
         usage: r.usage,
         _server: Some(server),
+        _cluster: None,
     }
 }
 
-/// Runs one contract function against both backends.
+fn redis_cluster() -> Stores {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0, None));
+    let target = RedisTarget::from_cluster_nodes(&cluster.seeds()).expect("cluster seeds");
+    let r = RedisStores::new(&target, 8, clock()).expect("redis cluster pool");
+    Stores {
+        logical: r.logical_models,
+        cache: r.model_cache,
+        sessions: r.sessions,
+        context: r.context,
+        metrics: r.metrics,
+        circuits: r.circuits,
+        qps: r.qps,
+        keys: r.keys,
+        ledger: r.ledger,
+        usage: r.usage,
+        _server: None,
+        _cluster: Some(cluster),
+    }
+}
+
+/// Runs one contract function against every backend.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory_backend {
@@ -90,6 +124,10 @@ macro_rules! contract {
         mod redis_backend {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(&super::redis()).await })*
+        }
+        mod redis_cluster_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(&super::redis_cluster()).await })*
         }
     };
 }
@@ -1056,7 +1094,12 @@ mod redis_only {
 
     fn stores() -> (RedisStores, RedisServer) {
         let server = RedisServer::start();
-        let stores = RedisStores::new(&server.url(), 8, clock()).expect("redis pool");
+        let stores = RedisStores::new(
+            &RedisTarget::from_url(&server.url()).expect("a Redis URL"),
+            8,
+            clock(),
+        )
+        .expect("redis pool");
         (stores, server)
     }
 

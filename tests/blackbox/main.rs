@@ -25,6 +25,7 @@ mod models;
 mod openapi_conformance;
 #[path = "../common/redis_server.rs"]
 mod redis_server;
+mod redis_cluster;
 mod redis_store;
 mod reload;
 mod resume;

@@ -14,12 +14,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use deadpool_redis::Connection;
 use deadpool_redis::redis::{
-    self, FromRedisValue, RedisError, Script, ScriptInvocation, Value as RedisValue, pipe,
+    self, Cmd, FromRedisValue, RedisError, Script, ScriptInvocation, Value as RedisValue, pipe,
 };
 
-use super::backend::RedisBackend;
+use super::backend::{RedisBackend, RedisConnection};
 use super::keys;
 use crate::domain::keys::VirtualKey;
 use crate::domain::metering::{
@@ -57,7 +56,7 @@ fn kept_changing() -> StoreError {
 }
 
 /// Runs a MULTI/EXEC pipeline on a watched connection: `false` when a watched key changed.
-async fn exec(conn: &mut Connection, p: &redis::Pipeline) -> Result<bool, RedisError> {
+async fn exec(conn: &mut RedisConnection, p: &redis::Pipeline) -> Result<bool, RedisError> {
     let result: RedisValue = p.query_async(conn).await?;
     Ok(!matches!(result, RedisValue::Nil))
 }
@@ -149,7 +148,7 @@ impl KeyStore for RedisKeyStore {
                         .query_async(conn)
                         .await?;
                     if !exists {
-                        redis::cmd("UNWATCH").query_async::<()>(conn).await?;
+                        conn.unwatch(&record).await?;
                         return Ok(Some(false));
                     }
                     let mut p = pipe();
@@ -184,7 +183,7 @@ impl KeyStore for RedisKeyStore {
                     let raw: Option<String> =
                         redis::cmd("GET").arg(&record).query_async(conn).await?;
                     let Some(json) = raw else {
-                        redis::cmd("UNWATCH").query_async::<()>(conn).await?;
+                        conn.unwatch(&record).await?;
                         return Ok(Some(false));
                     };
                     let mut p = pipe();
@@ -248,7 +247,9 @@ impl KeyStore for RedisKeyStore {
 }
 
 /// A Lua script run with EVALSHA; loaded in the same round trip the first time, and again after
-/// Redis lost it (a restart: that call's NOSCRIPT counts as one store error, then it is reloaded).
+/// the server answering lost it or never had it (a restart, a replica promoted to master, another
+/// master of a cluster): that NOSCRIPT is not counted as a store error, and the call loads the
+/// script and runs it at once.
 struct Lua {
     script: Script,
     loaded: AtomicBool,
@@ -575,11 +576,12 @@ impl KeyLedger for RedisKeyLedger {
         if periods.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = pipe();
-        for (key_id, period_id) in periods {
-            p.get(keys::key_spend(key_id, period_id));
-        }
-        let raws: Vec<Option<String>> = self.backend.run(&p).await?;
+        // Each key's ledger is on its own slot in a cluster: one GET each.
+        let reads = periods
+            .iter()
+            .map(|(key_id, period_id)| Cmd::get(keys::key_spend(key_id, period_id)))
+            .collect();
+        let raws: Vec<Option<String>> = self.backend.run_each(reads).await?;
         periods
             .iter()
             .zip(raws)
@@ -639,11 +641,12 @@ impl UsageStore for RedisUsageStore {
         if days.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = pipe();
-        for day in days {
-            p.hgetall(keys::usage(day, group_by.as_str()));
-        }
-        let hashes: Vec<Vec<(String, String)>> = self.backend.run(&p).await?;
+        // Each day is on its own slot in a cluster: one HGETALL each.
+        let reads = days
+            .iter()
+            .map(|day| Cmd::hgetall(keys::usage(day, group_by.as_str())))
+            .collect();
+        let hashes: Vec<Vec<(String, String)>> = self.backend.run_each(reads).await?;
         let mut totals: BTreeMap<String, UsageTotals> = BTreeMap::new();
         for (day, hash) in days.iter().zip(hashes) {
             for (field, raw) in hash {

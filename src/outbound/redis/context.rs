@@ -2,11 +2,16 @@
 //! the TTL in the same MULTI. The sessions that have one are indexed by last write in the sorted
 //! set `session:#index`; past `CONTEXT_MAX_SESSIONS` the least recently written are dropped, so
 //! new session ids cannot fill Redis.
+//!
+//! A history and the index are on different hash slots in a Redis Cluster (histories spread over
+//! the masters; the index is one key), so each is written in its own MULTI, both sent at once.
+//! They need not change together: the index only bounds how many histories are kept, and a
+//! history it misses still expires with its own TTL.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_redis::redis::pipe;
+use deadpool_redis::redis::{Cmd, pipe};
 
 use super::backend::RedisBackend;
 use super::keys;
@@ -36,8 +41,12 @@ impl RedisContextStore {
         if oldest.is_empty() {
             return Ok(());
         }
-        let histories: Vec<String> = oldest.iter().map(|(id, _)| keys::history(id)).collect();
-        self.backend.run::<()>(pipe().del(histories).ignore()).await
+        // One DEL per history: they are on different slots in a cluster.
+        let deletes = oldest
+            .iter()
+            .map(|(id, _)| Cmd::del(keys::history(id)))
+            .collect();
+        self.backend.run_each::<u64>(deletes).await.map(drop)
     }
 }
 
@@ -56,24 +65,29 @@ impl ContextStore for RedisContextStore {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let (count,): (usize,) = self
-            .backend
-            .run(
-                pipe()
-                    .atomic()
-                    .lpush(&key, entry)
-                    .ignore()
-                    .ltrim(&key, 0, last)
-                    .ignore()
-                    .expire(&key, seconds)
-                    .ignore()
-                    .zadd(keys::CONTEXT_INDEX, session_id, now)
-                    .ignore()
-                    .expire(keys::CONTEXT_INDEX, seconds)
-                    .ignore()
-                    .zcard(keys::CONTEXT_INDEX),
-            )
-            .await?;
+        let mut write = pipe();
+        write
+            .atomic()
+            .lpush(&key, entry)
+            .ignore()
+            .ltrim(&key, 0, last)
+            .ignore()
+            .expire(&key, seconds)
+            .ignore();
+        let mut index = pipe();
+        index
+            .atomic()
+            .zadd(keys::CONTEXT_INDEX, session_id, now)
+            .ignore()
+            .expire(keys::CONTEXT_INDEX, seconds)
+            .ignore()
+            .zcard(keys::CONTEXT_INDEX);
+        let (written, indexed) = tokio::join!(
+            self.backend.run::<()>(&write),
+            self.backend.run::<(usize,)>(&index),
+        );
+        written?;
+        let (count,) = indexed?;
         if count > self.max_sessions {
             self.trim(count).await?;
         }
@@ -89,16 +103,15 @@ impl ContextStore for RedisContextStore {
     }
 
     async fn delete(&self, session_id: &str) -> StoreResult<bool> {
-        let (deleted,): (u64,) = self
-            .backend
-            .run(
-                pipe()
-                    .atomic()
-                    .del(keys::history(session_id))
-                    .zrem(keys::CONTEXT_INDEX, session_id)
-                    .ignore(),
-            )
-            .await?;
-        Ok(deleted > 0)
+        let mut delete = pipe();
+        delete.del(keys::history(session_id));
+        let mut unindex = pipe();
+        unindex.zrem(keys::CONTEXT_INDEX, session_id).ignore();
+        let (deleted, unindexed) = tokio::join!(
+            self.backend.run::<(u64,)>(&delete),
+            self.backend.run::<()>(&unindex),
+        );
+        unindexed?;
+        Ok(deleted?.0 > 0)
     }
 }

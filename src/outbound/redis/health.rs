@@ -3,7 +3,10 @@
 //! - Metrics: `llm:metrics:{logical}:{provider}` is a hash of per-second counters (`{sec}:s`,
 //!   `{sec}:f`, `{sec}:h{bucket}`) incremented with HINCRBY in one MULTI with its TTL, so instances
 //!   never lose each other's updates. Routing reads a snapshot at most once a second per logical
-//!   model and refreshes it in the background, keeping the read off the hot path.
+//!   model and refreshes it in the background, keeping the read off the hot path. The index of a
+//!   provider's logical models, `llm:metrics:#index:{provider}`, is on another hash slot in a Redis
+//!   Cluster, so it is written in a MULTI of its own, sent together with the counters' one; it is
+//!   only a list of where to look, and expires with them.
 //! - Circuits: `llm:circuit:{provider}` (JSON) changed by optimistic transactions (WATCH, then
 //!   MULTI/EXEC, retried on conflict), running the domain's own state machine: one probe wins.
 //! - QPS: `llm:qps:{provider}:{second}`, INCR and EXPIRE in one MULTI; the first `max` win.
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_redis::redis::{self, Value as RedisValue, pipe};
+use deadpool_redis::redis::{self, Cmd, Value as RedisValue, pipe};
 use parking_lot::Mutex;
 
 use super::backend::RedisBackend;
@@ -99,11 +102,12 @@ impl RedisMetricsStore {
         providers: &[String],
         now: f64,
     ) -> StoreResult<Vec<Option<RoutingMetrics>>> {
-        let mut p = pipe();
-        for provider in providers {
-            p.hgetall(keys::metrics(logical, provider));
-        }
-        let hashes: Vec<HashMap<String, u64>> = backend.run(&p).await?;
+        // One HGETALL per provider: each key is on its own slot in a cluster.
+        let reads = providers
+            .iter()
+            .map(|provider| Cmd::hgetall(keys::metrics(logical, provider)))
+            .collect();
+        let hashes: Vec<HashMap<String, u64>> = backend.run_each(reads).await?;
         Ok(providers
             .iter()
             .zip(hashes)
@@ -170,11 +174,18 @@ impl MetricsStore for RedisMetricsStore {
             p.hincr(&key, format!("{second}:f"), 1).ignore();
         }
         p.expire(&key, METRICS_TTL_SECONDS).ignore();
-        p.sadd(&index, logical_model)
+        let mut indexing = pipe();
+        indexing
+            .atomic()
+            .sadd(&index, logical_model)
             .ignore()
             .expire(&index, METRICS_TTL_SECONDS)
             .ignore();
-        self.backend.run::<()>(&p).await?;
+        let (counted, indexed) = tokio::join!(
+            self.backend.run::<()>(&p),
+            self.backend.run::<()>(&indexing)
+        );
+        counted.and(indexed)?;
         // Fields older than the window are dropped now and then, so busy keys stay small.
         if second.is_multiple_of(30) {
             let backend = self.backend.clone();
@@ -265,13 +276,13 @@ impl RedisCircuitStore {
     }
 
     async fn read(backend: &RedisBackend, provider_ids: &[String]) -> StoreResult<Vec<Circuit>> {
-        let key_list: Vec<String> = provider_ids.iter().map(|p| keys::circuit(p)).collect();
-        let mut p = pipe();
-        // MGET with one key returns a bare value; one GET per key keeps the reply shape fixed.
-        for key in &key_list {
-            p.get(key);
-        }
-        let raws: Vec<Option<String>> = backend.run(&p).await?;
+        // One GET per provider: MGET with one key returns a bare value, and the keys are on
+        // different slots in a cluster.
+        let reads = provider_ids
+            .iter()
+            .map(|p| Cmd::get(keys::circuit(p)))
+            .collect();
+        let raws: Vec<Option<String>> = backend.run_each(reads).await?;
         Ok(raws
             .into_iter()
             .map(|raw| {
@@ -302,7 +313,7 @@ impl RedisCircuitStore {
                         .and_then(|t| serde_json::from_str(&t).ok())
                         .unwrap_or_default();
                     let Some(next) = change(current) else {
-                        redis::cmd("UNWATCH").query_async::<()>(conn).await?;
+                        conn.unwatch(&key).await?;
                         return Ok(Some(None));
                     };
                     let mut p = pipe();

@@ -96,6 +96,35 @@ pub fn usage(day: &str, group_by: &str) -> String {
     format!("apx:usage:{{{day}}}:{group_by}")
 }
 
+/// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag (the text between the
+/// first `{` and the next `}`, when not empty), else of the whole key, modulo 16384. Used to send
+/// a keyless command (UNWATCH) where a WATCH went, and by the tests that check that keys used
+/// together share a slot.
+pub fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = bytes
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &bytes[open + 1..];
+            let close = rest.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(bytes);
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +163,47 @@ mod tests {
         assert_eq!(key_parallel("key_1"), "apx:key:{key_1}:par");
         assert_eq!(usage("2026-12-07", "team"), "apx:usage:{2026-12-07}:team");
         assert_ne!(virtual_key("index"), VIRTUAL_KEY_INDEX);
+    }
+
+    #[test]
+    fn slots_follow_redis_cluster_hashing() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(slot("123456789"), 0x31c3);
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("foo{}{bar}"), slot("foo{}{bar}"));
+        assert_ne!(slot("foo{}{bar}"), slot("bar"));
+        assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
+    }
+
+    /// Every multi-key transaction and script of the adapters keeps to one slot.
+    #[test]
+    fn keys_used_together_share_a_slot() {
+        let groups: Vec<Vec<String>> = vec![
+            // A virtual key's record, hash mapping, last use and the index (create, rotate, delete).
+            vec![
+                VIRTUAL_KEY_INDEX.to_string(),
+                virtual_key("key_1"),
+                virtual_key_used("key_1"),
+                virtual_key_hash("ab"),
+                virtual_key_hash("cd"),
+            ],
+            // The ledger scripts' KEYS.
+            vec![
+                key_requests("key_1"),
+                key_tokens("key_1"),
+                key_parallel("key_1"),
+                key_spend("key_1", "d:2026-12-07"),
+                key_spend("key_1", "-"),
+            ],
+            // One day's usage groupings (one MULTI per record).
+            vec![usage("2026-12-07", "key"), usage("2026-12-07", "team")],
+        ];
+        for group in groups {
+            let first = slot(&group[0]);
+            for key in &group {
+                assert_eq!(slot(key), first, "{key} is not on the slot of {}", group[0]);
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Redis stores (deadpool-redis): the state several gateway instances share. Key names follow the
 //! original where it had them (SPEC 7); every key with a lifetime gets its TTL in the same round trip
-//! that writes it; no `KEYS` (index sets instead).
+//! that writes it; no `KEYS` (index sets instead). One server, a Redis Cluster or a Sentinel set
+//! ([`RedisTarget`]); the key layout and its hash-slot groups are in specs/001-model-routing/data-model.md.
 
 mod access;
 mod backend;
@@ -9,6 +10,7 @@ mod health;
 mod keys;
 mod models;
 mod sessions;
+mod target;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ pub use context::RedisContextStore;
 pub use health::{RedisCircuitStore, RedisMetricsStore, RedisQpsLimiter};
 pub use models::{RedisLogicalModelStore, RedisModelCache};
 pub use sessions::RedisSessionStore;
+pub use target::{NODES_FORM, RedisTarget, TargetError, URL_FORMS};
 
 use async_trait::async_trait;
 
@@ -54,9 +57,13 @@ pub struct RedisStores {
 }
 
 impl RedisStores {
-    pub fn new(url: &str, pool_size: usize, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    pub fn new(
+        target: &RedisTarget,
+        pool_size: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
         Self::with_context_bound(
-            url,
+            target,
             pool_size,
             clock,
             crate::outbound::memory::DEFAULT_CONTEXT_MAX_SESSIONS,
@@ -65,12 +72,12 @@ impl RedisStores {
 
     /// Stores that keep the context of at most `context_max_sessions` sessions.
     pub fn with_context_bound(
-        url: &str,
+        target: &RedisTarget,
         pool_size: usize,
         clock: Arc<dyn Clock>,
         context_max_sessions: usize,
     ) -> Result<Self, String> {
-        let backend = RedisBackend::new(url, pool_size)?;
+        let backend = RedisBackend::new(target, pool_size)?;
         Ok(RedisStores {
             logical_models: Arc::new(RedisLogicalModelStore::new(backend.clone())),
             model_cache: Arc::new(RedisModelCache::new(backend.clone(), clock.clone())),

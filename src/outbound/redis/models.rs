@@ -1,6 +1,9 @@
 //! Logical models and model-list caches in Redis.
 //!
-//! Logical models live at `llm:logical:{id}` (JSON) with the index set `llm:logical:#index`. Each
+//! Logical models live at `llm:logical:{id}` (JSON) with the index set `llm:logical:#index` and
+//! the set of ids deleted through the API, `llm:logical:#deleted`: three keys on three hash
+//! slots, so on a Redis Cluster no transaction can span them, and none does (see `put` and
+//! `delete` for the order of the single-key writes and why it is safe). Each
 //! instance remembers the last copy it read, and answers from it while Redis is unreachable, so
 //! configured models keep routing through an outage. Provider model lists live at
 //! `llm:vendor:{id}:models` with their TTL, fronted by an in-process copy that expires with the Redis
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_redis::redis::pipe;
+use deadpool_redis::redis::{Cmd, pipe};
 use parking_lot::RwLock;
 use serde_json::{Value, json};
 
@@ -75,7 +78,9 @@ impl RedisLogicalModelStore {
 
     /// Moves the index sets from where earlier versions kept them (inside the id space) to their
     /// own keys, once; a no-op when there is nothing to move. Only sets are moved: a string at the
-    /// old name is a logical model someone named `index` or `deleted`, and is left alone.
+    /// old name is a logical model someone named `index` or `deleted`, and is left alone. The old
+    /// and new names hash to different slots, so this is a copy (SMEMBERS, SADD) then a DEL
+    /// rather than one SUNIONSTORE: interrupted, it is simply done again at the next start.
     pub async fn migrate(&self) -> StoreResult<()> {
         for (old, new) in [
             (keys::LEGACY_LOGICAL_INDEX, keys::LOGICAL_INDEX),
@@ -83,19 +88,13 @@ impl RedisLogicalModelStore {
         ] {
             let (kind,): (String,) = self.backend.run(pipe().cmd("TYPE").arg(old)).await?;
             if kind == "set" {
-                self.backend
-                    .run::<()>(
-                        pipe()
-                            .atomic()
-                            .cmd("SUNIONSTORE")
-                            .arg(new)
-                            .arg(new)
-                            .arg(old)
-                            .ignore()
-                            .del(old)
-                            .ignore(),
-                    )
-                    .await?;
+                let (members,): (Vec<String>,) = self.backend.run(pipe().smembers(old)).await?;
+                if !members.is_empty() {
+                    self.backend
+                        .run::<()>(pipe().sadd(new, &members).ignore())
+                        .await?;
+                }
+                self.backend.run::<()>(pipe().del(old).ignore()).await?;
                 tracing::info!(from = old, to = new, "moved a logical-model index set");
             }
         }
@@ -167,16 +166,11 @@ impl LogicalModelStore for RedisLogicalModelStore {
             .backend
             .run(pipe().smembers(keys::LOGICAL_INDEX))
             .await?;
-        let mut read = pipe();
-        for id in &ids {
-            // One GET per id keeps the reply shape fixed whatever the count.
-            read.get(keys::logical(id));
-        }
-        let raws: Vec<Option<String>> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            self.backend.run(&read).await?
-        };
+        // One GET per id (each model is on its own slot in a cluster).
+        let raws: Vec<Option<String>> = self
+            .backend
+            .run_each(ids.iter().map(|id| Cmd::get(keys::logical(id))).collect())
+            .await?;
         let mut models: Vec<LogicalModel> = raws.into_iter().filter_map(parse_logical).collect();
         let missing: Vec<String> = self
             .seeded
@@ -199,32 +193,41 @@ impl LogicalModelStore for RedisLogicalModelStore {
     async fn put(&self, model: LogicalModel) -> StoreResult<()> {
         let json = serde_json::to_string(&model).unwrap_or_default();
         let id = model.logical_id.clone();
-        self.backend
-            .run::<()>(
-                pipe()
-                    .atomic()
-                    .set(keys::logical(&id), json)
-                    .ignore()
-                    .sadd(keys::LOGICAL_INDEX, &id)
-                    .ignore()
-                    .srem(keys::LOGICAL_DELETED, &id)
-                    .ignore(),
-            )
-            .await?;
+        // Three keys on three slots, written at once but not as one transaction. Every partial
+        // outcome is harmless and mended by the next put: an id indexed without its model is
+        // skipped by `list`; a model not yet indexed is found by `get`; the deleted mark only
+        // matters when the model itself is missing.
+        let mut store = pipe();
+        store.set(keys::logical(&id), json).ignore();
+        let mut index = pipe();
+        index.sadd(keys::LOGICAL_INDEX, &id).ignore();
+        let mut unmark = pipe();
+        unmark.srem(keys::LOGICAL_DELETED, &id).ignore();
+        let (stored, indexed, unmarked) = tokio::join!(
+            self.backend.run::<()>(&store),
+            self.backend.run::<()>(&index),
+            self.backend.run::<()>(&unmark),
+        );
+        stored.and(indexed).and(unmarked)?;
         self.last_known.write().insert(id, model);
         Ok(())
     }
 
     async fn delete(&self, logical_id: &str) -> StoreResult<bool> {
-        let (deleted, _, _): (u64, u64, u64) = self
+        // The deleted mark first, then the model: a reader that finds the model gone then also
+        // finds the mark, so a start-up model is never restored after its deletion.
+        let mut unindex = pipe();
+        unindex.srem(keys::LOGICAL_INDEX, logical_id).ignore();
+        let mut mark = pipe();
+        mark.sadd(keys::LOGICAL_DELETED, logical_id).ignore();
+        let (unindexed, marked) = tokio::join!(
+            self.backend.run::<()>(&unindex),
+            self.backend.run::<()>(&mark),
+        );
+        unindexed.and(marked)?;
+        let (deleted,): (u64,) = self
             .backend
-            .run(
-                pipe()
-                    .atomic()
-                    .del(keys::logical(logical_id))
-                    .srem(keys::LOGICAL_INDEX, logical_id)
-                    .sadd(keys::LOGICAL_DELETED, logical_id),
-            )
+            .run(pipe().del(keys::logical(logical_id)))
             .await?;
         self.last_known.write().remove(logical_id);
         Ok(deleted > 0)
