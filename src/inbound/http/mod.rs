@@ -2,6 +2,7 @@
 
 mod admission;
 mod auth;
+mod limits;
 mod credentials;
 mod error;
 mod handlers;
@@ -12,7 +13,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use admission::Admission;
+pub use limits::Admission;
 pub use auth::Caller;
 pub use credentials::TokenCheck;
 pub use error::ApiError;
@@ -146,7 +147,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(admin);
     let api = Router::new().push(open).push(authed);
     published.set(&openapi::document(&api));
-    let in_flight = state.admission.hoop();
+    let in_flight = admission::InFlight(state.admission.clone());
     Router::new()
         .hoop(InjectState(state))
         .hoop(request_id::request_id)

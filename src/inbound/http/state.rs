@@ -28,7 +28,7 @@ pub struct AppState {
     pub metrics_public: bool,
     pub max_body_bytes: usize,
     /// `MAX_IN_FLIGHT` and `CLIENT_BODY_TIMEOUT`.
-    pub admission: super::Admission,
+    pub admission: super::limits::Admission,
     /// `LOG_BODIES`: log request bodies and whole answers (never by default).
     pub log_bodies: bool,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
