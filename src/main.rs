@@ -92,24 +92,8 @@ fn load_settings(cli: &Cli) -> Result<(Settings, Vec<String>), String> {
         .clone()
         .or_else(|| std::env::var_os("APIPROXY_ENV_FILE").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(".env"));
-    let mut vars: BTreeMap<String, String> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    match std::fs::read_to_string(&env_file) {
-        Ok(text) => {
-            let from_file = apiproxy::envfile::parse(&text, |name| std::env::var(name).ok())
-                .map_err(|e| format!("cannot load {}: {e}", env_file.display()))?;
-            // The real environment wins over the file; within the file the last line wins.
-            let environment: std::collections::HashSet<String> = vars.keys().cloned().collect();
-            for (key, value) in from_file {
-                if !environment.contains(&key) {
-                    vars.insert(key, value);
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cli.env_file.is_none() => {}
-        Err(e) => return Err(format!("cannot load {}: {e}", env_file.display())),
-    }
+    // The same reading a reload does (app::reload), so the two cannot drift apart.
+    let vars = apiproxy::app::reload::read_environment(&env_file, cli.env_file.is_some())?;
     let (mut settings, warnings) = Settings::from_vars(&vars).map_err(|e| e.to_string())?;
     if let Some(host) = &cli.host {
         settings.host = host.clone();
