@@ -50,7 +50,7 @@ impl Traffic {
                     .post(format!("{url}/v1/chat/completions"))
                     .header("authorization", &credential)
                     .json_body(&chat_body(&model, "Hi"));
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     request = request.header("x-session-id", format!("s-{}", n % 8));
                 }
                 let answer = match request.send().await {

@@ -484,7 +484,7 @@ impl RedisSentinel {
                 "port {port}\nbind 127.0.0.1\ndir {}\n\
                  sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {} 1\n\
                  sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
-                 sentinel failover-timeout {SENTINEL_MASTER} 5000\n\
+                 sentinel failover-timeout {SENTINEL_MASTER} 3000\n\
                  sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
                 dir.path().display(),
                 ports[0]
@@ -523,6 +523,25 @@ impl RedisSentinel {
                     .all(|s| {
                         s.cli(&["SENTINEL", "REPLICAS", SENTINEL_MASTER])
                             .contains(&replica_port)
+                    })
+                    .then_some(())
+            },
+        );
+        // A Sentinel that does not know the others yet cannot win the election (a majority of
+        // all Sentinels), and a failed election waits twice the fail-over timeout to try again.
+        wait_for(
+            Duration::from_secs(20),
+            "the Sentinels to know each other",
+            || {
+                let others = set.sentinels.len() - 1;
+                set.sentinels
+                    .iter()
+                    .all(|s| {
+                        s.cli(&["SENTINEL", "SENTINELS", SENTINEL_MASTER])
+                            .lines()
+                            .filter(|l| l.trim() == "name")
+                            .count()
+                            >= others
                     })
                     .then_some(())
             },
