@@ -23,9 +23,9 @@ mod memory;
 mod metrics;
 mod models;
 mod openapi_conformance;
+mod redis_cluster;
 #[path = "../common/redis_server.rs"]
 mod redis_server;
-mod redis_cluster;
 mod redis_store;
 mod reload;
 mod resume;

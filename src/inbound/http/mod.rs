@@ -2,10 +2,10 @@
 
 mod admission;
 mod auth;
-mod limits;
 mod credentials;
 mod error;
 mod handlers;
+mod limits;
 mod listener;
 pub(crate) mod openapi;
 mod request_id;
@@ -13,10 +13,10 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use limits::Admission;
 pub use auth::Caller;
 pub use credentials::TokenCheck;
 pub use error::ApiError;
+pub use limits::Admission;
 pub use listener::bind;
 pub use state::AppState;
 
