@@ -164,32 +164,6 @@ pub fn wait_for<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Opti
     }
 }
 
-/// The Redis Cluster hash slot of `key` (CRC16 of its hash tag or of the whole key).
-pub fn key_slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let hashed = bytes
-        .iter()
-        .position(|b| *b == b'{')
-        .and_then(|open| {
-            let rest = &bytes[open + 1..];
-            let close = rest.iter().position(|b| *b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(bytes);
-    let mut crc: u16 = 0;
-    for byte in hashed {
-        crc ^= u16::from(*byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
-}
-
 /// A master of the cluster as `CLUSTER NODES` shows it.
 #[derive(Debug, Clone)]
 pub struct ClusterMaster {
@@ -258,6 +232,20 @@ impl RedisCluster {
         );
         cluster.wait_until_healthy(Duration::from_secs(20));
         cluster
+    }
+
+    /// The hash slot of `key`, as a running node computes it (`CLUSTER KEYSLOT`): the cluster
+    /// itself is the oracle, not a copy of the gateway's slot function.
+    pub fn slot_of(&self, key: &str) -> u16 {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a running node");
+        let answer = node.cli(&["CLUSTER", "KEYSLOT", key]);
+        answer
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {key} answered {answer:?}"))
     }
 
     /// `127.0.0.1:p1,127.0.0.1:p2,...` of every node started.
@@ -332,7 +320,7 @@ impl RedisCluster {
 
     /// The port of the master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
-        let slot = key_slot(key);
+        let slot = self.slot_of(key);
         self.masters()
             .into_iter()
             .find(|m| m.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
@@ -401,7 +389,7 @@ impl RedisCluster {
 
     /// Waits until a running node serves `key`'s slot again as master, and returns its port.
     pub fn wait_for_new_master(&self, key: &str, dead: u16, within: Duration) -> u16 {
-        let slot = key_slot(key);
+        let slot = self.slot_of(key);
         wait_for(
             within,
             "a replica to take over the dead master's slots",
