@@ -131,6 +131,8 @@ fn record(path: &str, res: &Response, started: Instant) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok());
     if let Some(upstream_ms) = upstream_ms {
+        metrics::histogram!("apiproxy_upstream_duration_seconds", "endpoint" => endpoint)
+            .record(upstream_ms / 1000.0);
         let overhead = (elapsed - upstream_ms / 1000.0).max(0.0);
         metrics::histogram!("apiproxy_gateway_overhead_seconds", "endpoint" => endpoint)
             .record(overhead);

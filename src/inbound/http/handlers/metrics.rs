@@ -9,7 +9,7 @@ use super::input::state_or_500;
 /// Prometheus metrics
 ///
 /// Prometheus text exposition format: requests by endpoint and status, request-duration and
-/// gateway-overhead histograms, upstream attempts by provider/vendor/outcome, failovers,
+/// gateway-overhead and upstream-latency histograms, upstream attempts by provider/vendor/outcome, failovers,
 /// cool-downs entered, QPS rejections, tokens in and out, store errors, open streams.
 #[endpoint(
     operation_id = "getMetrics",
