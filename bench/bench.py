@@ -10,6 +10,11 @@ it): after the usual scenarios, the throughput and added-latency scenarios run a
 and the current one, alternating, and the report gets a "Before and after" section. BENCH_CURRENT_BIN
 and BENCH_TOOLS_DIR (testing aid, see bench/run.sh) replace target/release/apiproxy and the directory
 of the mock and the stream probe.
+
+The bare nginx reverse proxy (BENCH_NGINX, set by bench/run.sh; else `nginx` on PATH or
+/usr/sbin/nginx) runs in front of the same mock upstreams as a reference: every scenario that
+measures the gateway measures it too, and the report gives the gateway's figures as ratios to it
+(issue 21's targets). Its configuration is written to bench/out/nginx/ (see nginx_config).
 """
 
 import statistics
@@ -18,7 +23,9 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +61,10 @@ CURRENT_BIN = Path(os.environ.get("BENCH_CURRENT_BIN") or REL / "apiproxy")
 TOOLS = Path(os.environ.get("BENCH_TOOLS_DIR") or REL)
 ROUNDS = max(1, int(os.environ.get("BENCH_BASELINE_ROUNDS", "2" if SMOKE else "3")))
 WITHIN = 3.0  # per cent
+NGINX = os.environ.get("BENCH_NGINX") or shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else "")
+TICKS = os.sysconf("SC_CLK_TCK")
+# Process ids of the mocks by port, for their CPU time in the "direct" rows.
+MOCK_PIDS = {}
 
 
 class Checks:
@@ -123,6 +134,129 @@ def rss_mib(pid):
     return NAN
 
 
+def family(pid):
+    """The process and its children: nginx's master and its workers (one process for the others)."""
+    pids = [pid]
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            pids += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    return pids
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds these processes used so far (their ended threads included); NaN when
+    one of them is gone. Resolution: one clock tick (10 ms), so only loads of a few thousand requests
+    give a CPU per request worth reading."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+        except (OSError, IndexError, ValueError):
+            return NAN
+    return total
+
+
+def rss_sum_mib(pids):
+    """Resident memory of a process, or of nginx's master and workers together: their proportional
+    set sizes summed (each shared page counted once over all of them), not their RSS summed."""
+    if len(pids) == 1:
+        return rss_mib(pids[0])
+    total = 0.0
+    for pid in pids:
+        try:
+            pss = next(l for l in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if l.startswith("Pss:"))
+            total += int(pss.split()[1]) / 1024
+        except (OSError, StopIteration, ValueError):
+            return NAN
+    return total
+
+
+def nginx_config(workdir, port, upstream_port, slow_port, upstream_slow_port):
+    """A bare reverse proxy, tuned the way one would put nginx in front of an LLM upstream: a pool of
+    keep-alive upstream connections (HTTP/1.1, Connection header cleared), no response buffering (so
+    streamed answers go out chunk by chunk, as through the gateway), no access log, one worker per
+    core, limits high enough for the held streams. Every path is under workdir, so no root is needed."""
+    # The descriptors this run may open (bench/run.sh raises the limit): as root, nginx's workers run
+    # as nobody and cannot raise it further themselves.
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    nofile = 65536 if nofile == resource.RLIM_INFINITY else nofile
+    temp = "\n".join(f"    {kind}_temp_path {workdir}/{kind}_temp;" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    server = lambda listen, upstream: f"""
+    server {{
+        listen 127.0.0.1:{listen};
+        keepalive_requests 10000000;
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}"""
+    return f"""# Written by bench/bench.py for one run: the bare nginx reverse proxy of the benchmark.
+worker_processes auto;
+worker_rlimit_nofile {nofile};
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{
+    worker_connections {min(nofile, 30000)};
+}}
+http {{
+    access_log off;
+{temp}
+    upstream fast {{
+        server 127.0.0.1:{upstream_port};
+        keepalive 128;
+        keepalive_requests 10000000;
+    }}
+    upstream slow {{
+        server 127.0.0.1:{upstream_slow_port};
+        keepalive 128;
+        keepalive_requests 10000000;
+    }}{server(port, "fast")}{server(slow_port, "slow")}
+}}
+"""
+
+
+class Nginx:
+    """The bare nginx reverse proxy in front of the fast mock (port) and the slow one (slow_port)."""
+
+    def __init__(self, procs, fast, slow):
+        workdir = OUT / "nginx"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port, self.slow_port = free_port(), free_port()
+        conf = workdir / "nginx.conf"
+        conf.write_text(nginx_config(workdir, self.port, fast, self.slow_port, slow))
+        (workdir / "error.log").write_text("")
+        # -e: the error log before the configuration is read (nginx otherwise tries /var/log/nginx).
+        self.proc = procs.start("nginx", [NGINX, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")])
+        wait_http(f"http://127.0.0.1:{self.port}/_mock/stats", self.proc, "nginx")
+        wait_http(f"http://127.0.0.1:{self.slow_port}/_mock/stats", self.proc, "nginx")
+        self.url = f"http://127.0.0.1:{self.port}/v1/chat/completions"
+        self.slow_url = f"http://127.0.0.1:{self.slow_port}/v1/chat/completions"
+        CHECK(self.proc.poll() is None and len(self.pids()) > 1,
+              f"nginx {nginx_version()} came up on ports {self.port} and {self.slow_port} with {len(self.pids()) - 1} workers (config {rel(conf)})")
+
+    def pids(self):
+        return family(self.proc.pid)
+
+
+def nginx_version():
+    result = subprocess.run([NGINX, "-v"], capture_output=True, text=True)
+    return (result.stderr or result.stdout).strip().split("/")[-1] or "?"
+
+
+def start_nginx(procs, fast, slow):
+    """The reference proxy, or None (and a failed check: the smoke run needs it) when nginx is missing."""
+    if not NGINX:
+        CHECK(False, "nginx not found (bench/run.sh installs Debian's nginx-light): the nginx rows are missing")
+        return None
+    return Nginx(procs, fast, slow)
+
+
 def note_rss(results, label, pid):
     """Records and prints the gateway's RSS after a scenario (nobody reads /metrics in the run, so
     anything kept per request until a scrape shows here as growth)."""
@@ -163,6 +297,7 @@ def mock(procs, name, words=8):
     port = free_port()
     p = procs.start(f"mock-{name}", [str(TOOLS / "mock-upstream"), "--port", str(port), "--name", name, "--models", f"{name}-model", "--reply-words", str(words)])
     wait_http(f"http://127.0.0.1:{port}/_mock/stats", p, f"mock-{name}")
+    MOCK_PIDS[port] = p.pid
     return port
 
 
@@ -200,14 +335,18 @@ def gateway(procs, fast_port, slow_port, redis_url=None, name="gateway", binary=
     return port, p
 
 
-def oha(url, model, concurrency, rate=None, auth=True, seconds=None):
+def oha(url, model, concurrency, rate=None, auth=True, seconds=None, pids=None):
+    """One oha load step. With `pids` (a function giving the process ids of the server measured), also
+    its CPU time per successful request ("cpu_ms")."""
     args = ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds or SECONDS}s", "-c", str(concurrency), "-m", "POST",
             "-T", "application/json", "-d", BODY % model]
     if auth:
         args += ["-H", f"Authorization: Bearer {TOKEN}"]
     if rate:
         args += ["-q", str(rate)]
+    before = cpu_seconds(pids()) if pids else NAN
     result = subprocess.run(args + [url], capture_output=True, text=True)
+    used = cpu_seconds(pids()) - before if pids else NAN
     if result.returncode != 0:
         raise RuntimeError(f"oha exited with status {result.returncode}: {result.stderr.strip()[-2000:]}")
     data = json.loads(result.stdout)
@@ -221,6 +360,7 @@ def oha(url, model, concurrency, rate=None, auth=True, seconds=None):
         "rps": data["summary"].get("requestsPerSec") or NAN,
         "p50": ms("p50"), "p90": ms("p90"), "p99": ms("p99"), "p99.9": ms("p99.9"),
         "errors": total - ok, "total": total,
+        "cpu_ms": used * 1000 / ok if ok else NAN,
         # For the checks: what was not a 2xx, and what failed other than the requests in flight
         # when the time was up (oha cuts those off: "aborted due to deadline").
         "ok": ok,
@@ -236,12 +376,17 @@ def check_load(name, x):
           f"{name}: no non-2xx answers and no failed requests" + (f" (got {x['non2xx']} {x['failures']})" if x["non2xx"] or x["failures"] else ""))
 
 
-def probe(mode, url, model, n, c):
+def probe(mode, url, model, n, c, pids=None):
+    """stream_probe; with `pids` (as for oha), also the server's CPU time per stream ("cpu_ms")."""
     args = [str(TOOLS / "examples" / "stream_probe"), mode, url, TOKEN, model, str(n), str(c)]
+    before = cpu_seconds(pids()) if pids else NAN
     result = subprocess.run(args, capture_output=True, text=True)
+    used = cpu_seconds(pids()) - before if pids else NAN
     if result.returncode != 0:
         raise RuntimeError(f"stream_probe {mode} exited with status {result.returncode}: {result.stderr.strip()[-2000:]}")
-    return json.loads(result.stdout)
+    x = json.loads(result.stdout)
+    x["cpu_ms"] = used * 1000 / x["streams"] if x.get("streams") else NAN
+    return x
 
 
 def check_probe(name, x, n):
@@ -254,20 +399,41 @@ def check_alive(name, proc):
     CHECK(proc.poll() is None, f"{name} still running" + ("" if proc.poll() is None else f" (exited with status {proc.returncode}; log: {log_path(name)})"))
 
 
-def run_suite(label, gw_port, gw_pid, direct_port, results):
-    direct = f"http://127.0.0.1:{direct_port}/v1/chat/completions"
-    via = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+# Fixed rates: 20 and 100 req/s are "at rest" (issue 21's added-latency targets, with 500); 2,000 is busy.
+RATES = (20, 100, 500, 2000)
+STEP_LABELS = {"max": "max throughput, 32 connections", **{f"rate{r}": f"{r:,} req/s" for r in RATES}}
+
+
+def rate_connections(rate):
+    """Connections for a fixed-rate step: oha opens each on its first request, so at 20 req/s 64 of
+    them would put a TCP handshake into a third of the samples; 8 keep that under 5% at rest."""
+    return 8 if rate <= 100 else 64
+
+
+def paths(direct_port, gw_port, gw_pid, ng):
+    """What each scenario measures side by side: (name, url, model, auth, pids). The direct rows' CPU
+    is the mock's, the others' the proxy's own (the mock behind them not counted)."""
+    out = [("direct", f"http://127.0.0.1:{direct_port}/v1/chat/completions", "fast-model", False, lambda: [MOCK_PIDS[direct_port]])]
+    if ng:
+        # The same request bytes as the gateway's clients send (the token passes through to the mock).
+        out.append(("nginx", ng.url, "fast-model", True, ng.pids))
+    out.append(("gateway", f"http://127.0.0.1:{gw_port}/v1/chat/completions", "bench", True, lambda: [gw_pid]))
+    return out
+
+
+def run_suite(label, gw_port, gw_pid, direct_port, results, ng):
+    measured = paths(direct_port, gw_port, gw_pid, ng)
     print(f"[{label}] max throughput at 32 connections", flush=True)
-    results[f"{label}.max.direct"] = oha(direct, "fast-model", 32, auth=False)
-    results[f"{label}.max.gateway"] = oha(via, "bench", 32)
+    for path, url, model, auth, pids in measured:
+        results[f"{label}.max.{path}"] = oha(url, model, 32, auth=auth, pids=pids)
     note_rss(results, f"{label}: max throughput", gw_pid)
-    for rate in (500, 2000):
+    for rate in RATES:
         print(f"[{label}] fixed rate {rate}/s", flush=True)
-        results[f"{label}.rate{rate}.direct"] = oha(direct, "fast-model", 64, rate=rate, auth=False)
-        results[f"{label}.rate{rate}.gateway"] = oha(via, "bench", 64, rate=rate)
+        for path, url, model, auth, pids in measured:
+            results[f"{label}.rate{rate}.{path}"] = oha(url, model, rate_connections(rate), rate=rate, auth=auth, pids=pids)
         note_rss(results, f"{label}: {rate} req/s", gw_pid)
-    for step in ("max", "rate500", "rate2000"):
-        for path in ("direct", "gateway"):
+    for step in STEP_LABELS:
+        for path, *_ in measured:
             check_load(f"{label}.{step}.{path}", results[f"{label}.{step}.{path}"])
 
 
@@ -280,21 +446,35 @@ def machine():
     return f"{os.cpu_count()} vCPU ({cpu}), {int(mem) // 1024} MiB RAM, {platform.system()} {platform.release()}; {rustc}; {oha_v}; commit {commit}"
 
 
-def hold_streams(procs, gw_port, gw, slow, results):
-    print(f"[memory] holding {HOLD_STREAMS} slow streams", flush=True)
+def hold_streams(name, url, model, pids, slow, results, key):
+    """Holds HOLD_STREAMS slow streams open through one proxy and reads its resident size (summed
+    over its processes) before and while they are open; results[key] gets the figures."""
+    print(f"[memory] holding {HOLD_STREAMS} slow streams through {name}", flush=True)
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{slow}/_mock/fault", data=json.dumps({"event_delay_ms": HOLD_EVENT_DELAY_MS}).encode(), method="PUT", headers={"Content-Type": "application/json"})).read()
-    holder = subprocess.Popen([str(TOOLS / "examples" / "stream_probe"), "hold", f"http://127.0.0.1:{gw_port}/v1/chat/completions", TOKEN, "slow", str(HOLD_STREAMS), str(HOLD_SECONDS)],
+    base = mock_stats(slow)
+    rss_before = rss_sum_mib(pids())
+    holder = subprocess.Popen([str(TOOLS / "examples" / "stream_probe"), "hold", url, TOKEN, model, str(HOLD_STREAMS), str(HOLD_SECONDS)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = holder.stdout.readline()
     time.sleep(0.5 if SMOKE else 2)
     held = json.loads(line) if line.strip() else {"open": 0, "failed": HOLD_STREAMS}
-    held["rss"] = rss_mib(gw.pid)
-    results["hold"] = held
+    held["rss"] = rss_sum_mib(pids())
+    held["rss_before"] = rss_before
+    # What each open stream adds to the resident size (the issue's "memory per held stream").
+    held["kib_per_stream"] = (held["rss"] - rss_before) * 1024 / held["open"] if held["open"] else NAN
+    results[key] = held
     CHECK(held["open"] == HOLD_STREAMS and held["failed"] == 0,
-          f"held streams: {held['open']} of {HOLD_STREAMS} open, {held['failed']} failed to open, gateway RSS {fmt(held['rss'], 1)} MiB")
+          f"held streams through {name}: {held['open']} of {HOLD_STREAMS} open, {held['failed']} failed to open, "
+          f"RSS {fmt(rss_before, 1)} -> {fmt(held['rss'], 1)} MiB ({fmt(held['kib_per_stream'], 1)} KiB per stream)")
+    delta = lambda stats, k: stats.get(k, 0) - base.get(k, 0)
+    settled = lambda stats: delta(stats, "streams_completed") + delta(stats, "streams_cancelled") >= delta(stats, "chat_requests")
     if not SMOKE:
         holder.kill()
         holder.wait()
+        # Let the upstream side of the cut streams wind down before the next scenario.
+        deadline = time.time() + 15
+        while time.time() < deadline and not settled(mock_stats(slow)):
+            time.sleep(0.2)
         return
     # Smoke: every held stream must reach the mock and be proxied to its end, and the holder must
     # finish on its own.
@@ -302,27 +482,37 @@ def hold_streams(procs, gw_port, gw, slow, results):
     deadline = time.time() + HOLD_SECONDS + 10
     while time.time() < deadline:
         stats = mock_stats(slow)
-        if stats["streams_completed"] + stats["streams_cancelled"] >= HOLD_STREAMS:
+        if delta(stats, "streams_completed") + delta(stats, "streams_cancelled") >= HOLD_STREAMS:
             break
         time.sleep(0.2)
-    held["upstream"] = {k: stats.get(k) for k in ("chat_requests", "streams_completed", "streams_cancelled")}
-    CHECK(stats.get("chat_requests") == HOLD_STREAMS and stats.get("streams_completed") == HOLD_STREAMS,
-          f"held streams: the slow mock got {stats.get('chat_requests')} of {HOLD_STREAMS} and sent {stats.get('streams_completed')} to their end ({stats.get('streams_cancelled')} cut off)")
+    held["upstream"] = {k: delta(stats, k) for k in ("chat_requests", "streams_completed", "streams_cancelled")}
+    up = held["upstream"]
+    CHECK(up["chat_requests"] == HOLD_STREAMS and up["streams_completed"] == HOLD_STREAMS,
+          f"held streams through {name}: the slow mock got {up['chat_requests']} of {HOLD_STREAMS} and sent {up['streams_completed']} to their end ({up['streams_cancelled']} cut off)")
     try:
         rc = holder.wait(HOLD_SECONDS + 10)
     except subprocess.TimeoutExpired:
         holder.kill()
         holder.wait()
         rc = "timeout"
-    CHECK(rc == 0, f"held streams: the holding client finished (status {rc})")
+    CHECK(rc == 0, f"held streams through {name}: the holding client finished (status {rc})")
+
+
+def stop_on_signal(signum, frame):
+    """SIGTERM/SIGHUP end the run through main's `finally`, which stops every process started
+    (mocks, gateways, nginx, Redis) instead of leaving them behind."""
+    raise SystemExit(128 + signum)
 
 
 def run(procs, results):
     fast = mock(procs, "fast")
     slow = mock(procs, "slow", words=HOLD_WORDS)
+    ng = start_nginx(procs, fast, slow)
     gw_port, gw = gateway(procs, fast, slow)
     time.sleep(0.5)
     results["rss.idle"] = rss_mib(gw.pid)
+    if ng:
+        results["rss.nginx.idle"] = rss_sum_mib(ng.pids())
 
     peak = {"rss": 0.0}
     sampling = threading.Event()
@@ -335,7 +525,7 @@ def run(procs, results):
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        run_suite("memory", gw_port, gw.pid, fast, results)
+        run_suite("memory", gw_port, gw.pid, fast, results, ng)
     finally:
         sampling.set()
         sampler.join()
@@ -343,22 +533,26 @@ def run(procs, results):
     CHECK(finite(results["rss.idle"]) and results["rss.load"] > 0,
           f"gateway RSS measured: idle {fmt(results['rss.idle'], 1)} MiB, peak under load {fmt(results['rss.load'], 1)} MiB")
     check_alive("gateway", gw)
+    if ng:
+        check_alive("nginx", ng.proc)
 
     print("[memory] streaming: time to first byte (one stream at a time) and throughput (16 at a time)", flush=True)
     n = max(100 if SMOKE else 500, SECONDS * 100)
-    for path, url, model in (("direct", f"http://127.0.0.1:{fast}/v1/chat/completions", "fast-model"),
-                             ("gateway", f"http://127.0.0.1:{gw_port}/v1/chat/completions", "bench")):
-        results[f"stream.{path}"] = probe("ttfb", url, model, n, 1)
+    for path, url, model, _auth, pids in paths(fast, gw_port, gw.pid, ng):
+        results[f"stream.{path}"] = probe("ttfb", url, model, n, 1, pids=pids)
         check_probe(f"stream.{path} (1 at a time)", results[f"stream.{path}"], n)
-        results[f"stream.{path}.busy"] = probe("ttfb", url, model, n * 4, 16)
+        results[f"stream.{path}.busy"] = probe("ttfb", url, model, n * 4, 16, pids=pids)
         check_probe(f"stream.{path} (16 at a time)", results[f"stream.{path}.busy"], n * 4)
         if path == "gateway":
             note_rss(results, "memory: streaming", gw.pid)
 
-    hold_streams(procs, gw_port, gw, slow, results)
+    hold_streams("the gateway", f"http://127.0.0.1:{gw_port}/v1/chat/completions", "slow", lambda: [gw.pid], slow, results, "hold")
     check_alive("gateway", gw)
     time.sleep(2)
     note_rss(results, "memory: after the held streams ended", gw.pid)
+    if ng:
+        hold_streams("nginx", ng.slow_url, "slow-model", ng.pids, slow, results, "hold.nginx")
+        check_alive("nginx", ng.proc)
 
     redis_port, gateways = None, [gw]
     if shutil.which("redis-server"):
@@ -366,7 +560,7 @@ def run(procs, results):
         rp = procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         wait_redis(redis_port, rp)
         rgw_port, rgw = gateway(procs, fast, slow, redis_url=f"redis://127.0.0.1:{redis_port}/0", name="gateway-redis")
-        run_suite("redis", rgw_port, rgw.pid, fast, results)
+        run_suite("redis", rgw_port, rgw.pid, fast, results, ng)
         check_alive("gateway-redis", rgw)
         gateways.append(rgw)
     else:
@@ -376,7 +570,7 @@ def run(procs, results):
         # The usual scenarios are done: their gateways stop, the comparison starts fresh ones.
         for p in gateways:
             stop_proc(p)
-        compare(procs, results, fast, slow, redis_port)
+        compare(procs, results, fast, slow, redis_port, ng)
 
 
 def stop_proc(p):
@@ -392,7 +586,7 @@ def stop_proc(p):
 # ---- Before/after: the baseline binary vs the current one (BENCH_BASELINE=<rev> bench/run.sh) ----
 
 SIDES = ("baseline", "current")
-STEPS = (("max", "max throughput, 32 connections", None, 32), ("rate500", "500 req/s", 500, 64), ("rate2000", "2,000 req/s", 2000, 64))
+STEPS = (("max", "max throughput, 32 connections", None, 32),) + tuple((f"rate{r}", f"{r:,} req/s", r, rate_connections(r)) for r in RATES)
 
 
 def current_label():
@@ -414,22 +608,22 @@ def alternate(k):
     return SIDES if k % 2 == 0 else SIDES[::-1]
 
 
-def compare(procs, results, fast, slow, redis_port):
+def compare(procs, results, fast, slow, redis_port, ng):
     cmp = results["baseline"] = {"rev": BASELINE_REV, "binary": BASELINE_BIN, "current": current_label(),
                                  "current_binary": str(CURRENT_BIN), "rounds": ROUNDS, "runs": {}}
     try:
         if not Path(BASELINE_BIN).is_file():
             raise RuntimeError(f"baseline binary {BASELINE_BIN} not found")
-        compare_store(procs, cmp["runs"], "memory", fast, slow, None)
+        compare_store(procs, cmp["runs"], "memory", fast, slow, None, ng)
         if redis_port:
-            compare_store(procs, cmp["runs"], "redis", fast, slow, redis_port)
+            compare_store(procs, cmp["runs"], "redis", fast, slow, redis_port, ng)
     except Exception as e:
         traceback.print_exc()
         cmp["error"] = f"{type(e).__name__}: {e}"
         CHECK(False, f"before/after comparison aborted: {cmp['error']}")
 
 
-def compare_store(procs, runs, store, fast, slow, redis_port):
+def compare_store(procs, runs, store, fast, slow, redis_port, ng):
     gws = {}
     for i, side in enumerate(SIDES):
         name = f"gateway{'-redis' if redis_port else ''}-{side}"
@@ -437,6 +631,7 @@ def compare_store(procs, runs, store, fast, slow, redis_port):
         url = f"redis://127.0.0.1:{redis_port}/{i + 1}" if redis_port else None
         port, p = gateway(procs, fast, slow, redis_url=url, name=name, binary=Path(BASELINE_BIN) if side == "baseline" else CURRENT_BIN)
         gws[side] = (f"http://127.0.0.1:{port}/v1/chat/completions", p, name)
+    cpu_of = {side: (lambda pid=gws[side][1].pid: [pid]) for side in SIDES}
     direct = f"http://127.0.0.1:{fast}/v1/chat/completions"
     tag = f"before/after {store}"
     print(f"[{tag}] warm-up: 1 s at 32 connections per gateway (not counted)", flush=True)
@@ -446,13 +641,16 @@ def compare_store(procs, runs, store, fast, slow, redis_port):
         rounds = runs[f"{store}.{step}"] = []
         for k in range(ROUNDS):
             order = alternate(k)
-            print(f"[{tag}] {label}, round {k + 1} of {ROUNDS}: {'direct, ' if rate else ''}{', '.join(order)}", flush=True)
+            print(f"[{tag}] {label}, round {k + 1} of {ROUNDS}: {'direct, ' if rate else ''}{'nginx, ' if ng else ''}{', '.join(order)}", flush=True)
             rnd = {"order": list(order)}
             if rate:  # *added* latency: gateway minus the direct run of the same round
                 rnd["direct"] = oha(direct, "fast-model", connections, rate=rate, auth=False)
                 check_load(f"{tag}.{step} round {k + 1} direct", rnd["direct"])
+            if ng:  # the reference of the same round, for the ratios to nginx
+                rnd["nginx"] = oha(ng.url, "fast-model", connections, rate=rate, pids=ng.pids)
+                check_load(f"{tag}.{step} round {k + 1} nginx", rnd["nginx"])
             for side in order:
-                rnd[side] = oha(gws[side][0], "bench", connections, rate=rate)
+                rnd[side] = oha(gws[side][0], "bench", connections, rate=rate, pids=cpu_of[side])
                 check_load(f"{tag}.{step} round {k + 1} {side}", rnd[side])
             rounds.append(rnd)
     if store == "memory":
@@ -462,13 +660,16 @@ def compare_store(procs, runs, store, fast, slow, redis_port):
             count = n if concurrency == 1 else n * 4
             for k in range(ROUNDS):
                 order = alternate(k)
-                print(f"[{tag}] streaming, {concurrency} at a time, round {k + 1} of {ROUNDS}: {'direct, ' if concurrency == 1 else ''}{', '.join(order)}", flush=True)
+                print(f"[{tag}] streaming, {concurrency} at a time, round {k + 1} of {ROUNDS}: {'direct, ' if concurrency == 1 else ''}{'nginx, ' if ng else ''}{', '.join(order)}", flush=True)
                 rnd = {"order": list(order)}
                 if concurrency == 1:  # added first-byte latency, as in the streaming section
                     rnd["direct"] = probe("ttfb", direct, "fast-model", count, 1)
                     check_probe(f"{tag} streaming round {k + 1} direct (1 at a time)", rnd["direct"], count)
+                if ng:
+                    rnd["nginx"] = probe("ttfb", ng.url, "fast-model", count, concurrency, pids=ng.pids)
+                    check_probe(f"{tag} streaming round {k + 1} nginx ({concurrency} at a time)", rnd["nginx"], count)
                 for side in order:
-                    rnd[side] = probe("ttfb", gws[side][0], "bench", count, concurrency)
+                    rnd[side] = probe("ttfb", gws[side][0], "bench", count, concurrency, pids=cpu_of[side])
                     check_probe(f"{tag} streaming round {k + 1} {side} ({concurrency} at a time)", rnd[side], count)
                 rounds.append(rnd)
     for side in SIDES:
@@ -487,16 +688,19 @@ def comparison_rows():
     for store in ("memory", "redis"):
         rows += [
             (f"{store}.max", f"{store}: max throughput, 32 connections", "req/s", "more", lambda rnd, side: rnd[side]["rps"]),
-            (f"{store}.rate500", f"{store}: 500 req/s", "added p50 ms", "less", added("p50")),
-            (f"{store}.rate500", f"{store}: 500 req/s", "added p99 ms", "less", added("p99")),
-            (f"{store}.rate2000", f"{store}: 2,000 req/s", "added p50 ms", "less", added("p50")),
-            (f"{store}.rate2000", f"{store}: 2,000 req/s", "added p99 ms", "less", added("p99")),
+            (f"{store}.max", f"{store}: max throughput, 32 connections", "CPU ms/req", "less", lambda rnd, side: rnd[side].get("cpu_ms", NAN)),
         ]
+        for rate in RATES:
+            rows += [
+                (f"{store}.rate{rate}", f"{store}: {rate:,} req/s", "added p50 ms", "less", added("p50")),
+                (f"{store}.rate{rate}", f"{store}: {rate:,} req/s", "added p99 ms", "less", added("p99")),
+            ]
         if store == "memory":
             rows += [
                 ("stream.1", "memory: streaming, 1 at a time", "added TTFB p50 ms", "less", added("ttfb_p50_ms")),
                 ("stream.1", "memory: streaming, 1 at a time", "added TTFB p99 ms", "less", added("ttfb_p99_ms")),
                 ("stream.16", "memory: streaming, 16 at a time", "streams/s", "more", lambda rnd, side: rnd[side]["streams_per_sec"]),
+                ("stream.16", "memory: streaming, 16 at a time", "CPU ms/stream", "less", lambda rnd, side: rnd[side].get("cpu_ms", NAN)),
             ]
     return rows
 
@@ -529,7 +733,8 @@ def comparison_markdown(cmp):
         f"database) after the scenarios above. Per scenario {cmp['rounds']} round(s); in each round the two run back to",
         "back, the order flipping every round (baseline first in the first round), and the fixed-rate and",
         "one-at-a-time streaming rounds first measure the mock direct, so *added* is gateway minus direct of",
-        f"the same round. Figures are medians over the rounds (every round is in {rel(RAW)}). Change is",
+        "the same round (every round also measures the bare nginx proxy before the two, for the ratios below);",
+        f"CPU is the gateway's own per request or stream. Figures are medians over the rounds (every round is in {rel(RAW)}). Change is",
         f"(current − baseline) / baseline; within {WITHIN:g}%: throughput at most {WITHIN:g}% lower, added latency at most {WITHIN:g}%",
         "higher (a change for the better is always within). Latencies in milliseconds.",
         "",
@@ -547,15 +752,92 @@ def comparison_markdown(cmp):
         base = median([value(rnd, "baseline") for rnd in rounds if "baseline" in rnd])
         cur = median([value(rnd, "current") for rnd in rounds if "current" in rnd])
         change, ok = judge(kind, base, cur)
-        digits = 0 if kind == "more" else 3
+        digits = 0 if kind == "more" else 4 if "CPU" in metric else 3
         counted += 1
         within += ok == "yes"
         lines.append(f"| {scenario} | {metric} | {fmt(base, digits)} | {fmt(cur, digits)} | {'n/a' if not finite(change) else f'{change:+.1f}%'} | {ok} |")
     lines += ["", f"Within {WITHIN:g}%: {within} of {counted} rows.", ""]
+    lines += comparison_targets(cmp["runs"])
     return lines
 
 
+def comparison_targets(runs):
+    """Issue 21's targets for both binaries, from the same rounds: every ratio to nginx is taken within
+    a round (the nginx run of that round) and the median over the rounds is shown."""
+    if not any("nginx" in rnd for rounds in runs.values() for rnd in rounds):
+        return []
+    med = lambda key, f: median([f(rnd) for rnd in runs.get(key, [])])
+    ratio = lambda a, b: a / b if finite(a) and finite(b) and b > 0 else NAN
+    figures = {}
+    for side in SIDES:
+        f = figures[side] = {"added_p50": {}, "added_p99": {}, "nginx_added_p50": {}, "nginx_added_p99": {}}
+        for rate in AT_REST:
+            key = f"memory.rate{rate}"
+            f["added_p50"][rate] = med(key, lambda rnd: rnd[side]["p50"] - rnd["direct"]["p50"])
+            f["added_p99"][rate] = med(key, lambda rnd: rnd[side]["p99"] - rnd["direct"]["p99"])
+            f["nginx_added_p50"][rate] = med(key, lambda rnd: rnd["nginx"]["p50"] - rnd["direct"]["p50"])
+            f["nginx_added_p99"][rate] = med(key, lambda rnd: rnd["nginx"]["p99"] - rnd["direct"]["p99"])
+        f["cpu"], f["nginx_cpu"] = med("memory.max", lambda rnd: rnd[side]["cpu_ms"]), med("memory.max", lambda rnd: rnd["nginx"]["cpu_ms"])
+        f["cpu_ratio"] = med("memory.max", lambda rnd: ratio(rnd[side]["cpu_ms"], rnd["nginx"]["cpu_ms"]))
+        f["stream_cpu"], f["nginx_stream_cpu"] = med("stream.16", lambda rnd: rnd[side]["cpu_ms"]), med("stream.16", lambda rnd: rnd["nginx"]["cpu_ms"])
+        f["stream_cpu_ratio"] = med("stream.16", lambda rnd: ratio(rnd[side]["cpu_ms"], rnd["nginx"]["cpu_ms"]))
+        f["rps"], f["nginx_rps"] = med("memory.max", lambda rnd: rnd[side]["rps"]), med("memory.max", lambda rnd: rnd["nginx"]["rps"])
+        f["rps_ratio"] = med("memory.max", lambda rnd: ratio(rnd[side]["rps"], rnd["nginx"]["rps"]))
+        if runs.get("redis.max"):
+            f["redis_rps_ratio"] = ratio(med("redis.max", lambda rnd: rnd[side]["rps"]), f["rps"])
+            f["redis_added_diff"] = (med("redis.rate500", lambda rnd: rnd[side]["p50"] - rnd["direct"]["p50"])
+                                     - f["added_p50"][500])
+    rows_by_side = {side: target_rows(figures[side]) for side in SIDES}
+    lines = [
+        "### Issue 21's targets, before and after",
+        "",
+        "From the rounds above; each ratio to nginx is taken against the nginx run of the same round, then",
+        "the median over the rounds. Memory per held stream is measured in the main scenarios only.",
+        "",
+        "| target | nginx (reference) | baseline | current | met before | met after |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for (target, ref, base, met_base), (_t, _r, cur, met_cur) in zip(rows_by_side["baseline"], rows_by_side["current"]):
+        lines.append(f"| {target} | {ref} | {base} | {cur} | {met_base} | {met_cur} |")
+    return lines + [""]
+
+
+# The "at rest" rates of issue 21's added-latency target.
+AT_REST = (20, 100, 500)
+
+
+def target_rows(f):
+    """Issue 21's targets from one gateway's figures f (added latencies by rate, CPU per request and
+    throughput with nginx's beside them, their ratios, memory per held stream, the Redis ratios):
+    (target, nginx's figure, the gateway's figure, met)."""
+    met = lambda ok, *values: "n/a" if not all(finite(v) for v in values) else ("yes" if ok else "no")
+    signed = lambda x: "n/a" if not finite(x) else f"{x:+.3f} ms"
+    rows = []
+    for rate in AT_REST:
+        a50, a99 = f["added_p50"].get(rate, NAN), f["added_p99"].get(rate, NAN)
+        rows.append((f"added p50 at {rate} req/s ≤ 0.20 ms", signed(f["nginx_added_p50"].get(rate, NAN)), signed(a50), met(finite(a50) and a50 <= 0.20, a50)))
+        rows.append((f"added p99 at {rate} req/s ≤ 0.5 ms", signed(f["nginx_added_p99"].get(rate, NAN)), signed(a99), met(finite(a99) and a99 <= 0.5, a99)))
+    times = lambda x: "n/a" if not finite(x) else f"{x:.2f}×"
+    for label, cpu, ref, r in (("CPU per request, non-streaming, ≤ 2× nginx's", "cpu", "nginx_cpu", "cpu_ratio"),
+                               ("CPU per request, streaming (16 at a time), ≤ 2× nginx's", "stream_cpu", "nginx_stream_cpu", "stream_cpu_ratio")):
+        x = f.get(r, NAN)
+        rows.append((label, f"{fmt(f.get(ref, NAN), 4)} ms", f"{fmt(f.get(cpu, NAN), 4)} ms ({times(x)})", met(finite(x) and x <= 2.0, x)))
+    x = f.get("rps_ratio", NAN)
+    rows.append(("max throughput (32 connections) ≥ 70% of nginx's", f"{fmt(f.get('nginx_rps', NAN), 0)} req/s",
+                 f"{fmt(f.get('rps', NAN), 0)} req/s ({fmt(x * 100, 1)}%)", met(finite(x) and x >= 0.7, x)))
+    if "kib_per_stream" in f:
+        x = f["kib_per_stream"]
+        rows.append(("memory per held stream ≤ 20 KiB", f"{fmt(f.get('nginx_kib_per_stream', NAN), 1)} KiB", f"{fmt(x, 1)} KiB", met(finite(x) and x <= 20, x)))
+    if "redis_rps_ratio" in f:
+        x, d = f["redis_rps_ratio"], f["redis_added_diff"]
+        rows.append(("Redis store: max throughput ≥ 90% of the in-memory store's", "", f"{fmt(x * 100, 1)}%", met(finite(x) and x >= 0.9, x)))
+        rows.append(("Redis store: added p50 at 500 req/s within 0.1 ms of the in-memory store's", "", signed(d), met(finite(d) and d <= 0.1, d)))
+    return rows
+
+
 def main():
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
     started = time.time()
     OUT.mkdir(parents=True, exist_ok=True)
     procs = Procs()
@@ -598,6 +880,52 @@ def fmt(x, digits=2):
     return "n/a" if not finite(x) else f"{x:,.{digits}f}"
 
 
+def run_targets(r):
+    """Issue 21's targets for the main scenarios of this run, against the bare nginx proxy measured in
+    the same run (the same mock, the same load right before or after)."""
+    if "memory.max.nginx" not in r:
+        return ["## Against the bare nginx proxy (issue 21)", "", "nginx was not measured in this run (not installed?): no ratios.", ""]
+    get = lambda key, field: r.get(key, {}).get(field, NAN)
+    ratio = lambda a, b: a / b if finite(a) and finite(b) and b > 0 else NAN
+    f = {"added_p50": {}, "added_p99": {}, "nginx_added_p50": {}, "nginx_added_p99": {}}
+    for rate in AT_REST:
+        for pct in ("p50", "p99"):
+            direct = get(f"memory.rate{rate}.direct", pct)
+            f[f"added_{pct}"][rate] = get(f"memory.rate{rate}.gateway", pct) - direct
+            f[f"nginx_added_{pct}"][rate] = get(f"memory.rate{rate}.nginx", pct) - direct
+    f["cpu"], f["nginx_cpu"] = get("memory.max.gateway", "cpu_ms"), get("memory.max.nginx", "cpu_ms")
+    f["cpu_ratio"] = ratio(f["cpu"], f["nginx_cpu"])
+    f["stream_cpu"], f["nginx_stream_cpu"] = get("stream.gateway.busy", "cpu_ms"), get("stream.nginx.busy", "cpu_ms")
+    f["stream_cpu_ratio"] = ratio(f["stream_cpu"], f["nginx_stream_cpu"])
+    f["rps"], f["nginx_rps"] = get("memory.max.gateway", "rps"), get("memory.max.nginx", "rps")
+    f["rps_ratio"] = ratio(f["rps"], f["nginx_rps"])
+    f["kib_per_stream"] = get("hold", "kib_per_stream")
+    f["nginx_kib_per_stream"] = get("hold.nginx", "kib_per_stream")
+    if "redis.max.gateway" in r:
+        f["redis_rps_ratio"] = ratio(get("redis.max.gateway", "rps"), f["rps"])
+        f["redis_added_diff"] = (get("redis.rate500.gateway", "p50") - get("redis.rate500.direct", "p50")) - f["added_p50"][500]
+    rows = target_rows(f)
+    met = sum(row[3] == "yes" for row in rows)
+    lines = [
+        "## Against the bare nginx proxy (issue 21)",
+        "",
+        "The floor one HTTP proxy hop pays: nginx as a bare reverse proxy in front of the same mock",
+        "(configuration in bench/out/nginx/nginx.conf: keep-alive upstream pool, HTTP/1.1, no response",
+        "buffering, no access log, one worker per core), measured in every scenario right after direct",
+        "and before the gateway. Added latency is the proxy's percentile minus direct's in the same step;",
+        "CPU per request is under the 32-connection max-throughput load (non-streaming) and the 16-at-a-time",
+        "streaming load, the proxy's own CPU only.",
+    ]
+    if SMOKE:
+        lines += ["Smoke run: the figures are for information only and never fail the run."]
+    lines += [
+        "",
+        "| target | nginx (reference) | gateway | met |",
+        "| --- | ---: | ---: | --- |",
+    ] + [f"| {target} | {ref} | {value} | {ok} |" for target, ref, value, ok in rows]
+    return lines + ["", f"Met: {met} of {len(rows)}.", ""]
+
+
 def write_markdown(r, machine_line):
     baseline_run = f"BENCH_BASELINE={os.environ.get('BENCH_BASELINE') or BASELINE_REV} " if BASELINE_BIN else ""
     if SMOKE:
@@ -620,19 +948,27 @@ def write_markdown(r, machine_line):
             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
             "",
         ]
-    lines += ["Latencies in milliseconds. *Added* is gateway minus direct at the same percentile.", ""]
-    empty = {"rps": NAN, "p50": NAN, "p90": NAN, "p99": NAN, "p99.9": NAN, "errors": "n/a", "total": "n/a"}
+    lines += ["Latencies in milliseconds. *Added* is gateway (or nginx) minus direct at the same percentile.", ""]
+    lines += run_targets(r)
+    empty = {"rps": NAN, "p50": NAN, "p90": NAN, "p99": NAN, "p99.9": NAN, "cpu_ms": NAN, "errors": "n/a", "total": "n/a"}
     for store in ("memory", "redis"):
         if f"{store}.max.direct" not in r:
             continue
         get = lambda key: r.get(key, empty)
         d, g = get(f"{store}.max.direct"), get(f"{store}.max.gateway")
-        lines += [f"## Store: {store}", "", "| load | path | req/s | p50 | p90 | p99 | p99.9 | errors |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for step, label in (("max", "max throughput, 32 connections"), ("rate500", "500 req/s"), ("rate2000", "2,000 req/s")):
-            for path in ("direct", "gateway"):
+        lines += [f"## Store: {store}", "",
+                  "CPU ms/req: CPU time (user + system) of the server measured per successful request: the mock's",
+                  "for *direct*, nginx's workers' or the gateway's own for the others (the mock behind them not",
+                  "counted); shown for steps of at least 2,000 requests (the clock tick is 10 ms).", "",
+                  "| load | path | req/s | p50 | p90 | p99 | p99.9 | CPU ms/req | errors |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for step, label in STEP_LABELS.items():
+            for path in ("direct", "nginx", "gateway"):
+                if path == "nginx" and f"{store}.{step}.nginx" not in r:
+                    continue
                 x = get(f"{store}.{step}.{path}")
-                lines.append(f"| {label} | {path} | {fmt(x['rps'], 0)} | {fmt(x['p50'], 3)} | {fmt(x['p90'], 3)} | {fmt(x['p99'], 3)} | {fmt(x['p99.9'], 3)} | {x['errors']} of {x['total']} |")
-        lines += [""]
+                cpu = fmt(x.get("cpu_ms", NAN), 4) if x.get("ok", 0) >= 2000 else "–"
+                lines.append(f"| {label} | {path} | {fmt(x['rps'], 0)} | {fmt(x['p50'], 3)} | {fmt(x['p90'], 3)} | {fmt(x['p99'], 3)} | {fmt(x['p99.9'], 3)} | {cpu} | {x['errors']} of {x['total']} |")
+        lines += ["", "Earlier targets (against direct):", ""]
         rd, rg = get(f"{store}.rate500.direct"), get(f"{store}.rate500.gateway")
         added50, added99 = rg["p50"] - rd["p50"], rg["p99"] - rd["p99"]
         ratio = g["rps"] / d["rps"] if finite(d["rps"]) and d["rps"] else NAN
@@ -650,18 +986,21 @@ def write_markdown(r, machine_line):
         lines += [
             "## Streaming (in-memory store)",
             "",
-            "| path | concurrent streams | streams/s | TTFB p50 | TTFB p90 | TTFB p99 | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| path | concurrent streams | streams/s | TTFB p50 | TTFB p90 | TTFB p99 | CPU ms/stream | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for concurrency, suffix in ((1, ""), (16, ".busy")):
-            for path in ("direct", "gateway"):
+            for path in ("direct", "nginx", "gateway"):
                 x = r.get(f"stream.{path}{suffix}")
                 if x is None:
                     continue
-                lines.append(f"| {path} | {concurrency} | {fmt(x['streams_per_sec'], 0)} | {fmt(x['ttfb_p50_ms'], 3)} | {fmt(x['ttfb_p90_ms'], 3)} | {fmt(x['ttfb_p99_ms'], 3)} | {x['errors']} |")
+                cpu = fmt(x.get("cpu_ms", NAN), 4) if x.get("streams", 0) >= 2000 else "–"
+                lines.append(f"| {path} | {concurrency} | {fmt(x['streams_per_sec'], 0)} | {fmt(x['ttfb_p50_ms'], 3)} | {fmt(x['ttfb_p90_ms'], 3)} | {fmt(x['ttfb_p99_ms'], 3)} | {cpu} | {x['errors']} |")
+        sn = r.get("stream.nginx")
+        nginx_added = f"; nginx {fmt(sn['ttfb_p50_ms'] - sd['ttfb_p50_ms'], 3)} ms" if sn else ""
         lines += [
             "",
-            f"Added first-byte latency p50, one stream at a time: {fmt(added, 3)} ms (target ≤ 0.5 ms: {'met' if added <= 0.5 else 'not met'}).",
+            f"Added first-byte latency p50, one stream at a time: {fmt(added, 3)} ms (target ≤ 0.5 ms: {'met' if added <= 0.5 else 'not met'}){nginx_added}.",
             "",
         ]
     h = r.get("hold", {})
@@ -673,8 +1012,22 @@ def write_markdown(r, machine_line):
         f"| idle after start | {fmt(r.get('rss.idle', NAN), 1)} | ≤ 20 MiB: {'met' if r.get('rss.idle', 99) <= 20 else 'not met'} |",
         f"| peak under the max-throughput and fixed-rate loads | {fmt(r.get('rss.load', NAN), 1)} | |",
         f"| holding {h.get('open', 0)} open slow streams ({h.get('failed', 0)} failed to open) | {fmt(h.get('rss', NAN), 1)} | ≤ 150 MiB{' (for 5,000)' if SMOKE else ''}: {'met' if h.get('rss', 999) <= 150 and h.get('open', 0) >= HOLD_STREAMS else 'not met'} |",
+        f"| per held stream: (RSS holding − RSS just before, {fmt(h.get('rss_before', NAN), 1)} MiB) / streams | {fmt(h.get('kib_per_stream', NAN), 1)} KiB | ≤ 20 KiB (issue 21) |",
         "",
     ]
+    hn = r.get("hold.nginx")
+    if hn:
+        lines += [
+            "The bare nginx proxy (master and workers: their proportional set sizes summed, so shared pages count once):",
+            "",
+            "| state | RSS MiB |",
+            "| --- | ---: |",
+            f"| idle after start | {fmt(r.get('rss.nginx.idle', NAN), 1)} |",
+            f"| just before holding streams | {fmt(hn.get('rss_before', NAN), 1)} |",
+            f"| holding {hn.get('open', 0)} open slow streams ({hn.get('failed', 0)} failed to open) | {fmt(hn.get('rss', NAN), 1)} |",
+            f"| per held stream | {fmt(hn.get('kib_per_stream', NAN), 1)} KiB |",
+            "",
+        ]
     after = r.get("rss.after", [])
     if after:
         lines += [

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark: the mock upstream direct vs through the gateway, in one run, on this machine.
-# Builds in release mode, installs oha if missing, writes bench/RESULTS.md (and raw JSON in bench/out/).
+# The bare nginx reverse proxy in front of the same mock is measured in every scenario too, as the
+# floor one proxy hop pays, and the report gives the gateway's figures as ratios to it (issue 21).
+# Builds in release mode, installs oha (crates.io) and nginx (Debian's nginx-light) if missing, writes
+# bench/RESULTS.md (and raw JSON, process logs and the generated nginx.conf in bench/out/).
 #   bench/run.sh                    # full run (about 3 minutes)
 #   BENCH_SECONDS=5 bench/run.sh    # shorter runs
 #   BENCH_SMOKE=1 bench/run.sh      # CI smoke run: every scenario, short (under a minute after the
@@ -46,6 +49,20 @@ if ! command -v oha >/dev/null; then
   cargo install oha --locked --quiet
   echo "oha installed in $((SECONDS - started)) s"
 fi
+# The reference proxy. bench/bench.py writes its configuration (bench/out/nginx/nginx.conf), runs it as
+# a child process on free ports on 127.0.0.1 and stops it when the run ends (also on SIGTERM/SIGHUP).
+nginx_bin=$(command -v nginx || true)
+if [[ -z "$nginx_bin" && -x /usr/sbin/nginx ]]; then nginx_bin=/usr/sbin/nginx; fi
+if [[ -z "$nginx_bin" ]]; then
+  echo "installing nginx from Debian's packages (nginx-light, once)..."
+  # RUNLEVEL=1: the package's scripts do not start a system-wide nginx on port 80.
+  if (apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light); then
+    nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+  else
+    echo "could not install nginx-light: the nginx rows will be missing (a smoke run then fails)"
+  fi
+fi
+export BENCH_NGINX="$nginx_bin"
 if ! command -v redis-server >/dev/null; then
   echo "redis-server not found: the Redis rows will be skipped (apt-get install redis-server)"
 fi
