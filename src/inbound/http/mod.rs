@@ -51,7 +51,14 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .hoop(published.clone())
                 .get(handlers::docs::openapi),
         )
-        .push(Router::with_path("docs").get(handlers::docs::page));
+        .push(Router::with_path("docs").get(handlers::docs::page))
+        // The console's static files (no data in them; the page calls the admin endpoints).
+        .push(
+            Router::with_path("ui")
+                .get(handlers::console::page)
+                .push(Router::with_path("console.js").get(handlers::console::script))
+                .push(Router::with_path("console.css").get(handlers::console::style)),
+        );
     // Inference and model lists: every credential (SPEC 3.1).
     let clients = Router::new()
         .push(Router::with_path("models").get(handlers::models::list_unversioned))

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod console;
 pub mod context;
 pub mod docs;
 pub mod gemini;

@@ -22,7 +22,8 @@ const DESCRIPTION: &str = "APIProxy is an AI gateway: one endpoint in front of m
 API, or Anthropic's Messages API; the gateway routes each request to an upstream of the requested \
 logical model (by weight, health, latency, cost and session stickiness), translates between \
 vendor formats, and fails over on retryable errors.\n\nAuthentication: every endpoint except \
-`GET /health`, `GET /openapi.json` and `GET /docs` needs the gateway token `APIPROXY_AUTH_TOKEN`, \
+`GET /health`, `GET /openapi.json`, `GET /docs` and the console's files under `GET /ui` needs \
+the gateway token `APIPROXY_AUTH_TOKEN`, \
 sent as `Authorization: Bearer <base64(token)>`, or as `X-API-Key: <base64(token)>` (what the \
 Anthropic SDK sends); the plain token is accepted too. `Authorization` wins when both are sent. \
 `apiproxy encode-token <token>` prints the header to use, for example \
