@@ -4,7 +4,7 @@
 # floor one proxy hop pays, and the report gives the gateway's figures as ratios to it (issue 21).
 # Builds in release mode, installs oha (crates.io) and nginx (Debian's nginx-light) if missing, writes
 # bench/RESULTS.md (and raw JSON, process logs and the generated nginx.conf in bench/out/).
-#   bench/run.sh                    # full run (about 3 minutes)
+#   bench/run.sh                    # full run (about 6 minutes)
 #   BENCH_SECONDS=5 bench/run.sh    # shorter runs
 #   BENCH_SMOKE=1 bench/run.sh      # CI smoke run: every scenario, short (under a minute after the
 #                                   # build); writes bench/out/SMOKE.md, not bench/RESULTS.md, and
