@@ -3,6 +3,7 @@
 //! [`assemble`]; the handler tests join their fakes the same way, so both wire one application.
 
 pub mod reload;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -97,6 +97,9 @@ pub struct Settings {
     /// `MAX_IN_FLIGHT`: requests in progress (streams until their last byte) beyond which new
     /// ones are refused at once with 503; [`default_max_in_flight`] when unset.
     pub max_in_flight: usize,
+    /// `WORKERS`: serving threads, each with its own runtime, listening socket and upstream
+    /// connection pool (thread per core); the number of CPU cores when unset.
+    pub workers: usize,
     pub providers: Vec<ProviderConfig>,
 }
 
@@ -360,6 +363,19 @@ impl Settings {
             max_in_flight: match v.get("MAX_IN_FLIGHT") {
                 None => default_max_in_flight(),
                 Some(_) => v.positive("MAX_IN_FLIGHT", 1usize)?,
+            },
+            workers: match v.positive(
+                "WORKERS",
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )? {
+                n if n <= 1024 => n,
+                _ => {
+                    return Err(invalid(
+                        "WORKERS",
+                        "must be at most 1024",
+                        "a whole number from 1 to 1024",
+                    ));
+                }
             },
             providers,
         };
@@ -901,6 +917,9 @@ mod tests {
             ("LLM_PROVIDER_openai_STATIC_MODELS_JSON", "[1]"),
             ("LLM_PROVIDER_openai_CUSTOM_HEADERS_JSON", "[]"),
             ("LLM_PROVIDER_openai_MAX_QPS", "0"),
+            ("WORKERS", "0"),
+            ("WORKERS", "1025"),
+            ("WORKERS", "two"),
         ];
         for (name, value) in cases {
             let err = Settings::from_vars(&provider_vars(&[(name, value)])).unwrap_err();

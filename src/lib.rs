@@ -9,3 +9,4 @@ pub mod logging;
 pub mod mock;
 pub mod outbound;
 pub mod protocol;
+pub mod worker;

@@ -20,7 +20,6 @@ use apiproxy::outbound::system::SystemClock;
 use apiproxy::outbound::upstream::{HttpUpstream, HttpUpstreamSettings, MaskHeaders};
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use salvo::server::Server;
 use secrecy::ExposeSecret;
 
 #[global_allocator]
@@ -153,13 +152,15 @@ fn run(cli: &Cli, demo: bool) -> ExitCode {
         Ok(loaded) => loaded,
         Err(message) => return fail(&message),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread is serving worker 0; `app::serve` starts the others (one per core).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
+    apiproxy::worker::enter(0, runtime.handle().clone());
     apiproxy::logging::init(&settings);
     for warning in &warnings {
         tracing::warn!("{warning}");
@@ -256,6 +257,7 @@ async fn serve(
         &HttpUpstreamSettings {
             connect_timeout: settings.upstream_connect_timeout,
             mask,
+            workers: settings.workers,
         },
         &providers.snapshot(),
     )?);
@@ -314,10 +316,11 @@ async fn serve(
     reload_on_sighup(reloader);
 
     let addr = format!("{}:{}", settings.host, settings.port);
-    let (acceptor, bound) = apiproxy::inbound::http::bind(&addr)?;
+    let (sockets, bound) = apiproxy::inbound::http::bind_sockets(&addr, settings.workers)?;
     let shown = bound.to_string();
     tracing::info!(
         providers = providers.snapshot().len(),
+        workers = settings.workers,
         "apiproxy listening on http://{shown}"
     );
     if demo {
@@ -333,18 +336,14 @@ async fn serve(
         );
     }
 
-    let server = Server::new(acceptor);
-    let handle = server.handle();
-    let grace = settings.shutdown_grace;
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!(
-            grace_seconds = grace.as_secs_f64(),
-            "shutting down: no new connections, finishing in-flight requests"
-        );
-        handle.stop_graceful(Some(grace));
-    });
-    server.serve(apiproxy::inbound::http::service(state)).await;
+    apiproxy::app::serve::serve_workers(
+        sockets,
+        &addr,
+        state,
+        settings.shutdown_grace,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("apiproxy stopped");
     Ok(())
 }

@@ -17,7 +17,7 @@ pub use auth::Caller;
 pub use credentials::TokenCheck;
 pub use error::ApiError;
 pub use limits::Admission;
-pub use listener::bind;
+pub use listener::{acceptor, bind, bind_sockets};
 pub use state::AppState;
 
 use std::sync::Arc;

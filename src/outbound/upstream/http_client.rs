@@ -1,4 +1,6 @@
-//! Sending to upstreams over one shared, pooled reqwest client. Each provider's headers (auth the
+//! Sending to upstreams over pooled reqwest clients, one per serving worker (a connection's task
+//! runs on the worker that opened it, so sharing one pool between workers would wake another
+//! thread for every request). Each provider's headers (auth the
 //! vendor's way, browser mask, custom headers) are built once at start-up and again on a reload,
 //! not per request.
 
@@ -29,6 +31,8 @@ pub struct MaskHeaders {
 pub struct HttpUpstreamSettings {
     pub connect_timeout: Duration,
     pub mask: Option<MaskHeaders>,
+    /// Serving workers (`WORKERS`): one connection pool each.
+    pub workers: usize,
 }
 
 /// Largest model list body the gateway reads.
@@ -79,28 +83,39 @@ impl PreparedHeaders {
 }
 
 pub struct HttpUpstream {
-    client: reqwest::Client,
+    /// One client (and connection pool) per serving worker, indexed by [`crate::worker::index`].
+    clients: Vec<reqwest::Client>,
     /// Swapped whole by a reload; each call takes it with one atomic load.
     headers: ArcSwap<PreparedHeaders>,
 }
 
 impl HttpUpstream {
     pub fn new(settings: &HttpUpstreamSettings, providers: &ProviderSet) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            // Never follow redirects: the provider's key would follow them to another host, and
-            // the redirect layer costs every request.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let clients = (0..settings.workers.max(1))
+            .map(|_| {
+                reqwest::Client::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(256)
+                    .tcp_nodelay(true)
+                    // Never follow redirects: the provider's key would follow them to another
+                    // host, and the redirect layer costs every request.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let headers = PreparedHeaders::build(providers, settings.mask.clone())?;
         Ok(HttpUpstream {
-            client,
+            clients,
             headers: ArcSwap::from_pointee(headers),
         })
+    }
+
+    /// The calling worker's client: its pooled connections are driven on this very thread.
+    fn client(&self) -> &reqwest::Client {
+        let index = crate::worker::index();
+        &self.clients[index % self.clients.len()]
     }
 
     /// Puts a reloaded configuration's headers in force. The pooled client (and its open
@@ -330,7 +345,7 @@ impl HttpUpstream {
         };
         let url = self.chat_url(provider, &headers, model_id, stream, dialect)?;
         let response = self
-            .client
+            .client()
             .post(url)
             .headers(headers.chat.clone())
             .header(ACCEPT, accept)
@@ -386,7 +401,7 @@ impl HttpUpstream {
     ) -> Result<(u16, Vec<u8>), TransportError> {
         let headers = self.headers_for(provider)?;
         let response = self
-            .client
+            .client()
             .post(url)
             .headers(headers.chat.clone())
             .header(ACCEPT, "application/json")
@@ -413,7 +428,7 @@ impl HttpUpstream {
             .map_err(|e| ListModelsError::Transport(e.0))?;
         let fetch = async {
             let response = self
-                .client
+                .client()
                 .get(provider.url_for(&provider.models_path))
                 .headers(headers.plain.clone())
                 .header(ACCEPT, "application/json")
@@ -471,6 +486,7 @@ mod tests {
         HttpUpstreamSettings {
             connect_timeout: Duration::from_secs(1),
             mask: None,
+            workers: 1,
         }
     }
 
