@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use crate::domain::health::BreakerPolicy;
 use crate::domain::ports::{
     CircuitStore, Clock, ContextStore, KeyLedger, KeyStore, LogicalModelStore, MetricsStore,
-    ModelCacheStore, QpsLimiter, SessionStore, StoreStatus, UpstreamClient, UsageStore,
+    ModelCacheStore, QpsLimiter, SessionStore, StoreStatus, TrafficStats, UpstreamClient,
+    UsageStore,
 };
 use crate::domain::provider::ProviderRegistry;
 use crate::domain::service::catalog::Catalog;
@@ -22,6 +23,8 @@ use crate::domain::service::chat::{ChatService, ChatSettings, ChatStores};
 use crate::domain::service::keys::KeyService;
 use crate::domain::service::routing::Planner;
 use crate::inbound::http::{AppState, TokenCheck};
+use crate::outbound::console_feed::BroadcastFeed;
+use crate::outbound::console_stats::TrafficRing;
 use crate::outbound::memory::{InProcess, MemoryStores};
 use crate::outbound::system::ThreadRandom;
 
@@ -73,6 +76,9 @@ pub struct Options {
     pub log_bodies: bool,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics_handle: Option<PrometheusHandle>,
+    /// The console overview's samples, taken by the sampler `main.rs` starts next to the
+    /// recorder; `None` (no recorder): `GET /admin/stats` answers no samples.
+    pub traffic: Option<Arc<dyn TrafficStats>>,
 }
 
 /// Builds the catalog, the planner and the chat service over `stores`, and the state every
@@ -143,5 +149,9 @@ pub fn assemble(
         log_bodies: options.log_bodies,
         metrics_handle: options.metrics_handle,
         reload: std::sync::OnceLock::new(),
+        traffic: options
+            .traffic
+            .unwrap_or_else(|| Arc::new(TrafficRing::default())),
+        feed: Arc::new(BroadcastFeed::default()),
     })
 }

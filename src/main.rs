@@ -247,6 +247,14 @@ async fn serve(
         apiproxy::outbound::prometheus::UPKEEP_PERIOD,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The console overview's samples: every 2 s, off the request path, always on (no backlog).
+    let traffic = Arc::new(apiproxy::outbound::console_stats::TrafficRing::default());
+    apiproxy::outbound::console_stats::spawn_sampler(
+        metrics_handle.clone(),
+        traffic.clone(),
+        clock.clone(),
+        apiproxy::outbound::console_stats::INTERVAL,
+    );
     let providers = Arc::new(ProviderRegistry::new(settings.providers.clone()));
     let mask = settings.mask_as_browser.then(|| MaskHeaders {
         user_agent: settings.mask_user_agent.clone(),
@@ -290,6 +298,7 @@ async fn serve(
         ),
         log_bodies: settings.log_bodies,
         metrics_handle: Some(metrics_handle),
+        traffic: Some(traffic),
     };
     let state = assemble(providers.clone(), stores, upstream.clone(), clock, options);
     let source = ReloadSource {

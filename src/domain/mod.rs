@@ -1,5 +1,6 @@
 //! The pure core: the rules of the product, free of HTTP, Redis and sockets.
 
+pub mod console;
 pub mod exchange;
 pub mod failover;
 pub mod health;
@@ -13,3 +14,4 @@ pub mod routing;
 pub mod service;
 pub mod session;
 pub mod usage;
+pub mod watch;

@@ -1,8 +1,10 @@
 //! Ports: what the domain needs from the outside world, as traits. Adapters implement them; tests
 //! use the mockall fakes (`MockUpstreamClient`, ...), also exported to `tests/` by the `mock` feature.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::console::{FinishedRequest, TrafficSample};
 use super::exchange::{TransportError, UpstreamChatRequest, UpstreamReply};
 use super::health::{AttemptSample, BreakerPolicy, Circuit, RoutingMetrics};
 use super::keys::VirtualKey;
@@ -255,4 +257,31 @@ pub trait RandomSource: Send + Sync {
     fn unit(&self) -> f64;
     /// 32 bytes from a cryptographically secure generator (for secrets and ids).
     fn secret_bytes(&self) -> [u8; 32];
+}
+
+/// The overview's traffic samples (`GET /admin/stats`), taken off the request path.
+pub trait TrafficStats: Send + Sync {
+    /// The samples taken after `since` (unix ms; every kept sample when `None`), oldest first.
+    fn samples_since(&self, since: Option<u64>) -> Vec<TrafficSample>;
+}
+
+/// What a subscriber of the live feed receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedItem {
+    Request(Arc<FinishedRequest>),
+    /// The subscriber fell behind and this many records were skipped.
+    Skipped(u64),
+}
+
+/// The live feed of finished proxied requests (`GET /admin/requests/live`). Nothing is kept: a
+/// subscriber sees the requests that finish after it subscribed.
+pub trait RequestFeed: Send + Sync {
+    /// Whether anyone subscribes now: the request path builds a record only then (one atomic
+    /// load when nobody does).
+    fn watching(&self) -> bool;
+    fn publish(&self, record: FinishedRequest);
+    /// A subscription, ended by dropping it.
+    fn subscribe(&self) -> futures_util::stream::BoxStream<'static, FeedItem>;
+    /// Subscriptions open now (for `/metrics`).
+    fn subscribers(&self) -> usize;
 }

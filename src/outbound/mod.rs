@@ -1,5 +1,7 @@
 //! Adapters the domain's ports plug into: stores and upstream clients.
 
+pub mod console_feed;
+pub mod console_stats;
 pub mod memory;
 pub mod prometheus;
 pub mod redis;

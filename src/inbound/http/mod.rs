@@ -138,7 +138,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .push(Router::with_path("{id}/rotate").post(handlers::keys::rotate)),
         )
         .push(Router::with_path("usage").get(handlers::usage::report))
-        .push(Router::with_path("admin/reload").post(handlers::admin::reload));
+        .push(Router::with_path("admin/reload").post(handlers::admin::reload))
+        // The console's data (issue 20).
+        .push(Router::with_path("admin/stats").get(handlers::console_data::stats))
+        .push(Router::with_path("admin/requests/live").get(handlers::console_data::live));
     let mut open = open;
     let metrics = Router::with_path("metrics").get(handlers::metrics::render);
     if state.metrics_public {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use salvo::Depot;
 
 use super::credentials::TokenCheck;
-use crate::domain::ports::{Clock, ContextStore, MetricsStore, SessionStore, StoreStatus};
+use crate::domain::ports::{
+    Clock, ContextStore, MetricsStore, RequestFeed, SessionStore, StoreStatus, TrafficStats,
+};
 use crate::domain::service::catalog::Catalog;
 use crate::domain::service::chat::ChatService;
 use crate::domain::service::keys::KeyService;
@@ -36,6 +38,10 @@ pub struct AppState {
     /// `POST /admin/reload`: set by the composition root once the application is joined (the
     /// reloader needs the catalog); unset, the endpoint answers 503.
     pub reload: std::sync::OnceLock<Arc<dyn crate::domain::service::catalog::Reload>>,
+    /// The console overview's samples (`GET /admin/stats`).
+    pub traffic: Arc<dyn TrafficStats>,
+    /// The console's live feed of finished proxied requests (`GET /admin/requests/live`).
+    pub feed: Arc<dyn RequestFeed>,
 }
 
 impl AppState {

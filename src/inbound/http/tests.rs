@@ -100,6 +100,7 @@ async fn app(max_body_bytes: usize) -> Service {
         admission: crate::inbound::http::Admission::default(),
         log_bodies: false,
         metrics_handle: None,
+        traffic: None,
     };
     service(assemble(
         Arc::new(ProviderRegistry::new(vec![provider()])),

@@ -14,6 +14,7 @@ use crate::domain::keys::VirtualKey;
 use crate::domain::metering::Allowance;
 use crate::domain::names::NameError;
 use crate::domain::service::routing::PlanError;
+use crate::domain::watch::Watch;
 
 /// The upstream timeouts of SPEC 2.1 (the connect timeout lives in the HTTP client).
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +72,9 @@ pub struct ChatRequest {
     /// The client asked for stream resume (`X-APIProxy-Stream-Resume: true`, SPEC 5.5); a logical
     /// model with `stream_resume` turns it on for every request.
     pub stream_resume: bool,
+    /// Set only while the console's live feed has subscribers: the request's record, which the
+    /// use case fills in (logical model, tokens, cost) and which is published once it is over.
+    pub watch: Option<Arc<Watch>>,
 }
 
 impl ChatRequest {

@@ -12,6 +12,7 @@ use crate::domain::metering::{
 };
 use crate::domain::ports::{Clock, KeyLedger, UsageStore};
 use crate::domain::usage::{NanoUsd, Price, Usage};
+use crate::domain::watch::Watch;
 
 /// Why a key's request is refused before any upstream is asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +63,8 @@ pub struct Ticket {
     /// What is left of the key's limits, for the `x-ratelimit-*` headers.
     pub allowance: Option<Allowance>,
     settled: bool,
+    /// The console's record of the request, when someone watches the live feed.
+    watch: Option<Arc<Watch>>,
 }
 
 impl Meter {
@@ -84,6 +87,7 @@ impl Meter {
             usage: None,
             allowance: None,
             settled: false,
+            watch: None,
         };
         let Some(key) = key.filter(|k| k.is_limited()) else {
             return Ok(ticket);
@@ -140,6 +144,11 @@ impl Ticket {
         });
     }
 
+    /// The console's record of the request: told the tokens and cost when the ticket settles.
+    pub fn watched_by(&mut self, watch: Arc<Watch>) {
+        self.watch = Some(watch);
+    }
+
     /// A usage report of the answer (streams report in pieces).
     pub fn observe(&mut self, usage: &Usage) {
         self.usage.get_or_insert_with(Usage::default).merge(usage);
@@ -168,6 +177,10 @@ impl Ticket {
             (Some(served), Some(usage)) => served.price.map_or(0, |p| p.cost(usage)),
             _ => 0,
         };
+        if let Some(watch) = self.watch.take() {
+            let priced = self.served.as_ref().is_some_and(|s| s.price.is_some());
+            watch.settled(self.usage.as_ref(), priced.then_some(cost));
+        }
         let settlement = self.key.as_ref().and_then(|key| {
             let held = self.held.take();
             if held.is_none() && cost == 0 {

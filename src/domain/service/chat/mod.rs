@@ -113,7 +113,12 @@ impl ChatService {
         }
     }
 
-    pub async fn chat(&self, request: ChatRequest) -> Result<ChatReply, ChatError> {
+    pub async fn chat(&self, mut request: ChatRequest) -> Result<ChatReply, ChatError> {
+        // Watched (rare): the record learns the model asked for, then the one routed to.
+        let watch = request.watch.take();
+        if let Some(watch) = &watch {
+            watch.routed(request.body.model(), request.stream);
+        }
         let route = RouteRequest {
             session_id: request.session_id.clone(),
             ..RouteRequest::default()
@@ -141,6 +146,12 @@ impl ChatService {
             )
             .await
             .map_err(ChatError::KeyRefused)?;
+        if let Some(watch) = watch {
+            watch.routed(&plan.logical.logical_id, request.stream);
+            // The ticket settles when the answer is complete or the stream ends: the record
+            // gets its tokens and cost then.
+            ticket.watched_by(watch);
+        }
         let exchange = Exchange {
             request: &request,
             logical_id: plan.logical.logical_id.clone(),

@@ -9,11 +9,13 @@ use salvo::prelude::*;
 
 use super::input::{
     SessionKey, anthropic_headers, log_body, payload, session_key, state_or_500, stream_resume,
+    watch,
 };
-use super::output::{json_answer, stream_events, verbatim, write_chat_error};
+use super::output::{json_answer, stream_events, verbatim, watched, write_chat_error};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
-use crate::inbound::http::ApiError;
+use crate::domain::watch::Watch;
 use crate::inbound::http::openapi::{alternatives, schemas};
+use crate::inbound::http::{ApiError, AppState};
 use crate::protocol::openai::{ChatBody, is_usage_only_chunk};
 
 /// Create a chat completion
@@ -61,6 +63,18 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
+    let watch = watch(&state, depot, res, "/v1/chat/completions");
+    serve(&state, req, depot, res, watch.clone()).await;
+    watched(watch, res);
+}
+
+async fn serve(
+    state: &Arc<AppState>,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    watch: Option<Arc<Watch>>,
+) {
     let caller = crate::inbound::http::Caller::key(depot);
     let mut request = match read_request(req, state.max_body_bytes, state.log_bodies).await {
         Ok(Incoming::Chat(request)) => request,
@@ -71,12 +85,14 @@ pub async fn completions(req: &mut Request, depot: &mut Depot, res: &mut Respons
             headers,
         }) => {
             let resume = stream_resume(req);
-            let exchange = super::messages_api::Exchange::new(headers, session, caller, resume);
-            return super::messages_api::serve(&state, &bytes, exchange, res).await;
+            let exchange =
+                super::messages_api::Exchange::new(headers, session, caller, resume).watched(watch);
+            return super::messages_api::serve(state, &bytes, exchange, res).await;
         }
         Err(error) => return error.write(res),
     };
     request.chat.caller = caller;
+    request.chat.watch = watch;
     let hide_usage = request.stream && !request.client_wants_usage;
     match state.chat.chat(request.chat).await {
         Ok(ChatReply::Complete {
@@ -213,6 +229,7 @@ async fn read_request(
             native: None,
             caller: None,
             stream_resume: stream_resume(req),
+            watch: None,
         },
         stream,
         client_wants_usage,

@@ -20,6 +20,7 @@ use super::output::{
 };
 use crate::domain::exchange::{Dialect, NativeRequest};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
+use crate::domain::watch::Watch;
 use crate::inbound::http::AppState;
 use crate::inbound::http::openapi::schemas;
 use crate::protocol::gemini::{self, GeminiBody, GeminiStreamWriter};
@@ -79,7 +80,7 @@ fn model_and_action(rest: &str) -> Option<(String, Action)> {
     ),
 )]
 pub async fn model_action(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    act(req, depot, res).await;
+    act(req, depot, res, Version::Beta).await;
 }
 
 /// Generate content, stream it or count its tokens (Gemini API, `/v1` paths)
@@ -101,15 +102,57 @@ pub async fn model_action(req: &mut Request, depot: &mut Depot, res: &mut Respon
     ),
 )]
 pub async fn model_action_v1(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    act(req, depot, res).await;
+    act(req, depot, res, Version::V1).await;
 }
 
-async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+/// Which of the two paths of the Gemini API a request came on.
+#[derive(Clone, Copy)]
+enum Version {
+    Beta,
+    V1,
+}
+
+/// The console's record of a generate request (token counts are not proxied requests); nothing
+/// is looked at unless the live feed has subscribers.
+fn watch_generation(
+    state: &AppState,
+    depot: &Depot,
+    res: &Response,
+    version: Version,
+    rest: &str,
+) -> Option<Arc<Watch>> {
+    if !state.feed.watching() {
+        return None;
+    }
+    let endpoint = match (version, rest.rsplit_once(':')?.1) {
+        (Version::Beta, "generateContent") => "/v1beta/models/{model}:generateContent",
+        (Version::Beta, "streamGenerateContent") => "/v1beta/models/{model}:streamGenerateContent",
+        (Version::V1, "generateContent") => "/v1/models/{model}:generateContent",
+        (Version::V1, "streamGenerateContent") => "/v1/models/{model}:streamGenerateContent",
+        _ => return None,
+    };
+    super::input::watch(state, depot, res, endpoint)
+}
+
+async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response, version: Version) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
     let rest: String = req.param("id").unwrap_or_default();
-    let Some((model, action)) = model_and_action(&rest) else {
+    let watch = watch_generation(&state, depot, res, version, &rest);
+    generate(&state, req, depot, res, &rest, watch.clone()).await;
+    super::output::watched(watch, res);
+}
+
+async fn generate(
+    state: &AppState,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    rest: &str,
+    watch: Option<Arc<Watch>>,
+) {
+    let Some((model, action)) = model_and_action(rest) else {
         return google_error(
             res,
             StatusCode::NOT_FOUND,
@@ -141,6 +184,7 @@ async fn act(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         history: session.history,
         caller: crate::inbound::http::Caller::key(depot),
         stream_resume: super::input::stream_resume(req),
+        watch,
         ..chat
     };
     if action == Action::CountTokens {
@@ -248,6 +292,7 @@ fn chat_request(
         native: Some(Arc::new(native)),
         caller: None,
         stream_resume: false,
+        watch: None,
     };
     Ok((chat, hub, dropped))
 }

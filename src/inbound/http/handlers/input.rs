@@ -5,7 +5,9 @@ use salvo::http::StatusCode;
 use salvo::http::errors::ParseError;
 use salvo::prelude::*;
 
-use crate::inbound::http::{ApiError, AppState};
+use crate::domain::metering::GATEWAY_KEY;
+use crate::domain::watch::Watch;
+use crate::inbound::http::{ApiError, AppState, Caller};
 
 /// The shared state, or a 500 written to the response (only a mis-wired router lacks it).
 pub fn state_or_500(depot: &Depot, res: &mut Response) -> Option<std::sync::Arc<AppState>> {
@@ -14,6 +16,37 @@ pub fn state_or_500(depot: &Depot, res: &mut Response) -> Option<std::sync::Arc<
         ApiError::internal().write(res);
     }
     state
+}
+
+/// The console's record of a proxied request to `endpoint`, only while the live feed has
+/// subscribers: otherwise one atomic load, and nothing is built.
+pub fn watch(
+    state: &AppState,
+    depot: &Depot,
+    res: &Response,
+    endpoint: &'static str,
+) -> Option<std::sync::Arc<Watch>> {
+    if !state.feed.watching() {
+        return None;
+    }
+    // The request-id hoop put it on the response before any handler ran.
+    let request_id = res
+        .headers()
+        .get(crate::inbound::http::request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let key = match depot.get_typed::<Caller>() {
+        Ok(Caller::Key(key)) => key.name.clone(),
+        _ => GATEWAY_KEY.to_string(),
+    };
+    Some(Watch::new(
+        state.feed.clone(),
+        state.clock.clone(),
+        request_id,
+        endpoint,
+        key,
+    ))
 }
 
 /// The body within `max_bytes`, or the 413 (or 400) naming the problem.

@@ -4,11 +4,11 @@
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 
-use super::input::{SessionKey, anthropic_headers, payload, session_key, state_or_500};
+use super::input::{SessionKey, anthropic_headers, payload, session_key, state_or_500, watch};
 use super::messages_api::{Exchange, count, invalid, serve};
-use super::output::write_anthropic_api_error;
-use crate::inbound::http::Caller;
+use super::output::{watched, write_anthropic_api_error};
 use crate::inbound::http::openapi::{alternatives, schemas};
+use crate::inbound::http::{AppState, Caller};
 
 /// Create a message (Anthropic Messages API)
 ///
@@ -41,26 +41,26 @@ use crate::inbound::http::openapi::{alternatives, schemas};
     ),
 )]
 pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    if let Some((state, bytes, headers, session)) = read(req, depot, res).await {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    let watch = watch(&state, depot, res, "/v1/messages");
+    if let Some((bytes, headers, session)) = read(&state, req, res).await {
         let resume = super::input::stream_resume(req);
-        let exchange = Exchange::new(headers, session, Caller::key(depot), resume);
+        let exchange =
+            Exchange::new(headers, session, Caller::key(depot), resume).watched(watch.clone());
         serve(&state, &bytes, exchange, res).await;
     }
+    watched(watch, res);
 }
 
 /// What both Messages endpoints read before their work: the state, the body within the size
 /// limit, the client's Anthropic headers and the session; `None` once the error is written.
 async fn read(
+    state: &AppState,
     req: &mut Request,
-    depot: &Depot,
     res: &mut Response,
-) -> Option<(
-    std::sync::Arc<crate::inbound::http::AppState>,
-    bytes::Bytes,
-    Vec<(String, String)>,
-    SessionKey,
-)> {
-    let state = state_or_500(depot, res)?;
+) -> Option<(bytes::Bytes, Vec<(String, String)>, SessionKey)> {
     let session = match session_key(req, None) {
         Ok(id) => id,
         Err(error) => {
@@ -76,7 +76,7 @@ async fn read(
         }
     };
     let headers = anthropic_headers(req);
-    Some((state, bytes, headers, session))
+    Some((bytes, headers, session))
 }
 
 /// Count the tokens of a message (Anthropic Messages API)
@@ -104,7 +104,10 @@ async fn read(
     ),
 )]
 pub async fn count_tokens(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    if let Some((state, bytes, headers, session)) = read(req, depot, res).await {
+    let Some(state) = state_or_500(depot, res) else {
+        return;
+    };
+    if let Some((bytes, headers, session)) = read(&state, req, res).await {
         count(&state, &bytes, headers, session, Caller::key(depot), res).await;
     }
 }

@@ -17,6 +17,7 @@ use super::output::{
 use crate::domain::exchange::{Dialect, NativeRequest};
 use crate::domain::keys::VirtualKey;
 use crate::domain::service::chat::{ChatReply, ChatRequest};
+use crate::domain::watch::Watch;
 use crate::inbound::http::AppState;
 use crate::protocol::anthropic::{self, MessagesStreamWriter};
 use crate::protocol::openai::ChatBody;
@@ -118,6 +119,7 @@ fn read(
         native,
         caller: None,
         stream_resume: false,
+        watch: None,
     };
     Ok(Read {
         chat,
@@ -159,6 +161,7 @@ pub struct Exchange {
     session: SessionKey,
     caller: Option<Arc<VirtualKey>>,
     stream_resume: bool,
+    watch: Option<Arc<Watch>>,
 }
 
 impl Exchange {
@@ -173,7 +176,13 @@ impl Exchange {
             session,
             caller,
             stream_resume,
+            watch: None,
         }
+    }
+
+    /// The console's record of the request, when the live feed has subscribers.
+    pub fn watched(self, watch: Option<Arc<Watch>>) -> Self {
+        Exchange { watch, ..self }
     }
 }
 
@@ -190,6 +199,7 @@ pub async fn serve(state: &Arc<AppState>, bytes: &[u8], exchange: Exchange, res:
     };
     chat.caller = exchange.caller;
     chat.stream_resume = exchange.stream_resume;
+    chat.watch = exchange.watch;
     match state.chat.chat(chat).await {
         Ok(ChatReply::Complete {
             served,

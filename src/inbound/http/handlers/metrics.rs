@@ -26,6 +26,7 @@ pub async fn render(depot: &mut Depot, res: &mut Response) {
     metrics::counter!("apiproxy_store_errors_total").absolute(state.store.errors());
     // Gauges read at scrape time, so the request path pays nothing for them.
     metrics::gauge!("apiproxy_in_flight_requests").set(state.admission.in_flight() as f64);
+    metrics::gauge!("apiproxy_console_subscribers").set(state.feed.subscribers() as f64);
     metrics::gauge!("apiproxy_runtime_alive_tasks").set(crate::worker::alive_tasks() as f64);
     let text = state
         .metrics_handle

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod chat;
 pub mod console;
+pub mod console_data;
 pub mod context;
 pub mod docs;
 pub mod gemini;

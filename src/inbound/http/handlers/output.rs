@@ -12,11 +12,30 @@ use crate::domain::exchange::Dialect;
 use crate::domain::failover::AllFailed;
 use crate::domain::metering::{Allowance, Limit};
 use crate::domain::service::chat::{ChatError, KeyRefusal, Relayed, ServedBy};
+use crate::domain::watch::{Answered, Watch};
 use crate::inbound::http::ApiError;
 use crate::protocol::{self as wire, anthropic, gemini, openai};
 
 /// Time spent waiting on upstreams, in milliseconds (read back by the overhead histogram).
 pub const UPSTREAM_MS_HEADER: &str = "x-apiproxy-upstream-ms";
+
+/// Tells the console's record of a watched request how it was answered: the status and who
+/// answered, read back from the response (every answer and error writes them the same way). The
+/// record is published when its last holder lets go (a stream's, when the stream ends).
+pub fn watched(watch: Option<std::sync::Arc<Watch>>, res: &Response) {
+    let Some(watch) = watch else {
+        return;
+    };
+    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok());
+    watch.answered(Answered {
+        status: res.status_code.map_or(200, |s| s.as_u16()),
+        provider: header("x-apiproxy-provider").map(str::to_string),
+        model: header("x-apiproxy-model").map(str::to_string),
+        attempts: header("x-apiproxy-attempts")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    });
+}
 
 pub fn served_headers(res: &mut Response, served: &ServedBy) {
     let span = tracing::Span::current();

@@ -14,8 +14,9 @@ use super::output::{
 };
 use crate::domain::exchange::{Dialect, NativeRequest};
 use crate::domain::service::chat::{ChatReply, ChatRequest};
-use crate::inbound::http::ApiError;
+use crate::domain::watch::Watch;
 use crate::inbound::http::openapi::schemas;
+use crate::inbound::http::{ApiError, AppState};
 use crate::protocol::Dropped;
 use crate::protocol::openai::ChatBody;
 use crate::protocol::responses::{
@@ -59,6 +60,18 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Some(state) = state_or_500(depot, res) else {
         return;
     };
+    let watch = super::input::watch(&state, depot, res, "/v1/responses");
+    serve(&state, req, depot, res, watch.clone()).await;
+    super::output::watched(watch, res);
+}
+
+async fn serve(
+    state: &AppState,
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    watch: Option<Arc<Watch>>,
+) {
     let bytes = match payload(req, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(error) => return error.write(res),
@@ -102,6 +115,7 @@ pub async fn create(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             native,
             caller: crate::inbound::http::Caller::key(depot),
             stream_resume: super::input::stream_resume(req),
+            watch,
         })
         .await
     {

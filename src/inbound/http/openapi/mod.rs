@@ -6,6 +6,7 @@
 //! documented, nor documented without being served.
 
 pub mod alternatives;
+pub mod console_schemas;
 pub mod key_schemas;
 pub mod reload_schemas;
 pub mod schemas;
@@ -33,7 +34,7 @@ metrics); the gateway token and virtual keys (`sk-apx-...`, from `POST /keys`, s
 ways) reach inference, the model lists and `GET /v1/usage`, and get 403 `admin_required` \
 elsewhere. Without it the gateway token is admin.";
 
-const TAGS: [(&str, &str); 7] = [
+const TAGS: [(&str, &str); 8] = [
     (
         "chat",
         "OpenAI Chat Completions and Responses, Anthropic Messages.",
@@ -55,6 +56,10 @@ const TAGS: [(&str, &str); 7] = [
     (
         "observability",
         "Health, Prometheus metrics and this documentation.",
+    ),
+    (
+        "console",
+        "The data of the operators' console at `/ui` (admin): traffic samples and the live feed of finished requests.",
     ),
 ];
 
@@ -79,6 +84,7 @@ pub fn document(api: &Router) -> Value {
     schemas::all(&mut components);
     key_schemas::all(&mut components);
     reload_schemas::all(&mut components);
+    console_schemas::all(&mut components);
     let mut doc = OpenApi::new(TITLE, env!("CARGO_PKG_VERSION"))
         .add_server(Server::new("/"))
         .tags(TAGS.map(|(name, description)| Tag::new(name).description(description)))

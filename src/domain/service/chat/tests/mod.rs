@@ -89,6 +89,7 @@ fn request_for(model: &str, stream: bool, session_id: Option<&str>) -> ChatReque
         native: None,
         caller: None,
         stream_resume: false,
+        watch: None,
     }
 }
 
