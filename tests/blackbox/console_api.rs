@@ -113,6 +113,13 @@ async fn stats_sample_the_proxied_traffic_and_since_filters() {
         (samples.len() >= 3).then_some(samples)
     })
     .await;
+    // Idle intervals (before the traffic) have null percentiles: the document says so.
+    let (_, doc) = gateway.get_json("/openapi.json").await;
+    assert_documented(&doc, "ConsoleStats", &stats(&gateway, "").await);
+    assert!(
+        samples.iter().any(|s| s["overhead_ms"]["p50"].is_null()),
+        "an idle sample: {samples:?}"
+    );
     let ats: Vec<u64> = samples.iter().map(|s| s["at"].as_u64().unwrap()).collect();
     assert!(ats.windows(2).all(|w| w[0] < w[1]), "{ats:?}");
     let since = ats[ats.len() - 2];
@@ -189,6 +196,18 @@ impl LiveFeed {
     }
 }
 
+/// Asserts that `instance` is a valid `name` of the served document's components.
+fn assert_documented(doc: &Value, name: &str, instance: &Value) {
+    let mut root = json!({"$ref": format!("#/components/schemas/{name}")});
+    root["components"] = doc["components"].clone();
+    let validator = jsonschema::draft202012::new(&root).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "not a {name}: {errors:?}\n{instance}");
+}
+
 /// The fields every record has, with their types.
 fn assert_record_shape(record: &Value) {
     for field in ["request_id", "endpoint", "key"] {
@@ -221,6 +240,7 @@ async fn the_live_feed_shows_each_finished_request_with_its_key_tokens_and_cost(
         json_of(response).await
     };
     let key_auth = format!("Bearer {}", key["key"].as_str().expect("secret"));
+    let (_, doc) = gateway.get_json("/openapi.json").await;
     let mut feed = LiveFeed::open(&gateway).await;
 
     // A whole answer to a virtual key.
@@ -229,6 +249,7 @@ async fn the_live_feed_shows_each_finished_request_with_its_key_tokens_and_cost(
     let answer = json_of(answer).await;
     let record = feed.next_record().await;
     assert_record_shape(&record);
+    assert_documented(&doc, "LiveRequest", &record);
     assert_eq!(record["request_id"], request_id.as_str(), "{record}");
     assert_eq!(record["endpoint"], "/v1/chat/completions");
     assert_eq!(record["key"], "console-bot");
@@ -262,6 +283,7 @@ async fn the_live_feed_shows_each_finished_request_with_its_key_tokens_and_cost(
     assert!(text.contains("[DONE]"), "{text}");
     let record = feed.next_record().await;
     assert_record_shape(&record);
+    assert_documented(&doc, "LiveRequest", &record);
     assert_eq!(record["request_id"], streamed_id.as_str(), "{record}");
     assert_eq!(record["key"], "gateway");
     assert_eq!(record["stream"], true);
@@ -282,6 +304,7 @@ async fn the_live_feed_shows_each_finished_request_with_its_key_tokens_and_cost(
     assert_eq!(refused.status(), 404);
     let record = feed.next_record().await;
     assert_record_shape(&record);
+    assert_documented(&doc, "LiveRequest", &record);
     assert_eq!(record["status"], 404);
     assert_eq!(record["logical_model"], "no-such-model");
     assert_eq!(
@@ -337,6 +360,7 @@ async fn the_live_feed_shows_each_finished_request_with_its_key_tokens_and_cost(
         }
         let record = feed.next_record().await;
         assert_record_shape(&record);
+        assert_documented(&doc, "LiveRequest", &record);
         assert_eq!(record["endpoint"], endpoint, "{path}: {record}");
         assert_eq!(record["provider"], "a", "{path}: {record}");
         assert_eq!(record["logical_model"], LOGICAL, "{path}: {record}");
@@ -411,12 +435,14 @@ async fn both_work_over_the_redis_store() {
     let redis = RedisServer::start();
     let mock = Mock::start("a", &["up-a"]);
     let gateway = builder(&mock).redis(&redis.url()).start().await;
+    let (_, doc) = gateway.get_json("/openapi.json").await;
     let mut feed = LiveFeed::open(&gateway).await;
     let answer = chat_with(&gateway, AUTH, chat_body(LOGICAL, "hello")).await;
     let request_id = header(&answer, "x-request-id").unwrap().to_string();
     let _ = answer.text().await;
     let record = feed.next_record().await;
     assert_record_shape(&record);
+    assert_documented(&doc, "LiveRequest", &record);
     assert_eq!(record["request_id"], request_id.as_str());
     assert!(record["cost_usd"].as_f64() > Some(0.0), "{record}");
     drop(feed);
