@@ -254,7 +254,8 @@ async fn serve(
         traffic.clone(),
         clock.clone(),
         apiproxy::outbound::console_stats::INTERVAL,
-    );
+    )
+    .map_err(|e| format!("cannot start the console's sampler thread: {e}"))?;
     let providers = Arc::new(ProviderRegistry::new(settings.providers.clone()));
     let mask = settings.mask_as_browser.then(|| MaskHeaders {
         user_agent: settings.mask_user_agent.clone(),

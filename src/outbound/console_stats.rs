@@ -263,30 +263,30 @@ impl TrafficStats for TrafficRing {
     }
 }
 
-/// Takes a sample every `period` into `ring`, off the request path, for as long as the runtime
-/// lives.
+/// Takes a sample every `period` into `ring`, for as long as the process lives, on a thread of its
+/// own: rendering takes a moment, which no serving worker should wait for.
 pub fn spawn_sampler(
     handle: PrometheusHandle,
     ring: Arc<TrafficRing>,
     clock: Arc<dyn Clock>,
     period: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        let mut before = parse(&handle.render());
-        let mut taken = Instant::now();
-        loop {
-            ticks.tick().await;
-            let now = parse(&handle.render());
-            let seconds = taken.elapsed().as_secs_f64();
-            taken = Instant::now();
-            let at = (clock.now() * 1000.0).max(0.0) as u64;
-            ring.push(sample(&before, &now, seconds, at));
-            before = now;
-        }
-    })
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("console-stats".into())
+        .spawn(move || {
+            let mut before = parse(&handle.render());
+            let mut taken = Instant::now();
+            loop {
+                // Sleeping to the next tick, not for a period: the render's time does not drift it.
+                std::thread::sleep(period.saturating_sub(taken.elapsed()));
+                let now = parse(&handle.render());
+                let seconds = taken.elapsed().as_secs_f64();
+                taken = Instant::now();
+                let at = (clock.now() * 1000.0).max(0.0) as u64;
+                ring.push(sample(&before, &now, seconds, at));
+                before = now;
+            }
+        })
 }
 
 #[cfg(test)]
