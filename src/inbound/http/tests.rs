@@ -384,3 +384,18 @@ async fn the_generated_openapi_document_is_whole() {
     open.sort();
     assert_eq!(open, ["/docs", "/health", "/openapi.json"]);
 }
+
+#[tokio::test]
+async fn without_a_recorder_the_console_stats_have_no_samples() {
+    let app = app(1 << 20).await;
+    let mut res = TestClient::get(format!("{URL}/admin/stats?since=0"))
+        .add_header("authorization", TOKEN, true)
+        .send(&app)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::OK));
+    let body: Value = res.take_json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"interval_seconds": 2, "window_seconds": 900, "samples": []})
+    );
+}
