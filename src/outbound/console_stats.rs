@@ -17,13 +17,14 @@ pub const INTERVAL: Duration = Duration::from_secs(SAMPLE_SECONDS);
 /// Samples kept: 15 minutes at one every 2 s.
 pub const CAPACITY: usize = (WINDOW_SECONDS / SAMPLE_SECONDS) as usize;
 
-/// The `endpoint` labels of proxied requests. `/v1/models` is left out: it also names every
-/// model-list request, which would drown the few Gemini calls made on `/v1`.
-const PROXIED: [&str; 4] = [
+/// The `endpoint` labels of proxied requests (Gemini's generation calls have labels of their own,
+/// apart from the model lists).
+const PROXIED: [&str; 5] = [
     "/v1/chat/completions",
     "/v1/responses",
     "/v1/messages",
-    "/v1beta/models",
+    "/v1beta/models/*:generateContent",
+    "/v1beta/models/*:streamGenerateContent",
 ];
 
 const REQUESTS: &str = "apiproxy_requests_total";
@@ -299,6 +300,9 @@ apiproxy_requests_total{endpoint="/v1/chat/completions",status="502"} 1
 apiproxy_requests_total{endpoint="/v1/messages",status="429"} 1
 apiproxy_requests_total{endpoint="/providers",status="500"} 4
 apiproxy_requests_total{endpoint="/v1/models",status="200"} 3
+apiproxy_requests_total{endpoint="/v1beta/models",status="200"} 6
+apiproxy_requests_total{endpoint="/v1beta/models/*:generateContent",status="200"} 2
+apiproxy_requests_total{endpoint="/v1beta/models/*:streamGenerateContent",status="503"} 1
 
 # TYPE apiproxy_tokens_total counter
 apiproxy_tokens_total{provider="a",model="m \"quoted\", odd",kind="prompt"} 100
@@ -326,8 +330,9 @@ apiproxy_upstream_duration_seconds_bucket{endpoint="/v1/responses",le="+Inf"} 4
     #[test]
     fn the_proxied_series_are_read_and_the_rest_left_out() {
         let totals = parse(RENDER);
-        assert_eq!(totals.requests, 10.0);
-        assert_eq!(totals.errors, 2.0);
+        // Gemini's generation calls count; its model lists (`/v1beta/models`) do not.
+        assert_eq!(totals.requests, 13.0);
+        assert_eq!(totals.errors, 3.0);
         assert_eq!(totals.tokens, 150.0);
         assert_eq!(totals.cost_nano_usd, 2_000_000.0);
         assert_eq!(

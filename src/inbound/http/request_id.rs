@@ -86,8 +86,21 @@ pub async fn request_id(
     }
 }
 
+/// Gemini's generation paths (`/v1beta/models/{model}:generateContent`, also under `/v1/`): one
+/// label each, the model left out, apart from the model lists they share a prefix with.
+const GEMINI_GENERATE: &str = "/v1beta/models/*:generateContent";
+const GEMINI_STREAM: &str = "/v1beta/models/*:streamGenerateContent";
+
 /// A low-cardinality name for the endpoint (ids in paths would explode the label set).
 fn endpoint(path: &str) -> &'static str {
+    if path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/") {
+        if path.ends_with(":generateContent") {
+            return GEMINI_GENERATE;
+        }
+        if path.ends_with(":streamGenerateContent") {
+            return GEMINI_STREAM;
+        }
+    }
     const KNOWN: [&str; 17] = [
         "/v1beta/models",
         "/v1/chat/completions",
@@ -150,6 +163,15 @@ mod tests {
         assert_eq!(endpoint("/routing/sessions/abc"), "/routing/sessions");
         assert_eq!(endpoint("/keys/key_1/rotate"), "/keys");
         assert_eq!(endpoint("/admin/reload"), "/admin/reload");
+        assert_eq!(
+            endpoint("/v1beta/models/gemini-2.5-pro:generateContent"),
+            "/v1beta/models/*:generateContent"
+        );
+        assert_eq!(
+            endpoint("/v1/models/gemini-2.5-pro:streamGenerateContent"),
+            "/v1beta/models/*:streamGenerateContent"
+        );
+        assert_eq!(endpoint("/v1beta/models/gemini-2.5-pro"), "/v1beta/models");
         assert_eq!(endpoint("/v1/chat/completionsX"), "other");
         assert_eq!(endpoint("/nothing"), "other");
     }
