@@ -6,6 +6,7 @@
 mod agents;
 mod chat;
 mod cli;
+mod console;
 mod console_api;
 mod deploy;
 mod docs_page;

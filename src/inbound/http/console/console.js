@@ -1,7 +1,7 @@
 // The operators' console (/ui): hash-routed pages over the admin endpoints, no framework.
 //
 // Rules this file keeps:
-// - Everything shown is built as DOM nodes with textContent (never innerHTML with data), so a
+// - Everything shown is built as DOM nodes with textContent (data is never parsed as HTML), so a
 //   provider name, a key name or an upstream error message can never become markup.
 // - The admin token lives in sessionStorage only (this tab; gone when it closes), is sent as an
 //   Authorization header, and is never put in a URL.
@@ -367,6 +367,9 @@
       if (d) {
         drawn += 1;
         svg.append(s('path', { class: 'series', d, stroke: one.color, 'data-series': one.name }));
+        // The latest point as a dot: visible even when it is the only one.
+        const end = [...one.points].reverse().find(([t, v]) => t >= from && v !== null && Number.isFinite(v));
+        if (end) svg.append(s('circle', { cx: x(end[0]), cy: y(end[1]), r: 2.6, fill: one.color }));
       }
     }
     if (!drawn) {
@@ -580,8 +583,7 @@
               h('span', { class: 'muted mono', text: p.id }),
               h('span', { class: 'badge ' + health[0], dataset: { health: health[1] }, text: health[1] }),
               circuitBadge(circuit),
-              h('span', { class: 'spacer' }),
-              button),
+              h('span', { class: 'spacer' })),
             h('div', { class: 'stats' },
               stat('Error rate', total ? pct(errors / total) : DASH),
               stat('p95 latency', p95 === null ? DASH : ms(p95)),
@@ -599,6 +601,7 @@
               h('dd', {}, Array.isArray(modelList)
                 ? h('div', { class: 'chips' }, modelList.length ? modelList.map((m) => h('span', { class: 'chip mono', text: m })) : h('span', { class: 'muted', text: 'none listed' }))
                 : h('span', { class: 'muted', text: modelList || DASH }))),
+            h('div', { class: 'buttons' }, button),
             healthResult(check));
         }),
       );
@@ -875,7 +878,7 @@
   function decisionView(d) {
     const candidates = d.all_candidates || [];
     const top = Math.max(0, ...candidates.map((c) => c.score || 0)) || 1;
-    const rowH = 30, L = 190, W = 560, R = 70;
+    const rowH = 30, L = 150, W = 400, R = 70;
     const svg = s('svg', { viewBox: `0 0 ${W} ${Math.max(1, candidates.length) * rowH + 8}`, role: 'img', class: 'scores' });
     candidates.forEach((c, i) => {
       const u = c.upstream || {};
@@ -1050,7 +1053,7 @@
     const spend = h('div');
     const armed = new Map(); // key id -> timer of a "Revoke" waiting for its confirmation
     main.append(head('Keys and spend', 'Virtual keys, their budgets, and what was spent in the last 7 days (UTC)'),
-      h('div', { class: 'split' }, table, createKeyForm()), secretBox, spend);
+      createKeyForm(), secretBox, table, spend);
     let keys = [];
 
     function showSecret(title, created) {
@@ -1071,10 +1074,10 @@
       const errors = h('div');
       const form = h('form', { class: 'panel form', id: 'create-key' },
         h('h2', { text: 'Create a key' }),
-        h('div', { class: 'form-row' }, field('Name', name, true), field('Team', team, true)),
-        h('div', { class: 'form-row' }, field('Budget (USD)', budget, true), field('Budget period', period), field('Requests / min', rpm, true)),
-        errors,
-        h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary', text: 'Create key' })));
+        h('div', { class: 'form-row' }, field('Name', name, true), field('Team', team, true),
+          field('Budget (USD)', budget, true), field('Budget period', period), field('Requests / min', rpm, true),
+          h('button', { type: 'submit', class: 'primary', text: 'Create key' })),
+        errors);
       form.addEventListener('submit', async (event) => {
         event.preventDefault();
         const payload = { name: name.value.trim(), budget_period: period.value };
