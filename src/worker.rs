@@ -39,9 +39,7 @@ pub fn alive_tasks() -> usize {
         .ok()
         .filter(|all| !all.is_empty())
         .map(|all| all.iter().map(|h| h.metrics().num_alive_tasks()).sum());
-    registered.unwrap_or_else(|| {
-        Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks())
-    })
+    registered.unwrap_or_else(|| Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks()))
 }
 
 #[cfg(test)]

@@ -88,6 +88,9 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = taken.local_addr().expect("address").to_string();
         let refused = bind_sockets(&addr, 2).expect_err("port taken");
-        assert!(refused.starts_with(&format!("cannot listen on {addr}")), "{refused}");
+        assert!(
+            refused.starts_with(&format!("cannot listen on {addr}")),
+            "{refused}"
+        );
     }
 }
