@@ -30,6 +30,11 @@ pub fn bind_sockets(
         .next()
         .ok_or_else(|| format!("{addr} resolves to no address"))?;
     let shared = count > 1;
+    if shared && target.port() != 0 {
+        // SO_REUSEPORT would let this group join another process's (a second gateway started on
+        // the same port by the same user) and split its traffic: check the port is free first.
+        listen(target, false).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
     let mut sockets = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         let socket = listen(target, shared).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -81,6 +86,13 @@ mod tests {
         for _ in 0..6 {
             std::net::TcpStream::connect(bound).expect("connect");
         }
+    }
+
+    #[test]
+    fn a_port_another_gateway_listens_on_is_refused_not_shared() {
+        let (_first, bound) = bind_sockets("127.0.0.1:0", 2).expect("bind");
+        let refused = bind_sockets(&bound.to_string(), 2).expect_err("port taken");
+        assert!(refused.contains("in use"), "{refused}");
     }
 
     #[test]
