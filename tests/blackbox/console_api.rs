@@ -13,14 +13,9 @@ use crate::support::*;
 const ADMIN: &str = "Bearer root-admin-secret";
 
 /// A gateway over one mock whose prices make one token cost 0.001 USD, with an admin token apart
-/// from the gateway token.
+/// from the gateway token (the keys tests' own).
 fn builder(mock: &Mock) -> GatewayBuilder {
-    Gateway::builder()
-        .provider("a", &mock.url)
-        .logical(&[("a", "up-a", 1.0)])
-        .env("APIPROXY_ADMIN_TOKEN", "root-admin-secret")
-        .env("LLM_PROVIDER_a_COST_INPUT", "1000")
-        .env("LLM_PROVIDER_a_COST_OUTPUT", "1000")
+    crate::keys::admin_builder(mock)
 }
 
 async fn admin_get(gateway: &Gateway, path: &str) -> reqwest::Response {

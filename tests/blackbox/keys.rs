@@ -13,7 +13,7 @@ use crate::support::*;
 const ADMIN: &str = "Bearer root-admin-secret";
 
 /// A gateway with an admin token over one mock whose prices make one token cost 0.001 USD.
-fn admin_builder(mock: &Mock) -> GatewayBuilder {
+pub(crate) fn admin_builder(mock: &Mock) -> GatewayBuilder {
     Gateway::builder()
         .provider("a", &mock.url)
         .logical(&[("a", "up-a", 1.0)])

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use salvo::http::HeaderValue;
 use salvo::oapi::endpoint;
 use salvo::prelude::*;
 use serde_json::json;
@@ -99,13 +98,5 @@ pub async fn live(depot: &mut Depot, res: &mut Response) {
         ticks.tick().await;
         Some((Bytes::from_static(b": keep-alive\n\n"), ticks))
     });
-    let events = stream::select(records, keep_alive);
-    let headers = res.headers_mut();
-    headers.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    res.stream(events.map(Ok::<_, std::convert::Infallible>));
+    super::output::send_events(res, stream::select(records, keep_alive));
 }

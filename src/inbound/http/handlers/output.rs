@@ -3,7 +3,7 @@
 //! status, type, code and message, rendered in the OpenAI or the Anthropic error shape.
 
 use bytes::Bytes;
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::prelude::*;
 use serde_json::{Value, json};
@@ -111,6 +111,12 @@ pub fn json_answer(res: &mut Response, served: &ServedBy, status: u16, body: Byt
 /// Starts an event stream: the served-by headers, the SSE headers, then the events.
 pub fn stream_events(res: &mut Response, served: &ServedBy, events: BoxStream<'static, Bytes>) {
     served_headers(res, served);
+    send_events(res, events);
+}
+
+/// Answers with a server-sent event stream: never cached, never buffered by a proxy in front
+/// (`X-Accel-Buffering: no` for nginx).
+pub fn send_events(res: &mut Response, events: impl Stream<Item = Bytes> + Send + 'static) {
     let headers = res.headers_mut();
     headers.insert(
         "content-type",
