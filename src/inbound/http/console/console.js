@@ -332,6 +332,17 @@
    * A line chart of `series` ([{name, color, points: [[x, y|null]]}]) over x in [from, to].
    * A null y or a gap of more than three intervals breaks the line.
    */
+  // Four horizontal grid lines with their values on the left, shared by the line and bar charts.
+  function gridLines(svg, { top, y, left, right, format }) {
+    for (let i = 0; i <= 4; i++) {
+      const v = (top * i) / 4;
+      svg.append(
+        s('line', { class: 'grid-line', x1: left, x2: right, y1: y(v), y2: y(v) }),
+        s('text', { x: left - 6, y: y(v) + 3.5, 'text-anchor': 'end' }, format(v)),
+      );
+    }
+  }
+
   function lineChart({ series, from, to, format, floor = 0, interval = 2000 }) {
     const W = 560, H = 190, L = 52, R = 12, T = 10, B = 24;
     const values = series.flatMap((one) => one.points.map((p) => p[1])).filter((v) => v !== null && Number.isFinite(v));
@@ -339,13 +350,7 @@
     const x = (t) => L + ((t - from) / (to - from)) * (W - L - R);
     const y = (v) => T + (1 - v / top) * (H - T - B);
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
-    for (let i = 0; i <= 4; i++) {
-      const v = (top * i) / 4;
-      svg.append(
-        s('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }),
-        s('text', { x: L - 6, y: y(v) + 3.5, 'text-anchor': 'end' }, format(v)),
-      );
-    }
+    gridLines(svg, { top, y, left: L, right: W - R, format });
     svg.append(s('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
     for (let m = 15; m >= 0; m -= 5) {
       const t = to - m * 60000;
@@ -396,13 +401,7 @@
     const y = (v) => T + (1 - v / top) * (H - T - B);
     const slot = (W - L - R) / Math.max(rows.length, 1);
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
-    for (let i = 0; i <= 4; i++) {
-      const v = (top * i) / 4;
-      svg.append(
-        s('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }),
-        s('text', { x: L - 6, y: y(v) + 3.5, 'text-anchor': 'end' }, format(v)),
-      );
-    }
+    gridLines(svg, { top, y, left: L, right: W - R, format });
     rows.forEach((row, i) => {
       const x0 = L + i * slot + slot * 0.18;
       let base = 0;
