@@ -11,6 +11,8 @@ is for speed; this is for "did the code get more expensive").
         --mock target/release/mock-upstream [--n 500 --warmup 50] [--out bench/out/INSTRUCTIONS.md]
         [--key after]
 
+INSTRUCTIONS_KEEP=<dir> keeps the callgrind files, for `callgrind_annotate --inclusive=yes`.
+
 `--key LABEL` adds a row for that binary where the requests carry a virtual key (sk-apx-..., created with
 POST /keys) that has an rpm, a tpm, a max_parallel and a budget: the whole key path (lookup,
 limits, reservation, settlement, usage) on the in-memory store, against the gateway token's row.
@@ -32,6 +34,9 @@ import tempfile
 import time
 
 TOKEN = "dGltZWxpbmU="
+# INSTRUCTIONS_KEEP=dir keeps each run's callgrind file there (for callgrind_annotate) instead of
+# deleting it.
+KEEP = os.environ.get("INSTRUCTIONS_KEEP", "")
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "Say hello in five words."}]}
 
 
@@ -134,7 +139,13 @@ def instructions(binary, mock_port, n, stream, warmup, with_key=False):
             m = re.match(r"(?:summary|totals):\s+(\d+)", line)
             if m:
                 total = max(total, int(m.group(1)))
-    os.unlink(out.name)
+    if KEEP:
+        os.makedirs(KEEP, exist_ok=True)
+        kept = os.path.join(KEEP, f"{'stream' if stream else 'plain'}{'-key' if with_key else ''}-{int(time.time() * 1000)}.callgrind")
+        os.replace(out.name, kept)
+        print(f"kept {kept} ({binary})", flush=True)
+    else:
+        os.unlink(out.name)
     os.unlink(models.name)
     if total == 0:
         raise RuntimeError(f"no callgrind totals for {binary}")

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod envfile;
 pub mod inbound;
 pub mod logging;
+pub mod metric_handles;
 pub mod mock;
 pub mod outbound;
 pub mod protocol;

@@ -22,11 +22,17 @@ use crate::protocol::{resume, sse};
 /// with only `model` changed.
 #[derive(Debug, Clone)]
 pub struct ChatBody {
-    fields: IndexMap<String, Box<RawValue>>,
+    fields: Fields,
     model: String,
     /// Another API's own body, passed through: never amended.
     native: bool,
 }
+
+/// The body's top-level fields in the client's order, raw. Hashed with foldhash (randomly seeded
+/// per process, several times cheaper than the default SipHash on short keys): a body has a
+/// handful of fields, looked up a dozen times per request, and its size is bounded by
+/// `MAX_BODY_BYTES`.
+type Fields = IndexMap<String, Box<RawValue>, hashbrown::DefaultHashBuilder>;
 
 /// Why a chat body cannot be accepted, with the field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,14 +99,13 @@ impl ChatBody {
                 None,
             ));
         }
-        let fields: IndexMap<String, Box<RawValue>> =
-            serde_json::from_slice(bytes).map_err(|e| {
-                if e.is_data() {
-                    BodyError::new("request body must be a JSON object", None)
-                } else {
-                    BodyError::new(format!("request body is not valid JSON: {e}"), None)
-                }
-            })?;
+        let fields: Fields = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_data() {
+                BodyError::new("request body must be a JSON object", None)
+            } else {
+                BodyError::new(format!("request body is not valid JSON: {e}"), None)
+            }
+        })?;
         let model = match fields.get("model") {
             None => return Err(BodyError::new("'model' is required", Some("model"))),
             Some(raw) => match serde_json::from_str::<String>(raw.get()) {
@@ -290,7 +295,7 @@ fn nesting_exceeds(bytes: &[u8], limit: usize) -> bool {
 /// Rejects known fields of the wrong type with a 400 naming them, so a malformed request never
 /// costs an upstream call. Fields are checked from their raw text; `messages` is read shallowly
 /// (role and the kind of content), never re-modelled.
-fn check_known_fields(fields: &IndexMap<String, Box<RawValue>>) -> Result<(), BodyError> {
+fn check_known_fields(fields: &Fields) -> Result<(), BodyError> {
     #[derive(serde::Deserialize)]
     struct Message<'a> {
         role: Option<&'a str>,

@@ -2,21 +2,37 @@
 //! Prometheus recorder is installed): attempts by provider, vendor and outcome, token usage when
 //! the upstream reports it, and the open-streams gauge.
 
+use metrics::Counter;
+
 use crate::domain::exchange::Usage;
 use crate::domain::provider::ProviderConfig;
+use crate::metric_handles::{self, Cache};
+
+thread_local! {
+    static ATTEMPTS: Cache<3, Counter> = Default::default();
+    static FAILOVERS: Cache<1, Counter> = Default::default();
+    static TOKENS: Cache<3, Counter> = Default::default();
+}
 
 /// One upstream attempt's outcome: `success`, `failed_over`, `relayed_error` or `qps_limited`.
 pub fn attempt(provider: &ProviderConfig, outcome: &'static str) {
-    metrics::counter!(
-        "apiproxy_upstream_attempts_total",
-        "provider" => provider.id.clone(),
-        "vendor" => provider.vendor.as_str(),
-        "outcome" => outcome
-    )
+    let vendor = provider.vendor.as_str();
+    metric_handles::get(&ATTEMPTS, [&provider.id, vendor, outcome], || {
+        metrics::counter!(
+            "apiproxy_upstream_attempts_total",
+            "provider" => provider.id.clone(),
+            "vendor" => vendor,
+            "outcome" => outcome
+        )
+    })
     .increment(1);
     if outcome == "failed_over" {
-        metrics::counter!("apiproxy_failovers_total", "provider" => provider.id.clone())
-            .increment(1);
+        metric_handles::get(
+            &FAILOVERS,
+            [&provider.id],
+            || metrics::counter!("apiproxy_failovers_total", "provider" => provider.id.clone()),
+        )
+        .increment(1);
     }
 }
 
@@ -36,8 +52,10 @@ pub fn count_tokens(provider: &str, model: &str, usage: &Usage) {
         ("completion", usage.completion_tokens),
     ] {
         if count > 0 {
-            metrics::counter!("apiproxy_tokens_total", "provider" => provider.to_string(), "model" => model.to_string(), "kind" => kind)
-                .increment(count);
+            metric_handles::get(&TOKENS, [provider, model, kind], || {
+                metrics::counter!("apiproxy_tokens_total", "provider" => provider.to_string(), "model" => model.to_string(), "kind" => kind)
+            })
+            .increment(count);
         }
     }
 }

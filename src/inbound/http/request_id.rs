@@ -4,9 +4,12 @@
 
 use std::time::Instant;
 
+use metrics::{Counter, Histogram};
 use salvo::http::HeaderValue;
 use salvo::prelude::*;
 use tracing::Instrument;
+
+use crate::metric_handles::{self, Cache};
 
 pub const HEADER: &str = "x-request-id";
 
@@ -129,14 +132,27 @@ fn endpoint(path: &str) -> &'static str {
         .unwrap_or("other")
 }
 
+thread_local! {
+    static REQUESTS: Cache<2, Counter> = Default::default();
+    static DURATION: Cache<1, Histogram> = Default::default();
+    static UPSTREAM: Cache<1, Histogram> = Default::default();
+    static OVERHEAD: Cache<1, Histogram> = Default::default();
+}
+
 fn record(path: &str, res: &Response, started: Instant) {
     let endpoint = endpoint(path);
     let elapsed = started.elapsed().as_secs_f64();
-    let status = res.status_code.map_or(200, |s| s.as_u16()).to_string();
-    metrics::counter!("apiproxy_requests_total", "endpoint" => endpoint, "status" => status)
-        .increment(1);
-    metrics::histogram!("apiproxy_request_duration_seconds", "endpoint" => endpoint)
-        .record(elapsed);
+    let status = res.status_code.unwrap_or(StatusCode::OK);
+    metric_handles::get(&REQUESTS, [endpoint, status.as_str()], || {
+        metrics::counter!("apiproxy_requests_total", "endpoint" => endpoint, "status" => status.as_str().to_string())
+    })
+    .increment(1);
+    metric_handles::get(
+        &DURATION,
+        [endpoint],
+        || metrics::histogram!("apiproxy_request_duration_seconds", "endpoint" => endpoint),
+    )
+    .record(elapsed);
     // Until the answer (or a stream's first byte) minus the time spent waiting on upstreams.
     let upstream_ms = res
         .headers()
@@ -144,11 +160,19 @@ fn record(path: &str, res: &Response, started: Instant) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok());
     if let Some(upstream_ms) = upstream_ms {
-        metrics::histogram!("apiproxy_upstream_duration_seconds", "endpoint" => endpoint)
-            .record(upstream_ms / 1000.0);
+        metric_handles::get(
+            &UPSTREAM,
+            [endpoint],
+            || metrics::histogram!("apiproxy_upstream_duration_seconds", "endpoint" => endpoint),
+        )
+        .record(upstream_ms / 1000.0);
         let overhead = (elapsed - upstream_ms / 1000.0).max(0.0);
-        metrics::histogram!("apiproxy_gateway_overhead_seconds", "endpoint" => endpoint)
-            .record(overhead);
+        metric_handles::get(
+            &OVERHEAD,
+            [endpoint],
+            || metrics::histogram!("apiproxy_gateway_overhead_seconds", "endpoint" => endpoint),
+        )
+        .record(overhead);
     }
 }
 

@@ -13,6 +13,12 @@ use crate::domain::metering::{
 use crate::domain::ports::{Clock, KeyLedger, UsageStore};
 use crate::domain::usage::{NanoUsd, Price, Usage};
 use crate::domain::watch::Watch;
+use crate::metric_handles::{self, Cache};
+
+thread_local! {
+    static TEAM_TOKENS: Cache<3, metrics::Counter> = Default::default();
+    static COST: Cache<2, metrics::Counter> = Default::default();
+}
 
 /// Why a key's request is refused before any upstream is asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,7 +257,7 @@ impl Drop for Ticket {
 /// virtual keys only (the gateway token's are in `apiproxy_tokens_total` already); cost for every
 /// request, under team `none` when there is no key or no team.
 fn count(keyed: bool, team: Option<&str>, model: &str, usage: &Usage, cost: NanoUsd) {
-    let team = team.unwrap_or("none").to_string();
+    let team = team.unwrap_or("none");
     let kinds = [
         ("input", usage.prompt_tokens),
         ("output", usage.completion_tokens),
@@ -261,13 +267,17 @@ fn count(keyed: bool, team: Option<&str>, model: &str, usage: &Usage, cost: Nano
     ];
     for (kind, tokens) in kinds {
         if keyed && tokens > 0 {
-            metrics::counter!("apiproxy_team_tokens_total", "team" => team.clone(), "model" => model.to_string(), "kind" => kind)
-                .increment(tokens);
+            metric_handles::get(&TEAM_TOKENS, [team, model, kind], || {
+                metrics::counter!("apiproxy_team_tokens_total", "team" => team.to_string(), "model" => model.to_string(), "kind" => kind)
+            })
+            .increment(tokens);
         }
     }
     if cost > 0 {
         // The facade's counters are integers: cost is counted exactly, in nano-dollars.
-        metrics::counter!("apiproxy_cost_nano_usd_total", "team" => team, "model" => model.to_string())
-            .increment(cost);
+        metric_handles::get(&COST, [team, model], || {
+            metrics::counter!("apiproxy_cost_nano_usd_total", "team" => team.to_string(), "model" => model.to_string())
+        })
+        .increment(cost);
     }
 }
