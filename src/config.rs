@@ -59,6 +59,9 @@ pub struct Settings {
     /// unset, the stores are in memory.
     pub redis: Option<RedisTarget>,
     pub redis_pool_size: usize,
+    /// `REDIS_WRITE_INTERVAL_MS`: how long the per-request bookkeeping (routing metrics, usage
+    /// aggregates) is batched before it is written to Redis; zero writes every record at once.
+    pub redis_write_interval: Duration,
     pub auth_token: SecretString,
     pub auth_token_is_default: bool,
     /// `APIPROXY_ADMIN_TOKEN` (SPEC 3.1): the management credential; unset, the gateway token is
@@ -319,6 +322,18 @@ impl Settings {
             port: v.parse("PORT", 8000u16, "a TCP port number 0-65535")?,
             redis,
             redis_pool_size: v.positive("REDIS_POOL_SIZE", 64usize)?,
+            redis_write_interval: {
+                let expected = "a whole number of milliseconds from 0 to 10000";
+                let ms = v.parse("REDIS_WRITE_INTERVAL_MS", 100u64, expected)?;
+                if ms > 10_000 {
+                    return Err(invalid(
+                        "REDIS_WRITE_INTERVAL_MS",
+                        "is over 10000",
+                        expected,
+                    ));
+                }
+                Duration::from_millis(ms)
+            },
             auth_token_is_default: token == DEFAULT_AUTH_TOKEN,
             auth_token: SecretString::from(token.to_string()),
             admin_token: v

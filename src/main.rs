@@ -271,6 +271,7 @@ async fn serve(
         &providers.snapshot(),
     )?);
     let stores = open_stores(&settings, clock.clone(), logical_models).await?;
+    let store_status = stores.status.clone();
     let options = Options {
         models_cache_ttl: settings.models_cache_ttl,
         breaker: BreakerPolicy {
@@ -354,6 +355,8 @@ async fn serve(
         shutdown_signal(),
     )
     .await?;
+    // The last requests' bookkeeping the store still holds back (Redis: the write-behind batch).
+    store_status.flush().await;
     tracing::info!("apiproxy stopped");
     Ok(())
 }
@@ -367,11 +370,12 @@ async fn open_stores(
         model.updated_at = clock.now();
     }
     if let Some(target) = &settings.redis {
-        let redis = RedisStores::with_context_bound(
+        let redis = RedisStores::with_options(
             target,
             settings.redis_pool_size,
             clock,
             settings.context_max_sessions,
+            settings.redis_write_interval,
         )?;
         if redis.backend.ping().await {
             tracing::info!("state store: {}", target.describe());
@@ -393,7 +397,10 @@ async fn open_stores(
             keys: redis.keys,
             ledger: redis.ledger,
             usage: redis.usage,
-            status: Arc::new(redis.backend),
+            status: Arc::new(apiproxy::outbound::redis::RedisStatus {
+                backend: redis.backend,
+                batch: redis.batch,
+            }),
         });
     }
     let memory = MemoryStores::with_context_bound(clock, settings.context_max_sessions);

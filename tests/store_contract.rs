@@ -22,12 +22,13 @@ use apiproxy::domain::metering::{
 use apiproxy::domain::model::{LogicalModel, Model, PhysicalModel};
 use apiproxy::domain::ports::{
     CachedModelList, CircuitStore, Clock, ContextStore, KeyLedger, KeyStore, LogicalModelStore,
-    MetricsStore, ModelCacheStore, ModelListEntry, QpsLimiter, SessionStore, UsageStore,
+    MetricsStore, ModelCacheStore, ModelListEntry, QpsLimiter, SessionStore, StoreStatus,
+    UsageStore,
 };
 use apiproxy::domain::session::Session;
 use apiproxy::domain::usage::Usage;
 use apiproxy::outbound::memory::MemoryStores;
-use apiproxy::outbound::redis::{RedisStores, RedisTarget};
+use apiproxy::outbound::redis::{RedisStatus, RedisStores, RedisTarget};
 use apiproxy::outbound::system::SystemClock;
 use redis_cluster::RedisCluster;
 use redis_server::RedisServer;
@@ -1154,6 +1155,8 @@ mod redis_only {
             .record(&usage_record("2033-05-18", "key_l", Some("red"), "gpt", 1))
             .await
             .unwrap();
+        // Usage is written with the instance's next batch (each key with its TTL in it).
+        r.batch.flush().await;
         for group in ["key", "team", "model", "provider", "day"] {
             assert_eq!(
                 ttl(&server, &format!("apx:usage:{{2033-05-18}}:{group}")),
@@ -1240,5 +1243,267 @@ mod redis_only {
             .await
             .unwrap();
         assert_eq!(r.ledger.spent(&spent_key("key_s")).await.unwrap(), [3]);
+    }
+
+    /// Stores on their own server whose batch is written `interval` after its first record.
+    fn batching_every(interval: Duration) -> (RedisStores, RedisServer) {
+        let server = RedisServer::start();
+        let stores = batching_on(&server, interval);
+        (stores, server)
+    }
+
+    fn batching_on(server: &RedisServer, interval: Duration) -> RedisStores {
+        RedisStores::with_options(
+            &RedisTarget::from_url(&server.url()).expect("a Redis URL"),
+            8,
+            clock(),
+            1_000,
+            interval,
+        )
+        .expect("redis pool")
+    }
+
+    fn attempt(success: bool) -> AttemptSample {
+        AttemptSample {
+            at: now(),
+            latency_ms: 10.0,
+            ttfb_ms: 10.0,
+            success,
+        }
+    }
+
+    /// A metrics hash's counters of one kind (`s`, `f`), summed over its seconds.
+    fn counted(server: &RedisServer, key: &str, kind: &str) -> u64 {
+        let flat = server.cli(&["HGETALL", key]);
+        let lines: Vec<&str> = flat.lines().collect();
+        lines
+            .chunks(2)
+            .filter(|pair| pair.len() == 2 && pair[0].ends_with(&format!(":{kind}")))
+            .map(|pair| pair[1].parse::<u64>().expect("a count"))
+            .sum()
+    }
+
+    /// Calls of one command since the server started (`INFO commandstats`).
+    fn calls(server: &RedisServer, command: &str) -> u64 {
+        let stats = server.cli(&["INFO", "commandstats"]);
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().expect("a call count"))
+    }
+
+    const METRICS: &str = "llm:metrics:gpt:p";
+    const RED: &str = "apx:usage:{2033-05-18}:team";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bookkeeping_goes_out_one_interval_after_it_starts_summed_with_its_ttls() {
+        let (r, server) = batching_every(Duration::from_millis(500));
+        for i in 0..50 {
+            r.metrics
+                .record("gpt", "p", attempt(i % 10 != 0))
+                .await
+                .unwrap();
+            r.usage
+                .record(&usage_record("2033-05-18", "key_b", Some("red"), "gpt", 2))
+                .await
+                .unwrap();
+        }
+        assert_eq!(server.cli(&["EXISTS", METRICS]), "0", "not written yet");
+        assert_eq!(server.cli(&["EXISTS", RED]), "0", "not written yet");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while counted(&server, METRICS, "s") < 45 {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(counted(&server, METRICS, "s"), 45);
+        assert_eq!(counted(&server, METRICS, "f"), 5);
+        assert_eq!(server.cli(&["HGET", RED, "red\ncost_nano_usd"]), "100");
+        assert_eq!(server.cli(&["HGET", RED, "red\nrequests"]), "50");
+        assert!((1..=120).contains(&ttl(&server, METRICS)));
+        assert!((1..=120).contains(&ttl(&server, "llm:metrics:#index:p")));
+        assert_eq!(server.cli(&["SMEMBERS", "llm:metrics:#index:p"]), "gpt");
+        assert_eq!(ttl(&server, RED), 400 * 86_400);
+        // 100 records, summed: a few HINCRBY per field and second, not two or more per record.
+        assert!(
+            calls(&server, "hincrby") < 40,
+            "{} HINCRBY",
+            calls(&server, "hincrby")
+        );
+        let stats = r.batch.stats();
+        assert_eq!((stats.written, stats.dropped, stats.deferred), (100, 0, 0));
+        assert!(stats.flushes <= 2, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_graceful_stop_writes_what_is_held_back() {
+        let (r, server) = batching_every(Duration::from_secs(3600));
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        r.usage
+            .record(&usage_record("2033-05-18", "key_b", Some("red"), "gpt", 7))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(server.cli(&["EXISTS", METRICS]), "0", "held back");
+        // What main does once serving has stopped.
+        let status: Arc<dyn StoreStatus> = Arc::new(RedisStatus {
+            backend: r.backend.clone(),
+            batch: r.batch.clone(),
+        });
+        status.flush().await;
+        assert_eq!(counted(&server, METRICS, "s"), 1);
+        assert_eq!(server.cli(&["HGET", RED, "red\ncost_nano_usd"]), "7");
+        assert_eq!(ttl(&server, RED), 400 * 86_400);
+        assert_eq!(r.batch.stats().written, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_instance_reads_its_own_batched_writes() {
+        let (r, _server) = batching_every(Duration::from_secs(3600));
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        r.metrics.record("gpt", "p", attempt(false)).await.unwrap();
+        r.usage
+            .record(&usage_record("2033-05-18", "key_b", Some("red"), "gpt", 3))
+            .await
+            .unwrap();
+        let figures = r
+            .metrics
+            .snapshot("gpt", &["p".to_string()], now())
+            .await
+            .unwrap();
+        assert_eq!(figures[0].as_ref().expect("figures").total_requests_1m, 2);
+        let by_provider = r.metrics.for_provider("p", now()).await.unwrap();
+        assert_eq!(by_provider.len(), 1);
+        let days = ["2033-05-18".to_string()];
+        let usage = r.usage.totals(&days, UsageGroup::Team, None).await.unwrap();
+        assert_eq!(usage, vec![("red".to_string(), totals(1, 3))]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batched_success_comes_before_a_later_failure_and_never_closes_an_open_circuit() {
+        let server = RedisServer::start();
+        let here = batching_on(&server, Duration::from_secs(3600));
+        let elsewhere = batching_on(&server, Duration::from_secs(3600));
+        let ids = |id: &str| vec![id.to_string()];
+        for id in ["p", "q", "o"] {
+            assert_eq!(
+                here.circuits.circuits(&ids(id)).await.unwrap(),
+                vec![Circuit::default()]
+            );
+            // Another instance counts failures since.
+            for _ in 0..2 {
+                elsewhere
+                    .circuits
+                    .record(id, false, T, POLICY)
+                    .await
+                    .unwrap();
+            }
+        }
+        elsewhere
+            .circuits
+            .record("o", false, T, POLICY)
+            .await
+            .unwrap();
+        let failures = |n| Circuit::Closed {
+            consecutive_failures: n,
+        };
+        // Here, a success (held back: the circuit was closed when last seen), then a failure: the
+        // success is written first, so the failure is the first in a row, not the third.
+        assert_eq!(
+            here.circuits.record("p", true, T, POLICY).await.unwrap(),
+            Circuit::default()
+        );
+        assert_eq!(
+            here.circuits.record("p", false, T, POLICY).await.unwrap(),
+            failures(1)
+        );
+        // Successes held back clear failures counted elsewhere once written, but leave an open
+        // circuit open (opened after those requests were routed).
+        for id in ["q", "o"] {
+            here.circuits.record(id, true, T, POLICY).await.unwrap();
+        }
+        assert_eq!(server.cli(&["EXISTS", "llm:circuit:q"]), "1", "held back");
+        here.batch.flush().await;
+        assert_eq!(server.cli(&["EXISTS", "llm:circuit:q"]), "0", "cleared");
+        let fresh = batching_on(&server, Duration::from_secs(3600));
+        assert_eq!(
+            fresh.circuits.circuits(&ids("o")).await.unwrap(),
+            vec![Circuit::Open { until: T + 30.0 }]
+        );
+        assert_eq!(
+            fresh.circuits.circuits(&ids("p")).await.unwrap(),
+            vec![failures(1)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_redis_never_got_is_kept_a_few_times_then_dropped_and_counted() {
+        let (r, mut server) = batching_every(Duration::from_secs(3600));
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        r.batch.flush().await;
+        server.stop();
+        let errors_before = r.backend.error_count();
+        // Sent on the connection that just broke: whether Redis got it is unknown, so it is
+        // dropped rather than risk counting it twice.
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        r.batch.flush().await;
+        let broken = r.batch.stats();
+        assert_eq!((broken.deferred, broken.dropped), (0, 1), "{broken:?}");
+        // Redis is known to be down now: nothing is sent, the batch is kept for the next flush.
+        for _ in 0..3 {
+            r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        }
+        r.batch.flush().await;
+        r.batch.flush().await;
+        let kept = r.batch.stats();
+        assert_eq!((kept.deferred, kept.dropped), (2, 1), "kept: {kept:?}");
+        r.batch.flush().await;
+        let dropped = r.batch.stats();
+        assert_eq!((dropped.deferred, dropped.dropped), (2, 4), "{dropped:?}");
+        assert!(r.backend.error_count() > errors_before, "counted");
+        // Not tried again: nothing is left.
+        r.batch.flush().await;
+        assert_eq!(r.batch.stats(), dropped);
+
+        server.restart();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        r.batch.flush().await;
+        // The server restarted empty: only the record after it is there.
+        assert_eq!(counted(&server, METRICS, "s"), 1);
+        assert_eq!(r.batch.stats().written, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_redis_refused_is_dropped_at_once_not_counted_twice() {
+        let (r, server) = batching_every(Duration::from_secs(3600));
+        server.cli(&["SET", "llm:metrics:#index:p", "not a set"]);
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        let errors_before = r.backend.error_count();
+        r.batch.flush().await;
+        let stats = r.batch.stats();
+        assert_eq!((stats.written, stats.deferred, stats.dropped), (0, 0, 2));
+        assert!(r.backend.error_count() > errors_before, "counted");
+        // The rest of the MULTI was applied, which is why it is not sent again.
+        assert_eq!(counted(&server, METRICS, "s"), 2);
+        server.cli(&["DEL", "llm:metrics:#index:p"]);
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        r.batch.flush().await;
+        assert_eq!(counted(&server, METRICS, "s"), 3);
+        assert_eq!(r.batch.stats().written, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_zero_interval_writes_every_record_before_it_returns() {
+        let (r, server) = batching_every(Duration::ZERO);
+        r.metrics.record("gpt", "p", attempt(true)).await.unwrap();
+        assert_eq!(counted(&server, METRICS, "s"), 1);
+        r.usage
+            .record(&usage_record("2033-05-18", "key_b", Some("red"), "gpt", 5))
+            .await
+            .unwrap();
+        assert_eq!(server.cli(&["HGET", RED, "red\ncost_nano_usd"]), "5");
     }
 }

@@ -208,6 +208,9 @@ pub trait StoreStatus: Send + Sync {
     async fn check(&self) -> StoreHealth;
     /// Store calls that failed since start (served without the store).
     fn errors(&self) -> u64;
+    /// Writes out what the store holds back (a write-behind batch); called once serving has
+    /// stopped, before the process exits.
+    async fn flush(&self) {}
 }
 
 /// Talks to upstream providers in their own protocol.

@@ -19,6 +19,7 @@ use deadpool_redis::redis::{
 };
 
 use super::backend::{RedisBackend, RedisConnection};
+use super::batch::WriteBehind;
 use super::keys;
 use crate::domain::keys::VirtualKey;
 use crate::domain::metering::{
@@ -600,11 +601,13 @@ impl KeyLedger for RedisKeyLedger {
 
 pub struct RedisUsageStore {
     backend: RedisBackend,
+    batch: WriteBehind,
 }
 
 impl RedisUsageStore {
-    pub fn new(backend: RedisBackend) -> Self {
-        RedisUsageStore { backend }
+    /// Records are written through `batch` (`batch.rs`); reads flush it first.
+    pub fn new(backend: RedisBackend, batch: WriteBehind) -> Self {
+        RedisUsageStore { backend, batch }
     }
 }
 
@@ -613,23 +616,23 @@ impl UsageStore for RedisUsageStore {
     async fn record(&self, record: &UsageRecord) -> StoreResult<()> {
         let increments = UsageTotals::increments(record);
         let retention = signed(USAGE_RETENTION.as_secs());
-        let mut p = pipe();
-        // One day's hashes share its hash tag: all groupings change together or not at all.
-        p.atomic();
-        for group in UsageGroup::ALL {
-            let Some(value) = record.group(group) else {
-                continue;
-            };
-            let key = keys::usage(&record.day, group.as_str());
-            for (field, n) in UsageTotals::FIELDS.iter().zip(increments) {
-                if n > 0 {
-                    p.hincr(&key, format!("{value}\n{field}"), signed(n))
-                        .ignore();
-                }
-            }
-            p.expire(&key, retention).ignore();
-        }
-        self.backend.run::<()>(&p).await
+        // One day's hashes share its hash tag, so the batch writes all its groupings in one
+        // MULTI: they change together or not at all.
+        let counters = UsageGroup::ALL
+            .iter()
+            .filter_map(|group| {
+                let value = record.group(*group)?;
+                let fields = UsageTotals::FIELDS
+                    .iter()
+                    .zip(increments)
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(field, n)| (format!("{value}\n{field}"), signed(n)))
+                    .collect();
+                Some((keys::usage(&record.day, group.as_str()), retention, fields))
+            })
+            .collect();
+        self.batch.record(counters, Vec::new()).await;
+        Ok(())
     }
 
     async fn totals(
@@ -641,6 +644,8 @@ impl UsageStore for RedisUsageStore {
         if days.is_empty() {
             return Ok(Vec::new());
         }
+        // This instance's records not yet written go out first.
+        self.batch.flush().await;
         // Each day is on its own slot in a cluster: one HGETALL each.
         let reads = days
             .iter()

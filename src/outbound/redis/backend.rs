@@ -282,14 +282,24 @@ fn node_info(
     }
 }
 
-/// Plain commands share one multiplexed connection taken from the pool: concurrent calls are
+/// Plain commands share a multiplexed connection taken from the pool: concurrent calls are
 /// pipelined on it, and no pool check-out (an UNWATCH+PING round trip in deadpool-redis) sits on the
-/// hot path. WATCH/MULTI exchanges check out a connection of their own.
+/// hot path. There is one such connection per serving worker ([`crate::worker::index`]), opened by
+/// that worker, so its driver task runs on the worker's own thread: a store call and its answer
+/// never wake another thread. WATCH/MULTI exchanges check out a connection of their own.
 #[derive(Clone)]
 pub struct RedisBackend {
     pools: Arc<Pools>,
-    shared: Arc<parking_lot::Mutex<Option<Shared>>>,
+    shared: Arc<parking_lot::Mutex<Vec<Option<Shared>>>>,
     health: Arc<Health>,
+}
+
+/// How a call that failed went: whether anything reached Redis (a pipeline that was not sent can
+/// be sent again without doing anything twice).
+#[derive(Debug)]
+pub struct CallFailure {
+    pub error: StoreError,
+    pub sent: bool,
 }
 
 impl RedisBackend {
@@ -306,7 +316,7 @@ impl RedisBackend {
         };
         Ok(RedisBackend {
             pools: Arc::new(Pools::new(target, pool)?),
-            shared: Arc::new(parking_lot::Mutex::new(None)),
+            shared: Arc::new(parking_lot::Mutex::new(Vec::new())),
             health: Arc::new(Health::default()),
         })
     }
@@ -379,6 +389,11 @@ impl RedisBackend {
         .then_some(count)
     }
 
+    /// Counts a store error a caller found itself (writes it had to drop); the caller logs it.
+    pub fn count_error(&self) -> u64 {
+        self.health.errors.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     fn fail_fast(&self) -> StoreResult<()> {
         if now_ms() < self.health.down_until_ms.load(Ordering::Relaxed) {
             return Err(StoreError("redis is unreachable (retrying shortly)".into()));
@@ -386,14 +401,31 @@ impl RedisBackend {
         Ok(())
     }
 
+    /// Whether calls fail at once now (a recent failure; the store is being served without).
+    pub fn failing_fast(&self) -> bool {
+        self.fail_fast().is_err()
+    }
+
+    /// The calling worker's multiplexed connection, opened (on this worker) when it has none.
     async fn multiplexed(&self) -> StoreResult<Shared> {
         self.fail_fast()?;
-        if let Some(conn) = self.shared.lock().clone() {
-            return Ok(conn);
+        let worker = crate::worker::index();
+        if let Some(Some(conn)) = self.shared.lock().get(worker) {
+            return Ok(conn.clone());
         }
         let conn = self.connection().await?.into_shared();
-        *self.shared.lock() = Some(conn.clone());
+        let mut shared = self.shared.lock();
+        if shared.len() <= worker {
+            shared.resize(worker + 1, None);
+        }
+        shared[worker] = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// Forgets every worker's multiplexed connection (broken, or pointing at a demoted master):
+    /// the next call on each worker opens a fresh one.
+    fn drop_shared(&self) {
+        self.shared.lock().iter_mut().for_each(|c| *c = None);
     }
 
     async fn connection(&self) -> StoreResult<RedisConnection> {
@@ -419,7 +451,7 @@ impl RedisBackend {
             Err(_) => Some(Failure::Outage),
         };
         if matches!(failure, Some(Failure::Outage | Failure::Moved)) {
-            self.shared.lock().take();
+            self.drop_shared();
         }
         if matches!(failure, Some(Failure::Moved)) {
             self.pools.clear_idle();
@@ -438,18 +470,31 @@ impl RedisBackend {
     /// transaction, READONLY) ran nothing, so it is sent once more on a fresh connection: a
     /// fail-over that has completed costs the caller no error.
     pub async fn run<T: FromRedisValue>(&self, pipeline: &Pipeline) -> StoreResult<T> {
-        let mut conn = self.multiplexed().await?;
+        self.run_tracked(pipeline).await.map_err(|f| f.error)
+    }
+
+    /// [`RedisBackend::run`], saying on failure whether the pipeline reached Redis: one that did
+    /// not (the fail-fast window, no connection) may be sent again later without doing anything
+    /// twice; one that did may have been applied in part or in full.
+    pub async fn run_tracked<T: FromRedisValue>(
+        &self,
+        pipeline: &Pipeline,
+    ) -> Result<T, CallFailure> {
+        let unsent = |error| CallFailure { error, sent: false };
+        let sent = |error| CallFailure { error, sent: true };
+        let mut conn = self.multiplexed().await.map_err(unsent)?;
         let outcome =
             tokio::time::timeout(CALL_TIMEOUT, pipeline.query_async::<T>(&mut conn)).await;
         if !matches!(&outcome, Ok(Err(e)) if classify(e) == Failure::Moved) {
-            return self.settle(outcome);
+            return self.settle(outcome).map_err(sent);
         }
-        self.shared.lock().take();
+        // Refused by a server that no longer serves the slot: nothing ran.
+        self.drop_shared();
         self.pools.clear_idle();
-        let mut conn = self.multiplexed().await?;
+        let mut conn = self.multiplexed().await.map_err(unsent)?;
         let outcome =
             tokio::time::timeout(CALL_TIMEOUT, pipeline.query_async::<T>(&mut conn)).await;
-        self.settle(outcome)
+        self.settle(outcome).map_err(sent)
     }
 
     /// Runs commands that need not be atomic and may touch keys of different slots, answering
@@ -494,7 +539,7 @@ impl RedisBackend {
             conn.discard();
         }
         if matches!(failure, Some(Failure::Moved)) {
-            self.shared.lock().take();
+            self.drop_shared();
             self.pools.clear_idle();
         }
         match outcome {

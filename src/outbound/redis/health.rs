@@ -20,6 +20,7 @@ use deadpool_redis::redis::{self, Cmd, Value as RedisValue, pipe};
 use parking_lot::Mutex;
 
 use super::backend::RedisBackend;
+use super::batch::WriteBehind;
 use super::keys;
 use crate::domain::health::{
     AttemptSample, BreakerPolicy, Circuit, LATENCY_BOUNDS_MS, MetricsWindow, RoutingMetrics,
@@ -83,25 +84,31 @@ impl<V: Clone> Snapshots<V> {
 
 pub struct RedisMetricsStore {
     backend: RedisBackend,
+    batch: WriteBehind,
     clock: Arc<dyn Clock>,
     snapshots: Arc<Snapshots<Vec<Option<RoutingMetrics>>>>,
 }
 
 impl RedisMetricsStore {
-    pub fn new(backend: RedisBackend, clock: Arc<dyn Clock>) -> Self {
+    /// Counters are written through `batch` (`batch.rs`); reads flush it first.
+    pub fn new(backend: RedisBackend, batch: WriteBehind, clock: Arc<dyn Clock>) -> Self {
         RedisMetricsStore {
             backend,
+            batch,
             clock,
             snapshots: Arc::new(Snapshots::new()),
         }
     }
 
+    /// This instance's counters not yet written go out first, so it reads its own writes.
     async fn read(
         backend: &RedisBackend,
+        batch: &WriteBehind,
         logical: &str,
         providers: &[String],
         now: f64,
     ) -> StoreResult<Vec<Option<RoutingMetrics>>> {
+        batch.flush().await;
         // One HGETALL per provider: each key is on its own slot in a cluster.
         let reads = providers
             .iter()
@@ -158,39 +165,32 @@ impl MetricsStore for RedisMetricsStore {
         sample: AttemptSample,
     ) -> StoreResult<()> {
         let key = keys::metrics(logical_model, provider_id);
-        let index = keys::metrics_index(provider_id);
         let second = sample.at.max(0.0) as u64;
-        let mut p = pipe();
-        p.atomic();
-        if sample.success {
-            p.hincr(&key, format!("{second}:s"), 1).ignore();
-            p.hincr(
-                &key,
-                format!("{second}:h{}", latency_bucket(sample.latency_ms)),
-                1,
-            )
-            .ignore();
+        let fields = if sample.success {
+            vec![
+                (format!("{second}:s"), 1),
+                (
+                    format!("{second}:h{}", latency_bucket(sample.latency_ms)),
+                    1,
+                ),
+            ]
         } else {
-            p.hincr(&key, format!("{second}:f"), 1).ignore();
-        }
-        p.expire(&key, METRICS_TTL_SECONDS).ignore();
-        let mut indexing = pipe();
-        indexing
-            .atomic()
-            .sadd(&index, logical_model)
-            .ignore()
-            .expire(&index, METRICS_TTL_SECONDS)
-            .ignore();
-        let (counted, indexed) = tokio::join!(
-            self.backend.run::<()>(&p),
-            self.backend.run::<()>(&indexing)
-        );
-        counted.and(indexed)?;
+            vec![(format!("{second}:f"), 1)]
+        };
         // Fields older than the window are dropped now and then, so busy keys stay small.
         if second.is_multiple_of(30) {
-            let backend = self.backend.clone();
-            tokio::spawn(async move { prune(&backend, &key, second).await });
+            self.batch.prune_later(&key, second);
         }
+        self.batch
+            .record(
+                vec![(key, METRICS_TTL_SECONDS, fields)],
+                vec![(
+                    keys::metrics_index(provider_id),
+                    logical_model.to_string(),
+                    METRICS_TTL_SECONDS,
+                )],
+            )
+            .await;
         Ok(())
     }
 
@@ -203,14 +203,15 @@ impl MetricsStore for RedisMetricsStore {
         let cache_key = format!("{logical_model}\u{0}{}", provider_ids.join("\u{0}"));
         if let Some((value, refresh)) = self.snapshots.get(&cache_key) {
             if refresh {
-                let (backend, snapshots, clock) = (
+                let (backend, batch, snapshots, clock) = (
                     self.backend.clone(),
+                    self.batch.clone(),
                     self.snapshots.clone(),
                     self.clock.clone(),
                 );
                 let (logical, providers) = (logical_model.to_string(), provider_ids.to_vec());
                 tokio::spawn(async move {
-                    match Self::read(&backend, &logical, &providers, clock.now()).await {
+                    match Self::read(&backend, &batch, &logical, &providers, clock.now()).await {
                         Ok(fresh) => snapshots.put(cache_key, fresh),
                         Err(_) => snapshots.refresh_failed(&cache_key),
                     }
@@ -218,12 +219,14 @@ impl MetricsStore for RedisMetricsStore {
             }
             return Ok(value);
         }
-        let fresh = Self::read(&self.backend, logical_model, provider_ids, now).await?;
+        let fresh =
+            Self::read(&self.backend, &self.batch, logical_model, provider_ids, now).await?;
         self.snapshots.put(cache_key, fresh.clone());
         Ok(fresh)
     }
 
     async fn for_provider(&self, provider_id: &str, now: f64) -> StoreResult<Vec<RoutingMetrics>> {
+        self.batch.flush().await;
         let (logicals,): (Vec<String>,) = self
             .backend
             .run(pipe().smembers(keys::metrics_index(provider_id)))
@@ -232,6 +235,7 @@ impl MetricsStore for RedisMetricsStore {
         for logical in logicals {
             let found = Self::read(
                 &self.backend,
+                &self.batch,
                 &logical,
                 std::slice::from_ref(&provider_id.to_string()),
                 now,
@@ -244,7 +248,8 @@ impl MetricsStore for RedisMetricsStore {
     }
 }
 
-async fn prune(backend: &RedisBackend, key: &str, now_second: u64) {
+/// Drops the fields of the metrics hash `key` older than the window ending at `now_second`.
+pub(super) async fn prune(backend: &RedisBackend, key: &str, now_second: u64) {
     let Ok((fields,)) = backend.run::<(Vec<String>,)>(pipe().hkeys(key)).await else {
         return;
     };
@@ -262,16 +267,94 @@ async fn prune(backend: &RedisBackend, key: &str, now_second: u64) {
     }
 }
 
+/// Most circuits remembered per instance (one per provider routed to).
+const MAX_KNOWN_CIRCUITS: usize = 4096;
+
 pub struct RedisCircuitStore {
     backend: RedisBackend,
+    batch: WriteBehind,
     snapshots: Arc<Snapshots<Vec<Circuit>>>,
+    /// Each provider's circuit as this instance last read or wrote it.
+    known: Arc<Mutex<HashMap<String, Circuit>>>,
+}
+
+/// Applies `change` to the stored circuit of `provider_id` atomically (WATCH/MULTI, retried on
+/// conflict); returns the new circuit, or `None` when `change` declined.
+async fn transact(
+    backend: &RedisBackend,
+    provider_id: &str,
+    change: impl Fn(Circuit) -> Option<Circuit> + Send + Sync,
+) -> StoreResult<Option<Circuit>> {
+    let key = keys::circuit(provider_id);
+    for _ in 0..8 {
+        let outcome = backend
+            .with_connection(async |conn| {
+                redis::cmd("WATCH")
+                    .arg(&key)
+                    .query_async::<()>(conn)
+                    .await?;
+                let raw: Option<String> = redis::cmd("GET").arg(&key).query_async(conn).await?;
+                let current: Circuit = raw
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                let Some(next) = change(current) else {
+                    conn.unwatch(&key).await?;
+                    return Ok(Some(None));
+                };
+                let mut p = pipe();
+                p.atomic();
+                if next == Circuit::default() {
+                    p.del(&key).ignore();
+                } else {
+                    // A circuit forgotten after a day is closed, which is where it would be.
+                    p.set_ex(
+                        &key,
+                        serde_json::to_string(&next).unwrap_or_default(),
+                        86_400,
+                    )
+                    .ignore();
+                }
+                let result: RedisValue = p.query_async(conn).await?;
+                Ok(if matches!(result, RedisValue::Nil) {
+                    None
+                } else {
+                    Some(Some(next))
+                })
+            })
+            .await?;
+        if let Some(done) = outcome {
+            return Ok(done);
+        }
+    }
+    Err(crate::domain::ports::StoreError(format!(
+        "circuit of '{provider_id}' kept changing; update skipped"
+    )))
+}
+
+/// What a success noted in a batch does to a stored circuit (`batch.rs`): it clears the failures
+/// counted on a closed circuit; an open or half-open one is a newer decision and stays.
+pub(super) async fn reset_failures(backend: &RedisBackend, provider_id: &str) {
+    let outcome = transact(backend, provider_id, |current| match current {
+        Circuit::Closed {
+            consecutive_failures,
+        } if consecutive_failures > 0 => Some(current.on_success()),
+        _ => None,
+    })
+    .await;
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, provider = provider_id, "circuit not updated");
+    }
 }
 
 impl RedisCircuitStore {
-    pub fn new(backend: RedisBackend) -> Self {
+    /// Successes against a circuit this instance last saw closed without failures are checked
+    /// through `batch` (`batch.rs`); every other change is written at once.
+    pub fn new(backend: RedisBackend, batch: WriteBehind) -> Self {
         RedisCircuitStore {
             backend,
+            batch,
             snapshots: Arc::new(Snapshots::new()),
+            known: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -292,87 +375,22 @@ impl RedisCircuitStore {
             .collect())
     }
 
-    /// Applies `change` to the stored circuit atomically (WATCH/MULTI, retried on conflict);
-    /// returns the new circuit, or `None` when `change` declined.
-    async fn transact(
-        &self,
-        provider_id: &str,
-        change: impl Fn(Circuit) -> Option<Circuit> + Send + Sync,
-    ) -> StoreResult<Option<Circuit>> {
-        let key = keys::circuit(provider_id);
-        for _ in 0..8 {
-            let outcome = self
-                .backend
-                .with_connection(async |conn| {
-                    redis::cmd("WATCH")
-                        .arg(&key)
-                        .query_async::<()>(conn)
-                        .await?;
-                    let raw: Option<String> = redis::cmd("GET").arg(&key).query_async(conn).await?;
-                    let current: Circuit = raw
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or_default();
-                    let Some(next) = change(current) else {
-                        conn.unwatch(&key).await?;
-                        return Ok(Some(None));
-                    };
-                    let mut p = pipe();
-                    p.atomic();
-                    if next == Circuit::default() {
-                        p.del(&key).ignore();
-                    } else {
-                        // A circuit forgotten after a day is closed, which is where it would be.
-                        p.set_ex(
-                            &key,
-                            serde_json::to_string(&next).unwrap_or_default(),
-                            86_400,
-                        )
-                        .ignore();
-                    }
-                    let result: RedisValue = p.query_async(conn).await?;
-                    Ok(if matches!(result, RedisValue::Nil) {
-                        None
-                    } else {
-                        Some(Some(next))
-                    })
-                })
-                .await?;
-            if let Some(done) = outcome {
-                return Ok(done);
-            }
+    fn remember(
+        known: &Mutex<HashMap<String, Circuit>>,
+        provider_ids: &[String],
+        circuits: &[Circuit],
+    ) {
+        let mut known = known.lock();
+        if known.len() + provider_ids.len() > MAX_KNOWN_CIRCUITS {
+            known.clear();
         }
-        Err(crate::domain::ports::StoreError(format!(
-            "circuit of '{provider_id}' kept changing; update skipped"
-        )))
-    }
-}
-
-#[async_trait]
-impl CircuitStore for RedisCircuitStore {
-    async fn circuits(&self, provider_ids: &[String]) -> StoreResult<Vec<Circuit>> {
-        let cache_key = provider_ids.join("\u{0}");
-        if let Some((value, refresh)) = self.snapshots.get(&cache_key) {
-            if refresh {
-                let (backend, snapshots, providers) = (
-                    self.backend.clone(),
-                    self.snapshots.clone(),
-                    provider_ids.to_vec(),
-                );
-                tokio::spawn(async move {
-                    match Self::read(&backend, &providers).await {
-                        Ok(fresh) => snapshots.put(cache_key, fresh),
-                        Err(_) => snapshots.refresh_failed(&cache_key),
-                    }
-                });
-            }
-            return Ok(value);
+        for (id, circuit) in provider_ids.iter().zip(circuits) {
+            known.insert(id.clone(), *circuit);
         }
-        let fresh = Self::read(&self.backend, provider_ids).await?;
-        self.snapshots.put(cache_key, fresh.clone());
-        Ok(fresh)
     }
 
-    async fn record(
+    /// The circuit after an attempt's outcome, written at once.
+    async fn record_now(
         &self,
         provider_id: &str,
         success: bool,
@@ -389,17 +407,70 @@ impl CircuitStore for RedisCircuitStore {
                 return Ok(Circuit::default());
             }
         }
-        let next = self
-            .transact(provider_id, |current| {
-                let next = if success {
-                    current.on_success()
-                } else {
-                    current.on_failure(now, &policy)
-                };
-                (next != current).then_some(next)
-            })
-            .await?;
+        let next = transact(&self.backend, provider_id, |current| {
+            let next = if success {
+                current.on_success()
+            } else {
+                current.on_failure(now, &policy)
+            };
+            (next != current).then_some(next)
+        })
+        .await?;
         Ok(next.unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl CircuitStore for RedisCircuitStore {
+    async fn circuits(&self, provider_ids: &[String]) -> StoreResult<Vec<Circuit>> {
+        let cache_key = provider_ids.join("\u{0}");
+        if let Some((value, refresh)) = self.snapshots.get(&cache_key) {
+            if refresh {
+                let (backend, snapshots, known, providers) = (
+                    self.backend.clone(),
+                    self.snapshots.clone(),
+                    self.known.clone(),
+                    provider_ids.to_vec(),
+                );
+                tokio::spawn(async move {
+                    match Self::read(&backend, &providers).await {
+                        Ok(fresh) => {
+                            Self::remember(&known, &providers, &fresh);
+                            snapshots.put(cache_key, fresh)
+                        }
+                        Err(_) => snapshots.refresh_failed(&cache_key),
+                    }
+                });
+            }
+            return Ok(value);
+        }
+        let fresh = Self::read(&self.backend, provider_ids).await?;
+        Self::remember(&self.known, provider_ids, &fresh);
+        self.snapshots.put(cache_key, fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn record(
+        &self,
+        provider_id: &str,
+        success: bool,
+        now: f64,
+        policy: BreakerPolicy,
+    ) -> StoreResult<Circuit> {
+        let known = self.known.lock().get(provider_id).copied();
+        if success && known == Some(Circuit::default()) {
+            // The common case: nothing to change unless another instance counted failures since
+            // this one looked. The check goes out with the next batch instead of a GET now.
+            self.batch.success(provider_id).await;
+            return Ok(Circuit::default());
+        }
+        if !success && self.batch.take_success(provider_id) {
+            // A success noted earlier comes first.
+            reset_failures(&self.backend, provider_id).await;
+        }
+        let next = self.record_now(provider_id, success, now, policy).await?;
+        Self::remember(&self.known, &[provider_id.to_string()], &[next]);
+        Ok(next)
     }
 
     async fn claim_probe(
@@ -408,10 +479,14 @@ impl CircuitStore for RedisCircuitStore {
         now: f64,
         policy: BreakerPolicy,
     ) -> StoreResult<bool> {
-        Ok(self
-            .transact(provider_id, |current| current.claim_probe(now, &policy))
-            .await?
-            .is_some())
+        let claimed = transact(&self.backend, provider_id, |current| {
+            current.claim_probe(now, &policy)
+        })
+        .await?;
+        if let Some(circuit) = claimed {
+            Self::remember(&self.known, &[provider_id.to_string()], &[circuit]);
+        }
+        Ok(claimed.is_some())
     }
 }
 

@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool_redis::redis::{Cmd, pipe};
@@ -26,8 +27,117 @@ use crate::domain::ports::{
 };
 use crate::outbound::memory::MemoryModelCache;
 
+/// The channel every instance announces its logical-model changes on (any message clears the
+/// others' caches). Pub/Sub channels are server-wide: instances on other databases of the same
+/// server clear their caches too, which costs them one read per model.
+pub const LOGICAL_CHANGES: &str = "llm:logical:#changes";
+/// How long a logical model read from Redis answers `get` while this instance listens to
+/// [`LOGICAL_CHANGES`] (bounds what a missed message or a change made with redis-cli can cost).
+const CACHE_MAX_AGE: Duration = Duration::from_secs(1);
+/// Most names cached (client-chosen names that are no logical model are cached too).
+const CACHE_MAX_ENTRIES: usize = 1024;
+/// Pause before subscribing again after the subscription broke or could not be made.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+
+/// The logical models (and names that are none) read recently, used while this instance is
+/// subscribed to [`LOGICAL_CHANGES`]: a change through any instance clears every cache at once,
+/// so the hot path needs no Redis round trip for the model.
+#[derive(Default)]
+struct LogicalCache {
+    /// Subscribed and listening: the cache may answer.
+    live: AtomicBool,
+    /// Bumped by every clear: a read that started before a clear does not fill the cache.
+    generation: AtomicU64,
+    entries: RwLock<HashMap<String, (Instant, Option<LogicalModel>)>>,
+}
+
+impl LogicalCache {
+    fn get(&self, id: &str) -> Option<Option<LogicalModel>> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.read();
+        let (at, model) = entries.get(id)?;
+        (at.elapsed() < CACHE_MAX_AGE).then(|| model.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps what a read that started at `generation` found, unless a clear came since.
+    fn put(&self, generation: u64, id: &str, model: Option<LogicalModel>) {
+        if !self.live.load(Ordering::Acquire) {
+            return;
+        }
+        let mut entries = self.entries.write();
+        if self.generation() != generation {
+            return;
+        }
+        if entries.len() >= CACHE_MAX_ENTRIES && !entries.contains_key(id) {
+            entries.clear();
+        }
+        entries.insert(id.to_string(), (Instant::now(), model));
+    }
+
+    fn clear(&self) {
+        let mut entries = self.entries.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    /// Listens to [`LOGICAL_CHANGES`] on its own connection to `url` for as long as the store
+    /// lives; the cache answers only while the subscription stands.
+    fn watch(cache: &Arc<LogicalCache>, url: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(cache);
+        runtime.spawn(async move {
+            use futures_util::StreamExt;
+            let Ok(client) = deadpool_redis::redis::Client::open(url) else {
+                return;
+            };
+            loop {
+                let subscribed = async {
+                    let mut pubsub = client.get_async_pubsub().await.ok()?;
+                    pubsub.subscribe(LOGICAL_CHANGES).await.ok()?;
+                    Some(pubsub)
+                };
+                let subscribed =
+                    tokio::time::timeout(RESUBSCRIBE_AFTER * 5, subscribed).await;
+                if let Ok(Some(pubsub)) = subscribed {
+                    let Some(cache) = weak.upgrade() else {
+                        return;
+                    };
+                    // What was read before the subscription may have changed unannounced.
+                    cache.clear();
+                    cache.live.store(true, Ordering::Release);
+                    drop(cache);
+                    let mut messages = pubsub.into_on_message();
+                    while messages.next().await.is_some() {
+                        let Some(cache) = weak.upgrade() else {
+                            return;
+                        };
+                        cache.clear();
+                    }
+                }
+                // The subscription broke (or never stood): no cache until it stands again.
+                let Some(cache) = weak.upgrade() else {
+                    return;
+                };
+                cache.live.store(false, Ordering::Release);
+                cache.clear();
+                drop(cache);
+                tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+            }
+        });
+    }
+}
+
 pub struct RedisLogicalModelStore {
     backend: RedisBackend,
+    cache: Arc<LogicalCache>,
     last_known: RwLock<HashMap<String, LogicalModel>>,
     /// Start-up models (`LOGICAL_MODELS_FILE`): written again if Redis loses them (a restart
     /// without persistence), unless they were deleted through the API since.
@@ -35,12 +145,31 @@ pub struct RedisLogicalModelStore {
 }
 
 impl RedisLogicalModelStore {
+    /// A store that reads Redis on every `get`.
     pub fn new(backend: RedisBackend) -> Self {
         RedisLogicalModelStore {
             backend,
+            cache: Arc::new(LogicalCache::default()),
             last_known: RwLock::new(HashMap::new()),
             seeded: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// A store whose `get` answers from a short-lived cache while it is subscribed to the
+    /// changes every instance announces on the server at `url` (one server; on a Cluster or a
+    /// Sentinel set every `get` reads Redis).
+    pub fn watching(backend: RedisBackend, url: String) -> Self {
+        let store = Self::new(backend);
+        LogicalCache::watch(&store.cache, url);
+        store
+    }
+
+    /// Tells every instance (this one included) that logical models changed.
+    async fn announce(&self) -> StoreResult<()> {
+        self.cache.clear();
+        self.backend
+            .run::<()>(pipe().publish(LOGICAL_CHANGES, "changed").ignore())
+            .await
     }
 
     /// Upserts start-up models (`LOGICAL_MODELS_FILE`): served from memory at once, written to
@@ -136,6 +265,10 @@ fn parse_logical(raw: Option<String>) -> Option<LogicalModel> {
 #[async_trait]
 impl LogicalModelStore for RedisLogicalModelStore {
     async fn get(&self, logical_id: &str) -> StoreResult<Option<LogicalModel>> {
+        if let Some(cached) = self.cache.get(logical_id) {
+            return Ok(cached);
+        }
+        let generation = self.cache.generation();
         match self
             .backend
             .run::<(Option<String>,)>(pipe().get(keys::logical(logical_id)))
@@ -146,11 +279,14 @@ impl LogicalModelStore for RedisLogicalModelStore {
                     Some(model) => Some(model),
                     None => self.restore(logical_id).await?,
                 };
-                let mut known = self.last_known.write();
-                match &model {
-                    Some(m) => known.insert(logical_id.to_string(), m.clone()),
-                    None => known.remove(logical_id),
-                };
+                {
+                    let mut known = self.last_known.write();
+                    match &model {
+                        Some(m) => known.insert(logical_id.to_string(), m.clone()),
+                        None => known.remove(logical_id),
+                    };
+                }
+                self.cache.put(generation, logical_id, model.clone());
                 Ok(model)
             }
             // Serve the last copy seen: an outage must not unconfigure models.
@@ -210,7 +346,7 @@ impl LogicalModelStore for RedisLogicalModelStore {
         );
         stored.and(indexed).and(unmarked)?;
         self.last_known.write().insert(id, model);
-        Ok(())
+        self.announce().await
     }
 
     async fn delete(&self, logical_id: &str) -> StoreResult<bool> {
@@ -230,6 +366,7 @@ impl LogicalModelStore for RedisLogicalModelStore {
             .run(pipe().del(keys::logical(logical_id)))
             .await?;
         self.last_known.write().remove(logical_id);
+        self.announce().await?;
         Ok(deleted > 0)
     }
 }
