@@ -15,6 +15,11 @@ The bare nginx reverse proxy (BENCH_NGINX, set by bench/run.sh; else `nginx` on 
 /usr/sbin/nginx) runs in front of the same mock upstreams as a reference: every scenario that
 measures the gateway measures it too, and the report gives the gateway's figures as ratios to it
 (issue 21's targets). Its configuration is written to bench/out/nginx/ (see nginx_config).
+
+BENCH_MEMORY_ONLY=1 (e.g. `BENCH_MEMORY_ONLY=1 python3 bench/bench.py` after a release build): only
+the held-streams scenario, through the gateway and through nginx, on a fresh gateway (about a minute
+for 5,000 streams). Prints the figures and writes them to bench/out/memory.json; never touches
+bench/RESULTS.md or bench/out/SMOKE.md. For measuring memory changes one at a time.
 """
 
 import statistics
@@ -41,6 +46,7 @@ REL = ROOT / "target" / "release"
 OUT = ROOT / "bench" / "out"
 LOGS = OUT / "logs"
 SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")
+MEMORY_ONLY = os.environ.get("BENCH_MEMORY_ONLY", "") not in ("", "0")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "1" if SMOKE else "10"))
 TOKEN = "dGltZWxpbmU="
 HOLD_STREAMS = int(os.environ.get("BENCH_HOLD_STREAMS", "300" if SMOKE else "5000"))
@@ -526,6 +532,13 @@ def run(procs, results):
     results["rss.idle"] = rss_mib(gw.pid)
     if ng:
         results["rss.nginx.idle"] = rss_sum_mib(ng.pids())
+    if MEMORY_ONLY:
+        hold_streams("the gateway", f"http://127.0.0.1:{gw_port}/v1/chat/completions", "slow", lambda: [gw.pid], slow, results, "hold")
+        check_alive("gateway", gw)
+        if ng:
+            hold_streams("nginx", ng.slow_url, "slow-model", ng.pids, slow, results, "hold.nginx")
+            check_alive("nginx", ng.proc)
+        return
 
     peak = {"rss": 0.0}
     sampling = threading.Event()
@@ -866,6 +879,17 @@ def main():
         CHECK(False, f"benchmark aborted: {error}")
     finally:
         procs.stop()
+
+    if MEMORY_ONLY:
+        (OUT / "memory.json").write_text(json.dumps(results, indent=2))
+        for key, name in (("hold", "gateway"), ("hold.nginx", "nginx")):
+            h = results.get(key, {})
+            print(f"{name}: {h.get('open', 0)} held streams, RSS {fmt(h.get('rss_before', NAN), 1)} -> {fmt(h.get('rss', NAN), 1)} MiB, "
+                  f"{fmt(h.get('kib_per_stream', NAN), 1)} KiB per stream", flush=True)
+        failed = CHECK.failed()
+        for what in failed:
+            print(f"  - check failed: {what}")
+        return 1 if failed else 0
 
     RAW.write_text(json.dumps(results, indent=2))
     write_markdown(results, machine())
