@@ -23,6 +23,11 @@ pub use error_message::error_message;
 use crate::domain::exchange::{Dialect, Usage};
 use crate::domain::failover::StreamEventKind;
 
+/// Whether `haystack` holds `needle`: the cheap test that spares most stream events a JSON parse.
+pub(crate) fn mentions(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
+
 /// What one stream event means for the commit rule (SPEC 5.5), in the stream's dialect.
 pub fn classify(dialect: Dialect, event: &[u8]) -> StreamEventKind {
     match dialect {

@@ -498,23 +498,47 @@ pub fn read_event(event: &[u8]) -> Option<StreamEventKind> {
         let json = serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok();
         return json.then_some(StreamEventKind::Preamble);
     }
+    // One pass for a well-formed chunk (every event of a healthy stream): `choices` read in place.
     let chunk = match serde_json::from_str::<ChunkProbe<'_>>(data) {
         Ok(chunk) => chunk,
-        // JSON of another shape (a list, a number) is not garbage, just not a chunk.
-        Err(e) if e.is_data() => return Some(StreamEventKind::Preamble),
+        // Valid JSON of an unexpected shape somewhere: read again leniently, so that a chunk
+        // with odd `choices` is still seen as an error when it says so.
+        Err(e) if e.is_data() => return Some(read_odd_chunk(data)),
         Err(_) => return None,
     };
-    if chunk.error.is_some_and(|e| e.get() != "null") {
-        return Some(StreamEventKind::Error);
+    Some(kind_of_chunk(
+        chunk.error,
+        chunk.choices.unwrap_or_default(),
+    ))
+}
+
+/// A chunk whose shape the one-pass probe could not take: `choices` as raw JSON first, its
+/// entries read only if they are choice objects; a list or a number is not garbage, just no chunk.
+fn read_odd_chunk(data: &str) -> StreamEventKind {
+    #[derive(serde::Deserialize)]
+    struct RawChunkProbe<'a> {
+        #[serde(default, borrow)]
+        error: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        choices: Option<&'a RawValue>,
     }
+    let Ok(chunk) = serde_json::from_str::<RawChunkProbe<'_>>(data) else {
+        return StreamEventKind::Preamble;
+    };
     let choices = chunk
         .choices
         .and_then(|raw| serde_json::from_str::<Vec<ChoiceProbe<'_>>>(raw.get()).ok())
         .unwrap_or_default();
-    if choices.iter().any(ChoiceProbe::has_content) {
-        Some(StreamEventKind::Content)
+    kind_of_chunk(chunk.error, choices)
+}
+
+fn kind_of_chunk(error: Option<&RawValue>, choices: Vec<ChoiceProbe<'_>>) -> StreamEventKind {
+    if error.is_some_and(|e| e.get() != "null") {
+        StreamEventKind::Error
+    } else if choices.iter().any(ChoiceProbe::has_content) {
+        StreamEventKind::Content
     } else {
-        Some(StreamEventKind::Preamble)
+        StreamEventKind::Preamble
     }
 }
 
@@ -524,7 +548,7 @@ struct ChunkProbe<'a> {
     #[serde(default, borrow)]
     error: Option<&'a RawValue>,
     #[serde(default, borrow)]
-    choices: Option<&'a RawValue>,
+    choices: Option<Vec<ChoiceProbe<'a>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -805,7 +829,7 @@ pub fn usage_of_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {
 
 /// Tokens from a stream's usage chunk; other chunks cost one substring scan.
 pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
-    if !event.windows(8).any(|w| w == b"\"usage\":") {
+    if !super::mentions(event, b"\"usage\":") {
         return None;
     }
     let data = sse::data_of(event)?;
@@ -816,7 +840,7 @@ pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
 /// (`stream_options.include_usage`): a data event whose chunk has usage and no choices
 /// (`"choices": []`, or none at all) and is not an error. Other chunks cost one substring scan.
 pub fn is_usage_only_chunk(event: &[u8]) -> bool {
-    if !event.windows(8).any(|w| w == b"\"usage\":") {
+    if !super::mentions(event, b"\"usage\":") {
         return false;
     }
     let Some(data) = sse::data_of(event) else {
@@ -1222,7 +1246,7 @@ mod tests {
 
     #[test]
     fn events_are_read_in_one_pass_with_garbage_apart() {
-        let cases: [(&[u8], Option<StreamEventKind>); 10] = [
+        let cases: [(&[u8], Option<StreamEventKind>); 15] = [
             (b"data: {not json\n\n", None),
             (b"data: [1,2]\n\n", Some(StreamEventKind::Preamble)),
             (
@@ -1253,6 +1277,24 @@ mod tests {
                 b"data: {\"choices\":\"odd\"}\n\n",
                 Some(StreamEventKind::Preamble),
             ),
+            // Odd shapes take the lenient second reading: an error still counts as one.
+            (
+                b"data: {\"error\":{\"message\":\"x\"},\"choices\":\"odd\"}\n\n",
+                Some(StreamEventKind::Error),
+            ),
+            (
+                b"data: {\"choices\":[{\"delta\":\"odd\"}],\"error\":null}\n\n",
+                Some(StreamEventKind::Preamble),
+            ),
+            (
+                b"data: {\"choices\":[1,{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+                Some(StreamEventKind::Preamble),
+            ),
+            (
+                b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"choices\":[]}\n\n",
+                Some(StreamEventKind::Preamble),
+            ),
+            (b"data: {\"choices\":[{\"delta\":\n\n", None),
             (b"data: [DONE]\n\n", Some(StreamEventKind::End)),
         ];
         for (event, kind) in cases {
