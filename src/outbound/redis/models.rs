@@ -104,8 +104,7 @@ impl LogicalCache {
                     pubsub.subscribe(LOGICAL_CHANGES).await.ok()?;
                     Some(pubsub)
                 };
-                let subscribed =
-                    tokio::time::timeout(RESUBSCRIBE_AFTER * 5, subscribed).await;
+                let subscribed = tokio::time::timeout(RESUBSCRIBE_AFTER * 5, subscribed).await;
                 if let Ok(Some(pubsub)) = subscribed {
                     let Some(cache) = weak.upgrade() else {
                         return;
