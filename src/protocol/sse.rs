@@ -26,11 +26,27 @@ impl SseFramer {
 
     /// Adds a chunk and returns every event it completed, each with its terminating blank line.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Bytes>, EventTooLarge> {
-        self.buffer.extend_from_slice(chunk);
+        self.push_bytes(Bytes::copy_from_slice(chunk))
+    }
+
+    /// [`SseFramer::push`] for a chunk already in a `Bytes`: when no event is pending, the
+    /// chunk's whole events are handed out as slices of it, not copied (an upstream that sends
+    /// each event in its own chunk is never copied at all).
+    pub fn push_bytes(&mut self, chunk: Bytes) -> Result<Vec<Bytes>, EventTooLarge> {
         let mut events = Vec::new();
-        while let Some(end) = find_event_end(&self.buffer, self.scanned) {
-            events.push(self.buffer.split_to(end).freeze());
-            self.scanned = 0;
+        if self.buffer.is_empty() {
+            let mut start = 0;
+            while let Some(end) = find_event_end(&chunk[start..], 0) {
+                events.push(chunk.slice(start..start + end));
+                start += end;
+            }
+            self.buffer.extend_from_slice(&chunk[start..]);
+        } else {
+            self.buffer.extend_from_slice(&chunk);
+            while let Some(end) = find_event_end(&self.buffer, self.scanned) {
+                events.push(self.buffer.split_to(end).freeze());
+                self.scanned = 0;
+            }
         }
         // A terminator may straddle chunks: re-scan the last 3 bytes next time.
         self.scanned = self.buffer.len().saturating_sub(3);
@@ -57,7 +73,7 @@ impl SseFramer {
 fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i < buf.len() {
-        let pos = i + memchr2(b'\n', b'\r', &buf[i..])?;
+        let pos = i + memchr::memchr2(b'\n', b'\r', &buf[i..])?;
         let rest = &buf[pos..];
         if rest.starts_with(b"\n\n") || rest.starts_with(b"\r\r") {
             return Some(pos + 2);
@@ -71,10 +87,6 @@ fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
         i = pos + 1;
     }
     None
-}
-
-fn memchr2(a: u8, b: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|c| *c == a || *c == b)
 }
 
 /// The `data:` payload of one event (multi-line data joined with `\n`), or `None` for events
@@ -155,6 +167,20 @@ mod tests {
             got.extend(framer.push(&stream[cut..]).unwrap());
             assert_eq!(got, expected, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn whole_events_in_a_chunk_are_not_copied() {
+        let chunk = Bytes::from_static(b"data: 1\n\ndata: 2\n\ndata: 3");
+        let mut framer = SseFramer::new();
+        let events = framer.push_bytes(chunk.clone()).unwrap();
+        assert_eq!(events, [&b"data: 1\n\n"[..], &b"data: 2\n\n"[..]]);
+        assert_eq!(events[0].as_ptr(), chunk.as_ptr());
+        assert_eq!(events[1].as_ptr(), chunk[9..].as_ptr());
+        // The pending third event is completed in the framer's own buffer.
+        let events = framer.push_bytes(Bytes::from_static(b"\n\n")).unwrap();
+        assert_eq!(events, [&b"data: 3\n\n"[..]]);
+        assert_eq!(framer.finish(), None);
     }
 
     #[test]

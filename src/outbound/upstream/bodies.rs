@@ -191,7 +191,7 @@ impl Framed {
                 return None;
             }
             let step = match self.raw.next().await {
-                Some(Ok(chunk)) => match self.framer.push(&chunk) {
+                Some(Ok(chunk)) => match self.framer.push_bytes(chunk) {
                     Ok(events) => events.into_iter().try_for_each(|e| self.accept(e)),
                     Err(e) => Err(TransportError(e.to_string())),
                 },
