@@ -618,20 +618,26 @@ impl UsageStore for RedisUsageStore {
         let retention = signed(USAGE_RETENTION.as_secs());
         // One day's hashes share its hash tag, so the batch writes all its groupings in one
         // MULTI: they change together or not at all.
-        let counters = UsageGroup::ALL
-            .iter()
-            .filter_map(|group| {
-                let value = record.group(*group)?;
-                let fields = UsageTotals::FIELDS
-                    .iter()
-                    .zip(increments)
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(field, n)| (format!("{value}\n{field}"), signed(n)))
-                    .collect();
-                Some((keys::usage(&record.day, group.as_str()), retention, fields))
+        let mut field = String::with_capacity(64);
+        self.batch
+            .record(|batch| {
+                use std::fmt::Write;
+                for group in UsageGroup::ALL {
+                    let Some(value) = record.group(group) else {
+                        continue;
+                    };
+                    let key = keys::usage(&record.day, group.as_str());
+                    batch.expire(&key, retention);
+                    for (name, n) in UsageTotals::FIELDS.iter().zip(increments) {
+                        if n > 0 {
+                            field.clear();
+                            let _ = write!(field, "{value}\n{name}");
+                            batch.incr(&key, retention, &field, signed(n));
+                        }
+                    }
+                }
             })
-            .collect();
-        self.batch.record(counters, Vec::new()).await;
+            .await;
         Ok(())
     }
 

@@ -93,6 +93,32 @@ impl Pending {
         }
     }
 
+    /// One increment, allocating only for a key or field new to the batch.
+    fn incr(&mut self, key: &str, ttl: i64, field: &str, n: i64) {
+        let counts = self.key(key, ttl);
+        match counts.get_mut(field) {
+            Some(count) => *count += n,
+            None => {
+                counts.insert(field.to_string(), n);
+                self.size += 1;
+            }
+        }
+    }
+
+    /// The counters of `key` (created empty: the key still gets its TTL), with its TTL raised to
+    /// `ttl`.
+    fn key(&mut self, key: &str, ttl: i64) -> &mut HashMap<String, i64> {
+        if !self.counters.contains_key(key) {
+            self.counters.insert(key.to_string(), (HashMap::new(), ttl));
+        }
+        let (counts, key_ttl) = self
+            .counters
+            .get_mut(key)
+            .expect("the key was just inserted");
+        *key_ttl = (*key_ttl).max(ttl);
+        counts
+    }
+
     fn add_member(&mut self, key: &str, member: &str, ttl: i64) {
         let (members, key_ttl) = match self.members.get_mut(key) {
             Some(entry) => entry,
@@ -190,10 +216,27 @@ impl Pending {
     }
 }
 
-/// One hash's increments in a record: the key, its TTL in seconds, and (field, increment) pairs.
-pub type Counters = (String, i64, Vec<(String, i64)>);
-/// One set member in a record: the key, the member, the key's TTL in seconds.
-pub type Member = (String, String, i64);
+/// What one record writes, added to the batch under its lock.
+pub struct Entries<'a> {
+    pending: &'a mut Pending,
+}
+
+impl Entries<'_> {
+    /// `HINCRBY key field n`, the key written with `EXPIRE key ttl` (seconds).
+    pub fn incr(&mut self, key: &str, ttl: i64, field: &str, n: i64) {
+        self.pending.incr(key, ttl, field, n);
+    }
+
+    /// `EXPIRE key ttl` with the batch, whether or not anything is added to it.
+    pub fn expire(&mut self, key: &str, ttl: i64) {
+        self.pending.key(key, ttl);
+    }
+
+    /// `SADD key member`, the key written with `EXPIRE key ttl` (seconds).
+    pub fn member(&mut self, key: &str, member: &str, ttl: i64) {
+        self.pending.add_member(key, member, ttl);
+    }
+}
 
 /// Counts of what the batcher did, for tests and logs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -285,15 +328,11 @@ impl WriteBehind {
         }
     }
 
-    /// Adds one record's writes: hash increments (each key with its TTL) and set members.
-    pub async fn record(&self, counters: Vec<Counters>, members: Vec<Member>) {
+    /// Adds one record's writes, which `fill` makes through [`Entries`] (hash increments, each key
+    /// with its TTL, and set members); only what is new to the batch is allocated.
+    pub async fn record(&self, fill: impl FnOnce(&mut Entries<'_>)) {
         self.change(|p| {
-            for (key, ttl, fields) in counters {
-                p.add_counters(&key, ttl, fields);
-            }
-            for (key, member, ttl) in members {
-                p.add_member(&key, &member, ttl);
-            }
+            fill(&mut Entries { pending: p });
             p.records += 1;
         })
         .await;

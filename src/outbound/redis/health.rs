@@ -165,31 +165,28 @@ impl MetricsStore for RedisMetricsStore {
         sample: AttemptSample,
     ) -> StoreResult<()> {
         let key = keys::metrics(logical_model, provider_id);
+        let index = keys::metrics_index(provider_id);
         let second = sample.at.max(0.0) as u64;
-        let fields = if sample.success {
-            vec![
-                (format!("{second}:s"), 1),
-                (
-                    format!("{second}:h{}", latency_bucket(sample.latency_ms)),
-                    1,
-                ),
-            ]
-        } else {
-            vec![(format!("{second}:f"), 1)]
-        };
         // Fields older than the window are dropped now and then, so busy keys stay small.
         if second.is_multiple_of(30) {
             self.batch.prune_later(&key, second);
         }
+        let mut field = String::with_capacity(24);
         self.batch
-            .record(
-                vec![(key, METRICS_TTL_SECONDS, fields)],
-                vec![(
-                    keys::metrics_index(provider_id),
-                    logical_model.to_string(),
-                    METRICS_TTL_SECONDS,
-                )],
-            )
+            .record(|batch| {
+                use std::fmt::Write;
+                if sample.success {
+                    let _ = write!(field, "{second}:s");
+                    batch.incr(&key, METRICS_TTL_SECONDS, &field, 1);
+                    field.clear();
+                    let _ = write!(field, "{second}:h{}", latency_bucket(sample.latency_ms));
+                    batch.incr(&key, METRICS_TTL_SECONDS, &field, 1);
+                } else {
+                    let _ = write!(field, "{second}:f");
+                    batch.incr(&key, METRICS_TTL_SECONDS, &field, 1);
+                }
+                batch.member(&index, logical_model, METRICS_TTL_SECONDS);
+            })
             .await;
         Ok(())
     }
