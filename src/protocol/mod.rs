@@ -8,6 +8,7 @@ pub mod dropped;
 mod error_message;
 pub mod gemini;
 pub mod models;
+pub(crate) mod needle;
 pub mod openai;
 pub mod responses;
 pub mod resume;
@@ -15,7 +16,6 @@ pub mod sse;
 mod tokens;
 
 use bytes::Bytes;
-use memchr::memmem;
 
 pub use count::{count_tokens_request, counted_tokens, estimate_tokens};
 pub use dropped::Dropped;
@@ -23,23 +23,6 @@ pub use error_message::error_message;
 
 use crate::domain::exchange::{Dialect, Usage};
 use crate::domain::failover::StreamEventKind;
-
-/// A byte string searched for in every stream event, its searcher built once (a one-shot
-/// `memmem::find` builds one per call, which costs more than the search in a short event).
-pub(crate) type Needle = std::sync::LazyLock<memmem::Finder<'static>>;
-
-/// `"usage":`, the OpenAI and Responses usage field.
-pub(crate) static USAGE_FIELD: Needle = Needle::new(|| memmem::Finder::new(b"\"usage\":"));
-/// `"usage"`, Anthropic's (its events may put a space before the colon).
-pub(crate) static USAGE_NAME: Needle = Needle::new(|| memmem::Finder::new(b"\"usage\""));
-/// `"usageMetadata"`, Gemini's.
-pub(crate) static USAGE_METADATA: Needle =
-    Needle::new(|| memmem::Finder::new(b"\"usageMetadata\""));
-
-/// Whether `haystack` holds `needle`: the cheap test that spares most stream events a JSON parse.
-pub(crate) fn mentions(haystack: &[u8], needle: &Needle) -> bool {
-    needle.find(haystack).is_some()
-}
 
 /// What one stream event means for the commit rule (SPEC 5.5), in the stream's dialect.
 pub fn classify(dialect: Dialect, event: &[u8]) -> StreamEventKind {

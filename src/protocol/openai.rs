@@ -829,7 +829,7 @@ pub fn usage_of_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {
 
 /// Tokens from a stream's usage chunk; other chunks cost one substring scan.
 pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
-    if !super::mentions(event, &super::USAGE_FIELD) {
+    if !super::needle::mentions(event, &super::needle::USAGE_FIELD) {
         return None;
     }
     let data = sse::data_of(event)?;
@@ -840,7 +840,7 @@ pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
 /// (`stream_options.include_usage`): a data event whose chunk has usage and no choices
 /// (`"choices": []`, or none at all) and is not an error. Other chunks cost one substring scan.
 pub fn is_usage_only_chunk(event: &[u8]) -> bool {
-    if !super::mentions(event, &super::USAGE_FIELD) {
+    if !super::needle::mentions(event, &super::needle::USAGE_FIELD) {
         return false;
     }
     let Some(data) = sse::data_of(event) else {

@@ -5,10 +5,13 @@
 //! script does. Nothing grows without bound: window buckets are pruned when their key is
 //! touched, spending expires with its period, usage days are kept for [`USAGE_RETENTION`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+// foldhash (hashbrown's default) rather than SipHash: these maps are read and written on every
+// request, and their keys are configured names or bounded sets (SPEC's providers, models, keys).
+use hashbrown::HashMap;
 use parking_lot::{Mutex, RwLock};
 
 use crate::domain::keys::VirtualKey;

@@ -1,6 +1,8 @@
 //! Logical models in memory.
 
-use std::collections::HashMap;
+// foldhash (hashbrown's default) rather than SipHash: these maps are read and written on every
+// request, and their keys are configured names or bounded sets (SPEC's providers, models, keys).
+use hashbrown::HashMap;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;

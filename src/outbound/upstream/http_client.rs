@@ -4,11 +4,12 @@
 //! vendor's way, browser mask, custom headers) are built once at start-up and again on a reload,
 //! not per request.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+// foldhash: looked up per upstream call by provider id, a configured name.
+use hashbrown::HashMap;
 
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};

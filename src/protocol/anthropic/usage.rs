@@ -58,7 +58,7 @@ pub fn usage_of_answer(body: &[u8]) -> Result<Option<Usage>, NotJson> {
 /// in newer API versions the input again). The domain merges the reports of one stream by taking
 /// the largest of each count. Other events cost one substring scan.
 pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
-    if !crate::protocol::mentions(event, &crate::protocol::USAGE_NAME) {
+    if !crate::protocol::needle::mentions(event, &crate::protocol::needle::USAGE_NAME) {
         return None;
     }
     #[derive(serde::Deserialize)]

@@ -353,7 +353,7 @@ struct WithUsageMetadata {
 /// in a stream): the prompt with tool-use prompt tokens, thought tokens inside the completion and
 /// apart as reasoning, cached content as cache reads. Other bodies cost one substring scan.
 pub fn usage_of(body: &[u8]) -> Option<Usage> {
-    if !crate::protocol::mentions(body, &crate::protocol::USAGE_METADATA) {
+    if !crate::protocol::needle::mentions(body, &crate::protocol::needle::USAGE_METADATA) {
         return None;
     }
     let parsed = match sse::data_of(body) {

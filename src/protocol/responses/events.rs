@@ -38,7 +38,7 @@ struct Kind<'a> {
 /// Tokens from the event that ends the stream (`response.completed` carries the whole Response
 /// with its usage); other events cost one substring scan.
 pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
-    if !crate::protocol::mentions(event, &crate::protocol::USAGE_FIELD) {
+    if !crate::protocol::needle::mentions(event, &crate::protocol::needle::USAGE_FIELD) {
         return None;
     }
     #[derive(serde::Deserialize)]
