@@ -31,11 +31,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use deadpool_redis::redis::{FromRedisValue, Pipeline, Value as RedisValue};
+use deadpool_redis::redis::{FromRedisValue, Pipeline, Value as RedisValue, pipe};
 use futures_util::future::join_all;
 
 use super::backend::RedisBackend;
 use super::keys;
+use crate::domain::health::WINDOW_SECONDS;
 
 /// How long after the first write of a batch it is written.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -474,7 +475,7 @@ impl WriteBehind {
         }
         for (key, second) in prune {
             let backend = inner.backend.clone();
-            tokio::spawn(async move { super::health::prune(&backend, &key, second).await });
+            tokio::spawn(async move { prune_stale(&backend, &key, second).await });
         }
     }
 
@@ -490,7 +491,7 @@ impl WriteBehind {
         for (provider, answer) in checks.iter().zip(answers.into_iter().skip(skip)) {
             let raw: Option<String> = FromRedisValue::from_redis_value(answer).unwrap_or(None);
             if raw.is_some() {
-                super::health::reset_failures(&self.inner.backend, provider).await;
+                super::circuit_write::reset_failures(&self.inner.backend, provider).await;
             }
         }
     }
@@ -515,6 +516,25 @@ impl WriteBehind {
                 "routing metrics and usage of the last moments not recorded: {why}"
             );
         }
+    }
+}
+
+/// Drops the fields of the metrics hash `key` older than the window ending at `now_second`.
+async fn prune_stale(backend: &RedisBackend, key: &str, now_second: u64) {
+    let Ok((fields,)) = backend.run::<(Vec<String>,)>(pipe().hkeys(key)).await else {
+        return;
+    };
+    let oldest = now_second.saturating_sub(WINDOW_SECONDS);
+    let stale: Vec<&String> = fields
+        .iter()
+        .filter(|f| {
+            f.split_once(':')
+                .and_then(|(s, _)| s.parse::<u64>().ok())
+                .is_some_and(|s| s < oldest)
+        })
+        .collect();
+    if !stale.is_empty() {
+        let _ = backend.run::<()>(pipe().hdel(key, stale).ignore()).await;
     }
 }
 

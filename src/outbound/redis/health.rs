@@ -16,11 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_redis::redis::{self, Cmd, Value as RedisValue, pipe};
+use deadpool_redis::redis::{Cmd, pipe};
 use parking_lot::Mutex;
 
 use super::backend::RedisBackend;
 use super::batch::WriteBehind;
+use super::circuit_write::{reset_failures, transact};
 use super::keys;
 use crate::domain::health::{
     AttemptSample, BreakerPolicy, Circuit, LATENCY_BOUNDS_MS, MetricsWindow, RoutingMetrics,
@@ -245,25 +246,6 @@ impl MetricsStore for RedisMetricsStore {
     }
 }
 
-/// Drops the fields of the metrics hash `key` older than the window ending at `now_second`.
-pub(super) async fn prune(backend: &RedisBackend, key: &str, now_second: u64) {
-    let Ok((fields,)) = backend.run::<(Vec<String>,)>(pipe().hkeys(key)).await else {
-        return;
-    };
-    let oldest = now_second.saturating_sub(WINDOW_SECONDS);
-    let stale: Vec<&String> = fields
-        .iter()
-        .filter(|f| {
-            f.split_once(':')
-                .and_then(|(s, _)| s.parse::<u64>().ok())
-                .is_some_and(|s| s < oldest)
-        })
-        .collect();
-    if !stale.is_empty() {
-        let _ = backend.run::<()>(pipe().hdel(key, stale).ignore()).await;
-    }
-}
-
 /// Most circuits remembered per instance (one per provider routed to).
 const MAX_KNOWN_CIRCUITS: usize = 4096;
 
@@ -273,74 +255,6 @@ pub struct RedisCircuitStore {
     snapshots: Arc<Snapshots<Vec<Circuit>>>,
     /// Each provider's circuit as this instance last read or wrote it.
     known: Arc<Mutex<HashMap<String, Circuit>>>,
-}
-
-/// Applies `change` to the stored circuit of `provider_id` atomically (WATCH/MULTI, retried on
-/// conflict); returns the new circuit, or `None` when `change` declined.
-async fn transact(
-    backend: &RedisBackend,
-    provider_id: &str,
-    change: impl Fn(Circuit) -> Option<Circuit> + Send + Sync,
-) -> StoreResult<Option<Circuit>> {
-    let key = keys::circuit(provider_id);
-    for _ in 0..8 {
-        let outcome = backend
-            .with_connection(async |conn| {
-                redis::cmd("WATCH")
-                    .arg(&key)
-                    .query_async::<()>(conn)
-                    .await?;
-                let raw: Option<String> = redis::cmd("GET").arg(&key).query_async(conn).await?;
-                let current: Circuit = raw
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or_default();
-                let Some(next) = change(current) else {
-                    conn.unwatch(&key).await?;
-                    return Ok(Some(None));
-                };
-                let mut p = pipe();
-                p.atomic();
-                if next == Circuit::default() {
-                    p.del(&key).ignore();
-                } else {
-                    // A circuit forgotten after a day is closed, which is where it would be.
-                    p.set_ex(
-                        &key,
-                        serde_json::to_string(&next).unwrap_or_default(),
-                        86_400,
-                    )
-                    .ignore();
-                }
-                let result: RedisValue = p.query_async(conn).await?;
-                Ok(if matches!(result, RedisValue::Nil) {
-                    None
-                } else {
-                    Some(Some(next))
-                })
-            })
-            .await?;
-        if let Some(done) = outcome {
-            return Ok(done);
-        }
-    }
-    Err(crate::domain::ports::StoreError(format!(
-        "circuit of '{provider_id}' kept changing; update skipped"
-    )))
-}
-
-/// What a success noted in a batch does to a stored circuit (`batch.rs`): it clears the failures
-/// counted on a closed circuit; an open or half-open one is a newer decision and stays.
-pub(super) async fn reset_failures(backend: &RedisBackend, provider_id: &str) {
-    let outcome = transact(backend, provider_id, |current| match current {
-        Circuit::Closed {
-            consecutive_failures,
-        } if consecutive_failures > 0 => Some(current.on_success()),
-        _ => None,
-    })
-    .await;
-    if let Err(e) = outcome {
-        tracing::warn!(error = %e, provider = provider_id, "circuit not updated");
-    }
 }
 
 impl RedisCircuitStore {

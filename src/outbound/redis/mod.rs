@@ -6,6 +6,7 @@
 mod access;
 mod backend;
 mod batch;
+mod circuit_write;
 mod context;
 mod health;
 mod keys;
