@@ -79,17 +79,17 @@ mod tests {
     #[test]
     fn registers_once_per_label_set() {
         let registered = Cell::new(0);
-        let mut next = || {
+        let next = || {
             registered.set(registered.get() + 1);
             registered.get()
         };
-        assert_eq!(get(&CACHE, ["openai", "success"], &mut next), 1);
-        assert_eq!(get(&CACHE, ["openai", "success"], &mut next), 1);
-        assert_eq!(get(&CACHE, ["openai", "failed_over"], &mut next), 2);
+        assert_eq!(get(&CACHE, ["openai", "success"], next), 1);
+        assert_eq!(get(&CACHE, ["openai", "success"], next), 1);
+        assert_eq!(get(&CACHE, ["openai", "failed_over"], next), 2);
         // Label boundaries count: ("ab", "c") is not ("a", "bc").
-        assert_eq!(get(&CACHE, ["ab", "c"], &mut next), 3);
-        assert_eq!(get(&CACHE, ["a", "bc"], &mut next), 4);
-        assert_eq!(get(&CACHE, ["openai", "success"], &mut next), 1);
+        assert_eq!(get(&CACHE, ["ab", "c"], next), 3);
+        assert_eq!(get(&CACHE, ["a", "bc"], next), 4);
+        assert_eq!(get(&CACHE, ["openai", "success"], next), 1);
         assert_eq!(registered.get(), 4);
     }
 }
