@@ -51,7 +51,8 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Pending {
     /// Hash counters: key -> (field -> increment, the key's TTL in seconds).
-    counters: HashMap<String, (HashMap<String, i64>, i64)>,
+    /// (hashbrown, for `entry_ref`: the key is copied only when it is new to the batch.)
+    counters: hashbrown::HashMap<String, (HashMap<String, i64>, i64)>,
     /// Set members: key -> (members, the key's TTL in seconds).
     members: HashMap<String, (HashSet<String>, i64)>,
     /// Providers that answered while their circuit was last seen closed without failures.
@@ -75,22 +76,9 @@ impl Pending {
     }
 
     fn add_counters(&mut self, key: &str, ttl: i64, fields: Vec<(String, i64)>) {
-        let (counts, key_ttl) = match self.counters.get_mut(key) {
-            Some(entry) => entry,
-            None => self
-                .counters
-                .entry(key.to_string())
-                .or_insert_with(|| (HashMap::new(), ttl)),
-        };
-        *key_ttl = (*key_ttl).max(ttl);
+        self.key(key, ttl);
         for (field, n) in fields {
-            match counts.get_mut(&field) {
-                Some(count) => *count += n,
-                None => {
-                    counts.insert(field, n);
-                    self.size += 1;
-                }
-            }
+            self.incr(key, ttl, &field, n);
         }
     }
 
@@ -109,13 +97,10 @@ impl Pending {
     /// The counters of `key` (created empty: the key still gets its TTL), with its TTL raised to
     /// `ttl`.
     fn key(&mut self, key: &str, ttl: i64) -> &mut HashMap<String, i64> {
-        if !self.counters.contains_key(key) {
-            self.counters.insert(key.to_string(), (HashMap::new(), ttl));
-        }
         let (counts, key_ttl) = self
             .counters
-            .get_mut(key)
-            .expect("the key was just inserted");
+            .entry_ref(key)
+            .or_insert_with(|| (HashMap::new(), ttl));
         *key_ttl = (*key_ttl).max(ttl);
         counts
     }
