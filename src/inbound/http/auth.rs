@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use salvo::http::StatusCode;
+use salvo::http::header::AUTHORIZATION;
+use salvo::http::{HeaderName, StatusCode};
 use salvo::prelude::*;
 
 use super::credentials::Presented;
 use super::error::ApiError;
+use super::header_names as names;
 use crate::domain::keys::VirtualKey;
 use crate::domain::service::keys::Denied;
 
@@ -61,15 +63,15 @@ pub async fn require_token(
         ctrl.skip_rest();
         return;
     };
-    let header = |name: &str| {
+    let header = |name: HeaderName| {
         req.headers()
             .get(name)
             .map(|v| v.to_str().unwrap_or("\u{0}"))
     };
     // Google's clients send the key as `x-goog-api-key` or the `key` query parameter; the query
     // is parsed only when no header carries a credential (not on the common path).
-    let authorization = header("authorization");
-    let mut api_key = header("x-api-key").or_else(|| header("x-goog-api-key"));
+    let authorization = header(AUTHORIZATION);
+    let mut api_key = header(names::X_API_KEY).or_else(|| header(names::X_GOOG_API_KEY));
     let query_key;
     if authorization.is_none() && api_key.is_none() {
         query_key = req.query::<String>("key");

@@ -5,6 +5,7 @@ mod auth;
 mod credentials;
 mod error;
 mod handlers;
+mod header_names;
 mod limits;
 mod listener;
 pub(crate) mod openapi;

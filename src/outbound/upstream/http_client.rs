@@ -12,7 +12,9 @@ use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 
 use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{
+    ACCEPT, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+};
 use secrecy::ExposeSecret;
 
 use super::bodies::ByteStream;
@@ -43,7 +45,10 @@ const MODEL_LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 struct ProviderHeaders {
+    /// For a JSON answer (`Accept: application/json`).
     chat: HeaderMap,
+    /// For an event stream (`Accept: text/event-stream`).
+    chat_stream: HeaderMap,
     plain: HeaderMap,
     /// The chat URL parsed once, when it does not depend on the model (all but Gemini).
     chat_url: Option<reqwest::Url>,
@@ -174,6 +179,9 @@ fn provider_headers(
             plain.insert("x-goog-api-key", value);
         }
     }
+    if let Some(host) = plain_http_host(&provider.base_url) {
+        plain.insert(HOST, host);
+    }
     let mut chat = plain.clone();
     chat.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(mask) = mask {
@@ -206,6 +214,9 @@ fn provider_headers(
         chat.insert(name.clone(), value.clone());
         plain.insert(name, value);
     }
+    let mut chat_stream = chat.clone();
+    chat.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    chat_stream.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
     let chat_url = if provider.chat_path.contains("{model}") {
         None
     } else {
@@ -220,10 +231,44 @@ fn provider_headers(
     };
     Ok(ProviderHeaders {
         chat,
+        chat_stream,
         plain,
         chat_url,
         responses_url,
     })
+}
+
+/// The `Host` header of a plain-HTTP upstream, made once. Such a connection is HTTP/1, where
+/// hyper-util otherwise formats `host:port` on every request whose port is not the default one.
+/// Over HTTPS the connection may turn out HTTP/2, which carries the authority itself, so the
+/// header is left to hyper-util there.
+fn plain_http_host(base_url: &str) -> Option<HeaderValue> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    let host = url.host_str()?;
+    let value = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    HeaderValue::from_str(&value).ok()
+}
+
+/// A POST of `body` with `headers` (the provider's, prepared) and the client's `extra` headers.
+fn post(
+    url: reqwest::Url,
+    headers: &HeaderMap,
+    extra_headers: &[(String, String)],
+    body: bytes::Bytes,
+) -> reqwest::Request {
+    let mut request = reqwest::Request::new(reqwest::Method::POST, url);
+    *request.headers_mut() = headers.clone();
+    if !extra_headers.is_empty() {
+        request.headers_mut().extend(extra(extra_headers));
+    }
+    *request.body_mut() = Some(body.into());
+    request
 }
 
 fn upstream_url(url: &str) -> Result<reqwest::Url, TransportError> {
@@ -339,20 +384,15 @@ impl HttpUpstream {
         extra_headers: &[(String, String)],
     ) -> Result<RawReply, TransportError> {
         let headers = self.headers_for(provider)?;
-        let accept = if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
         let url = self.chat_url(provider, &headers, model_id, stream, dialect)?;
+        let prepared = if stream {
+            &headers.chat_stream
+        } else {
+            &headers.chat
+        };
         let response = self
             .client()
-            .post(url)
-            .headers(headers.chat.clone())
-            .header(ACCEPT, accept)
-            .headers(extra(extra_headers))
-            .body(body)
-            .send()
+            .execute(post(url, prepared, extra_headers, body))
             .await
             .map_err(|e| TransportError(describe(&e)))?;
         let status = response.status().as_u16();
@@ -403,12 +443,7 @@ impl HttpUpstream {
         let headers = self.headers_for(provider)?;
         let response = self
             .client()
-            .post(url)
-            .headers(headers.chat.clone())
-            .header(ACCEPT, "application/json")
-            .headers(extra(extra_headers))
-            .body(body)
-            .send()
+            .execute(post(url, &headers.chat, extra_headers, body))
             .await
             .map_err(|e| TransportError(describe(&e)))?;
         let status = response.status().as_u16();

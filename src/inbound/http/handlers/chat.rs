@@ -187,10 +187,14 @@ async fn read_request(
 ) -> Result<Incoming, ApiError> {
     let session = session_key(req, None)?;
     let anthropic_headers = anthropic_headers(req);
-    let wants_sse = req.headers().get_all("accept").iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
-    });
+    let wants_sse = req
+        .headers()
+        .get_all(salvo::http::header::ACCEPT)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+        });
     let bytes = &payload(req, max_body_bytes).await?;
     if log_bodies {
         log_body("request", bytes);

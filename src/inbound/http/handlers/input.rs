@@ -1,12 +1,14 @@
 //! Reading requests, shared by every handler: the state, bodies within the size limit (413), ids
 //! that become store keys, the session header, vendor headers, and body logging.
 
-use salvo::http::StatusCode;
 use salvo::http::errors::ParseError;
+use salvo::http::header::AUTHORIZATION;
+use salvo::http::{HeaderName, StatusCode};
 use salvo::prelude::*;
 
 use crate::domain::metering::GATEWAY_KEY;
 use crate::domain::watch::Watch;
+use crate::inbound::http::header_names as names;
 use crate::inbound::http::{ApiError, AppState, Caller};
 
 /// The shared state, or a 500 written to the response (only a mis-wired router lacks it).
@@ -32,7 +34,7 @@ pub fn watch(
     // The request-id hoop put it on the response before any handler ran.
     let request_id = res
         .headers()
-        .get(crate::inbound::http::request_id::HEADER)
+        .get(names::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
@@ -107,7 +109,7 @@ pub fn path_id(req: &Request) -> Result<String, ApiError> {
 
 /// The `X-Session-Id` header, checked: it becomes a store key (SPEC 4.1).
 pub fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("x-session-id") else {
+    let Some(value) = req.headers().get(names::X_SESSION_ID) else {
         return Ok(None);
     };
     let id = value.to_str().map(str::trim).unwrap_or("\u{0}");
@@ -118,7 +120,7 @@ pub fn session_id(req: &Request) -> Result<Option<String>, ApiError> {
 /// 5.5); without it the logical model's `stream_resume` decides.
 pub fn stream_resume(req: &Request) -> bool {
     req.headers()
-        .get("x-apiproxy-stream-resume")
+        .get(names::X_APIPROXY_STREAM_RESUME)
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .is_some_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
@@ -133,10 +135,10 @@ pub struct SessionKey {
 }
 
 /// Agents' own session headers, with the prefix that keeps their ids apart (SPEC 4.8).
-const AGENT_SESSION_HEADERS: [(&str, &str); 3] = [
-    ("x-claude-code-session-id", "claude-code:"),
-    ("session-id", "codex:"),
-    ("session_id", "codex:"),
+const AGENT_SESSION_HEADERS: [(HeaderName, &str); 3] = [
+    (names::X_CLAUDE_CODE_SESSION_ID, "claude-code:"),
+    (names::SESSION_ID, "codex:"),
+    (names::SESSION_ID_UNDERSCORE, "codex:"),
 ];
 
 /// The session of a request (SPEC 4.1, 4.8): `X-Session-Id` (checked, bound and recorded in the
@@ -152,7 +154,7 @@ pub fn session_key(req: &Request, prompt_cache_key: Option<&str>) -> Result<Sess
         });
     }
     let from_headers = AGENT_SESSION_HEADERS.iter().find_map(|(name, prefix)| {
-        let value = req.headers().get(*name)?.to_str().ok()?.trim();
+        let value = req.headers().get(name)?.to_str().ok()?.trim();
         Some(format!("{prefix}{value}"))
     });
     let id = from_headers
@@ -166,18 +168,18 @@ pub fn session_key(req: &Request, prompt_cache_key: Option<&str>) -> Result<Sess
 /// are shared with OpenAI's (`GET /v1/models`).
 pub fn google_client(req: &Request) -> bool {
     let headers = req.headers();
-    !headers.contains_key("authorization")
-        && (headers.contains_key("x-goog-api-key") || req.query::<String>("key").is_some())
+    !headers.contains_key(AUTHORIZATION)
+        && (headers.contains_key(names::X_GOOG_API_KEY) || req.query::<String>("key").is_some())
 }
 
 /// The client's own Anthropic headers, forwarded on native pass-through.
 pub fn anthropic_headers(req: &Request) -> Vec<(String, String)> {
-    ["anthropic-version", "anthropic-beta"]
+    [names::ANTHROPIC_VERSION, names::ANTHROPIC_BETA]
         .iter()
         .filter_map(|name| {
             Some((
                 name.to_string(),
-                req.headers().get(*name)?.to_str().ok()?.to_string(),
+                req.headers().get(name)?.to_str().ok()?.to_string(),
             ))
         })
         .collect()
