@@ -60,11 +60,25 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .push(Router::with_path("console.js").get(handlers::console::script))
                 .push(Router::with_path("console.css").get(handlers::console::style)),
         );
-    // Inference and model lists: every credential (SPEC 3.1).
+    // Inference and model lists: every credential (SPEC 3.1). Inference first: routes are tried
+    // in order, and these take nearly all traffic.
+    let v1 = Router::with_path("v1")
+        .push(Router::with_path("chat/completions").post(handlers::chat::completions))
+        .push(Router::with_path("responses").post(handlers::responses::create))
+        .push(Router::with_path("messages").post(handlers::messages::create))
+        .push(Router::with_path("messages/count_tokens").post(handlers::messages::count_tokens))
+        .push(Router::with_path("models").get(handlers::models::list))
+        .push(
+            Router::with_path("models/{**id}")
+                .get(handlers::models::get_one)
+                .post(handlers::gemini::model_action_v1),
+        )
+        .push(Router::with_path("usage").get(handlers::usage::own));
     let clients = Router::new()
+        .push(v1)
         .push(Router::with_path("models").get(handlers::models::list_unversioned))
         .push(
-            // The Gemini API (SPEC 4.7); its `/v1` actions share the `/v1/models/{id}` route below.
+            // The Gemini API (SPEC 4.7); its `/v1` actions share the `/v1/models/{id}` route above.
             Router::with_path("v1beta/models")
                 .get(handlers::gemini::list)
                 .push(
@@ -72,23 +86,6 @@ pub fn router(state: Arc<AppState>) -> Router {
                         .get(handlers::gemini::get_one)
                         .post(handlers::gemini::model_action),
                 ),
-        )
-        .push(
-            Router::with_path("v1")
-                .push(Router::with_path("models").get(handlers::models::list))
-                .push(
-                    Router::with_path("models/{**id}")
-                        .get(handlers::models::get_one)
-                        .post(handlers::gemini::model_action_v1),
-                )
-                .push(Router::with_path("chat/completions").post(handlers::chat::completions))
-                .push(Router::with_path("responses").post(handlers::responses::create))
-                .push(Router::with_path("messages").post(handlers::messages::create))
-                .push(
-                    Router::with_path("messages/count_tokens")
-                        .post(handlers::messages::count_tokens),
-                )
-                .push(Router::with_path("usage").get(handlers::usage::own)),
         );
     // Management: the admin token only.
     let mut admin = Router::new()
@@ -156,7 +153,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .oapi_securities(openapi::token_requirements())
         .push(clients)
         .push(admin);
-    let api = Router::new().push(open).push(authed);
+    // The authenticated routes first (no path is in both): they take nearly all traffic.
+    let api = Router::new().push(authed).push(open);
     published.set(&openapi::document(&api));
     let in_flight = admission::InFlight(state.admission.clone());
     Router::new()
