@@ -49,6 +49,9 @@ SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")
 MEMORY_ONLY = os.environ.get("BENCH_MEMORY_ONLY", "") not in ("", "0")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "1" if SMOKE else "10"))
 TOKEN = "dGltZWxpbmU="
+# The paired in-memory/Redis throughput rounds (paired_store_rounds).
+PAIRED_ROUNDS = 2 if SMOKE else 3
+PAIRED_SECONDS = 1 if SMOKE else 5
 HOLD_STREAMS = int(os.environ.get("BENCH_HOLD_STREAMS", "300" if SMOKE else "5000"))
 # Held streams: the full run holds never-ending streams (400 words, one event a second) for 25 s;
 # the smoke run uses short ones (8 words, an event every 200 ms) and checks that every one of them
@@ -453,6 +456,23 @@ def run_suite(label, gw_port, gw_pid, direct_port, results, ng):
             check_load(f"{label}.{step}.{path}", results[f"{label}.{step}.{path}"])
 
 
+def paired_store_rounds(memory_port, redis_port, results):
+    """The Redis store's throughput against the in-memory store's, taken in PAIRED_ROUNDS pairs of
+    back-to-back max-throughput steps (in-memory, then Redis, each PAIRED_SECONDS long). The two
+    suites' own max steps are minutes apart, and this box's throughput moves 10-20% between runs
+    minutes apart, more than the 90% target allows; a pair shares the machine's state, and the
+    median of the pairs' ratios is what the target row reads."""
+    print(f"[redis] paired max-throughput rounds against the in-memory store ({PAIRED_ROUNDS} x {PAIRED_SECONDS} s each)", flush=True)
+    rounds = []
+    for _ in range(PAIRED_ROUNDS):
+        memory = oha(f"http://127.0.0.1:{memory_port}/v1/chat/completions", "bench", 32, seconds=PAIRED_SECONDS)
+        redis = oha(f"http://127.0.0.1:{redis_port}/v1/chat/completions", "bench", 32, seconds=PAIRED_SECONDS)
+        check_load("redis.paired.memory", memory)
+        check_load("redis.paired.redis", redis)
+        rounds.append({"memory_rps": memory["rps"], "redis_rps": redis["rps"], "ratio": redis["rps"] / memory["rps"] if memory["rps"] > 0 else NAN})
+    results["redis.paired"] = rounds
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     mem = next((l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")), "0")
@@ -587,6 +607,7 @@ def run(procs, results):
         wait_redis(redis_port, rp)
         rgw_port, rgw = gateway(procs, fast, slow, redis_url=f"redis://127.0.0.1:{redis_port}/0", name="gateway-redis")
         run_suite("redis", rgw_port, rgw.pid, fast, results, ng)
+        paired_store_rounds(gw_port, rgw_port, results)
         check_alive("gateway-redis", rgw)
         gateways.append(rgw)
     else:
@@ -856,7 +877,10 @@ def target_rows(f):
         rows.append(("memory per held stream ≤ 20 KiB", f"{fmt(f.get('nginx_kib_per_stream', NAN), 1)} KiB", f"{fmt(x, 1)} KiB", met(finite(x) and x <= 20, x)))
     if "redis_rps_ratio" in f:
         x, d = f["redis_rps_ratio"], f["redis_added_diff"]
-        rows.append(("Redis store: max throughput ≥ 90% of the in-memory store's", "", f"{fmt(x * 100, 1)}%", met(finite(x) and x >= 0.9, x)))
+        shown = f"{fmt(x * 100, 1)}%"
+        if "redis_rps_ratio_single" in f:
+            shown += f" (median of {PAIRED_ROUNDS} paired rounds; the suites' own max steps: {fmt(f['redis_rps_ratio_single'] * 100, 1)}%)"
+        rows.append(("Redis store: max throughput ≥ 90% of the in-memory store's", "", shown, met(finite(x) and x >= 0.9, x)))
         rows.append(("Redis store: added p50 at 500 req/s within 0.1 ms of the in-memory store's", "", signed(d), met(finite(d) and d <= 0.1, d)))
     return rows
 
@@ -939,7 +963,9 @@ def run_targets(r):
     f["kib_per_stream"] = get("hold", "kib_per_stream")
     f["nginx_kib_per_stream"] = get("hold.nginx", "kib_per_stream")
     if "redis.max.gateway" in r:
-        f["redis_rps_ratio"] = ratio(get("redis.max.gateway", "rps"), f["rps"])
+        f["redis_rps_ratio_single"] = ratio(get("redis.max.gateway", "rps"), f["rps"])
+        paired = [x["ratio"] for x in r.get("redis.paired", []) if finite(x["ratio"])]
+        f["redis_rps_ratio"] = median(paired) if paired else f["redis_rps_ratio_single"]
         f["redis_added_diff"] = (get("redis.rate500.gateway", "p50") - get("redis.rate500.direct", "p50")) - f["added_p50"][500]
     rows = target_rows(f)
     met = sum(row[3] == "yes" for row in rows)
@@ -1018,6 +1044,13 @@ def write_markdown(r, machine_line):
             f"| throughput through the gateway ≥ 50% of direct | {fmt(ratio * 100, 1)}% | {'yes' if ratio >= 0.5 else 'no'} |",
             "",
         ]
+        if store == "redis" and r.get("redis.paired"):
+            lines += ["Paired max-throughput rounds (32 connections, in-memory then Redis, back to back; the",
+                      "Redis target reads the median ratio):", "",
+                      "| round | in-memory req/s | Redis req/s | Redis / in-memory |", "| ---: | ---: | ---: | ---: |"]
+            lines += [f"| {i + 1} | {fmt(x['memory_rps'], 0)} | {fmt(x['redis_rps'], 0)} | {fmt(x['ratio'] * 100, 1)}% |"
+                      for i, x in enumerate(r["redis.paired"])]
+            lines.append("")
     if "stream.direct" in r and "stream.gateway" in r:
         sd, sg = r["stream.direct"], r["stream.gateway"]
         added = sg["ttfb_p50_ms"] - sd["ttfb_p50_ms"]

@@ -508,7 +508,7 @@ pub fn read_event(event: &[u8]) -> Option<StreamEventKind> {
     };
     Some(kind_of_chunk(
         chunk.error,
-        chunk.choices.unwrap_or_default(),
+        chunk.choices.is_some_and(|choices| choices.0),
     ))
 }
 
@@ -525,17 +525,17 @@ fn read_odd_chunk(data: &str) -> StreamEventKind {
     let Ok(chunk) = serde_json::from_str::<RawChunkProbe<'_>>(data) else {
         return StreamEventKind::Preamble;
     };
-    let choices = chunk
+    let any_content = chunk
         .choices
         .and_then(|raw| serde_json::from_str::<Vec<ChoiceProbe<'_>>>(raw.get()).ok())
-        .unwrap_or_default();
-    kind_of_chunk(chunk.error, choices)
+        .is_some_and(|choices| choices.iter().any(ChoiceProbe::has_content));
+    kind_of_chunk(chunk.error, any_content)
 }
 
-fn kind_of_chunk(error: Option<&RawValue>, choices: Vec<ChoiceProbe<'_>>) -> StreamEventKind {
+fn kind_of_chunk(error: Option<&RawValue>, any_content: bool) -> StreamEventKind {
     if error.is_some_and(|e| e.get() != "null") {
         StreamEventKind::Error
-    } else if choices.iter().any(ChoiceProbe::has_content) {
+    } else if any_content {
         StreamEventKind::Content
     } else {
         StreamEventKind::Preamble
@@ -547,8 +547,32 @@ fn kind_of_chunk(error: Option<&RawValue>, choices: Vec<ChoiceProbe<'_>>) -> Str
 struct ChunkProbe<'a> {
     #[serde(default, borrow)]
     error: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    choices: Option<Vec<ChoiceProbe<'a>>>,
+    #[serde(default)]
+    choices: Option<AnyContent>,
+}
+
+/// Whether any of a chunk's choices carries content, read choice by choice: no list is built for
+/// every event of every stream.
+struct AnyContent(bool);
+
+impl<'de> serde::Deserialize<'de> for AnyContent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Choices;
+        impl<'de> serde::de::Visitor<'de> for Choices {
+            type Value = bool;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of choices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+                let mut any = false;
+                while let Some(choice) = seq.next_element::<ChoiceProbe<'de>>()? {
+                    any |= choice.has_content();
+                }
+                Ok(any)
+            }
+        }
+        deserializer.deserialize_seq(Choices).map(AnyContent)
+    }
 }
 
 #[derive(serde::Deserialize)]
