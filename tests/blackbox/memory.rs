@@ -11,11 +11,11 @@ use crate::support::*;
 
 /// Requests before the first reading: connection pools, buffers and metric series all exist.
 const WARM_UP: u64 = 30_000;
-/// Requests between the two readings. Before the recorder's upkeep ran on a timer, a debug build
+/// Requests in each of the two measured rounds. Before the recorder's upkeep ran on a timer, a debug build
 /// kept about 35 bytes a request (10 MiB over 300,000): 6.7 MiB here, twice the bound below.
 const LOAD: u64 = 200_000;
-/// Growth allowed between the readings: allocator slack, not a per-request cost (with the fix the
-/// two readings differ by less than 1 MiB either way).
+/// Growth allowed in a round: allocator slack, not a per-request cost (with the fix a round usually
+/// ends within 1 MiB of where it started).
 const BOUND_MIB: f64 = 3.0;
 /// Concurrent client connections.
 const CONNECTIONS: u64 = 24;
@@ -97,19 +97,26 @@ async fn resident_memory_stays_flat_over_200k_requests_with_nobody_reading_metri
     let before = rss_mib(gateway.pid());
     load(&gateway, LOAD).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
+    let middle = rss_mib(gateway.pid());
+    load(&gateway, LOAD).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let after = rss_mib(gateway.pid());
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "RSS {before:.1} MiB after {WARM_UP} requests, {after:.1} MiB after {LOAD} more ({seconds:.0} s)"
+        "RSS {before:.1} MiB after {WARM_UP} requests, {middle:.1} MiB after {LOAD} more, {after:.1} MiB after {LOAD} more again ({seconds:.0} s)"
     );
+    // A per-request cost grows the resident size in both rounds (the bug this test was written
+    // for: 6.7 MiB a round). The allocator's slack does not: on a 2-core machine one round now and
+    // then ends 3-6 MiB up (measured at 1f1afbb too: 0.6, 2.0 and 5.5 MiB in three runs), and the
+    // next round stays there. So the smaller of the two growths is held to the bound.
+    let growth = (middle - before).min(after - middle);
     assert!(
-        after <= before + BOUND_MIB,
-        "resident memory grew by {:.1} MiB over {LOAD} requests (bound {BOUND_MIB} MiB): {before:.1} -> {after:.1} MiB",
-        after - before
+        growth <= BOUND_MIB,
+        "resident memory grew by at least {growth:.1} MiB in each of two rounds of {LOAD} requests (bound {BOUND_MIB} MiB): {before:.1} -> {middle:.1} -> {after:.1} MiB"
     );
     assert_eq!(
         mock.chat_requests().await,
-        WARM_UP + LOAD,
+        WARM_UP + 2 * LOAD,
         "every request reached the upstream"
     );
 }

@@ -20,5 +20,6 @@ pub const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta")
 pub const X_APIPROXY_PROVIDER: HeaderName = HeaderName::from_static("x-apiproxy-provider");
 pub const X_APIPROXY_MODEL: HeaderName = HeaderName::from_static("x-apiproxy-model");
 pub const X_APIPROXY_ATTEMPTS: HeaderName = HeaderName::from_static("x-apiproxy-attempts");
+/// Time spent waiting on upstreams, in milliseconds (read back by the overhead histogram).
 pub const X_APIPROXY_UPSTREAM_MS: HeaderName = HeaderName::from_static("x-apiproxy-upstream-ms");
 pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");

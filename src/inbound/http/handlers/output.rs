@@ -18,8 +18,6 @@ use crate::inbound::http::ApiError;
 use crate::inbound::http::header_names as names;
 use crate::protocol::{self as wire, anthropic, gemini, openai};
 
-/// Time spent waiting on upstreams, in milliseconds (read back by the overhead histogram).
-
 /// Tells the console's record of a watched request how it was answered: the status and who
 /// answered, read back from the response (every answer and error writes them the same way). The
 /// record is published when its last holder lets go (a stream's, when the stream ends).
