@@ -80,12 +80,9 @@ pub fn day_of(now: f64) -> String {
     let date = chrono::DateTime::from_timestamp(now.max(0.0) as i64, 0)
         .unwrap_or_default()
         .date_naive();
-    let Ok(year) = u32::try_from(date.year()) else {
+    let Some(year) = u32::try_from(date.year()).ok().filter(|&y| y <= 9999) else {
         return format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
     };
-    if year > 9999 {
-        return format!("{year:04}-{:02}-{:02}", date.month(), date.day());
-    }
     let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
     let mut day = String::with_capacity(10);
     day.extend([year / 1000, year / 100, year / 10, year].map(digit));
